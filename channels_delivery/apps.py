@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ChannelsDeliveryConfig(AppConfig):
+    name = "channels_delivery"
+    verbose_name = "Channel delivery"

@@ -1,0 +1,95 @@
+"""Email through SendGrid's v3 API (when a key is set) or Django's email backend (SMTP or console)."""
+
+import smtplib
+import socket
+import urllib.error
+from email.utils import make_msgid
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.utils import DNS_NAME
+from python_http_client import exceptions as http_exceptions
+from sendgrid import SendGridAPIClient
+from sendgrid.helpers.mail import CustomArg, Mail
+
+from .base import Provider, SendResult
+from .errors import PermanentDeliveryError, TransientDeliveryError
+
+
+class SendGridEmail(Provider):
+    name = "sendgrid"
+    channel = "email"
+
+    def is_configured(self):
+        return bool(settings.SENDGRID_API_KEY)
+
+    def client(self):
+        client = SendGridAPIClient(api_key=settings.SENDGRID_API_KEY, host=settings.SENDGRID_HOST)
+        client.client.timeout = settings.PROVIDER_TIMEOUT_SECONDS
+        return client
+
+    def build(self, delivery_id, message):
+        mail = Mail(
+            from_email=message.get("from") or settings.DEFAULT_FROM_EMAIL,
+            to_emails=message["to"],
+            subject=message["subject"],
+            plain_text_content=message.get("text") or None,
+            html_content=message.get("html") or None,
+        )
+        # Our delivery id travels with the message so events and duplicates can be traced to it.
+        mail.custom_arg = CustomArg("delivery_id", str(delivery_id))
+        return mail
+
+    def send(self, delivery_id, message):
+        try:
+            response = self.client().send(self.build(delivery_id, message))
+        except http_exceptions.HTTPError as error:
+            raise self.error_for(error.status_code, error.body, error.headers) from error
+        except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as error:
+            raise TransientDeliveryError(f"SendGrid unreachable: {error}") from error
+        return SendResult(
+            provider_message_id=response.headers.get("X-Message-Id", ""), status_code=str(response.status_code)
+        )
+
+    @staticmethod
+    def error_for(status_code, body, headers):
+        text = body.decode(errors="replace")[:500] if isinstance(body, bytes) else str(body)[:500]
+        detail = f"SendGrid {status_code}: {text}"
+        if status_code == 429 or status_code >= 500:
+            retry_after = headers.get("Retry-After") if headers else None
+            return TransientDeliveryError(detail, status_code=status_code, retry_after=retry_after)
+        return PermanentDeliveryError(detail, status_code=status_code)
+
+
+class DjangoEmail(Provider):
+    """SMTP when EMAIL_HOST is set; otherwise the console backend prints the message."""
+
+    name = "smtp"
+    channel = "email"
+
+    def is_configured(self):
+        # A real SMTP relay backs SendGrid up; with neither, the console shows what would be sent.
+        return bool(settings.EMAIL_HOST) or not settings.SENDGRID_API_KEY
+
+    def send(self, delivery_id, message):
+        message_id = make_msgid(idstring=str(delivery_id), domain=str(DNS_NAME))
+        email = EmailMultiAlternatives(
+            subject=message["subject"],
+            body=message.get("text", ""),
+            from_email=message.get("from") or settings.DEFAULT_FROM_EMAIL,
+            to=[message["to"]],
+            headers={"X-Notify-Delivery-Id": str(delivery_id), "Message-ID": message_id},
+            connection=get_connection(timeout=settings.EMAIL_TIMEOUT),
+        )
+        if message.get("html"):
+            email.attach_alternative(message["html"], "text/html")
+        try:
+            email.send()
+        except (socket.timeout, TimeoutError, ConnectionError, smtplib.SMTPServerDisconnected) as error:
+            raise TransientDeliveryError(f"SMTP unreachable: {error}") from error
+        except smtplib.SMTPResponseException as error:
+            error_class = TransientDeliveryError if 400 <= error.smtp_code < 500 else PermanentDeliveryError
+            raise error_class(f"SMTP {error.smtp_code}: {error.smtp_error!r}", status_code=error.smtp_code) from error
+        except smtplib.SMTPException as error:
+            raise PermanentDeliveryError(f"SMTP: {error}") from error
+        return SendResult(provider_message_id=message_id, status_code="250")

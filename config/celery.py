@@ -1,0 +1,29 @@
+"""The Celery app: one queue per channel so each scales on its own."""
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+QUEUES = ["dispatch", "email", "sms", "push", "webhook", "slack", "inapp", "maintenance"]
+
+app = Celery("notify")
+# Broker, reliability and limits come from CELERY_* settings (read from the environment).
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.update(
+    task_queues=[Queue(name) for name in QUEUES],
+    task_default_queue="dispatch",
+    task_routes={
+        "notifications.*": {"queue": "dispatch"},
+        "maintenance.*": {"queue": "maintenance"},
+        "channels_delivery.deliver_email": {"queue": "email"},
+        "channels_delivery.deliver_sms": {"queue": "sms"},
+        "channels_delivery.deliver_push": {"queue": "push"},
+        "channels_delivery.deliver_webhook": {"queue": "webhook"},
+        "channels_delivery.deliver_slack": {"queue": "slack"},
+        "channels_delivery.deliver_inapp": {"queue": "inapp"},
+    },
+)
+app.autodiscover_tasks(["notifications", "channels_delivery"])

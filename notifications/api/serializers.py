@@ -1,0 +1,86 @@
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from ..models import Category, Channel, Delivery, DeliveryAttempt, Notification, Priority
+
+User = get_user_model()
+
+MAX_RECIPIENTS_PER_REQUEST = 1000
+
+
+class SendNotificationSerializer(serializers.Serializer):
+    recipients = serializers.ListField(
+        child=serializers.CharField(max_length=150),
+        min_length=1,
+        max_length=MAX_RECIPIENTS_PER_REQUEST,
+        help_text="Recipient user ids (usernames).",
+    )
+    category = serializers.SlugField(max_length=64)
+    title = serializers.CharField(max_length=500)
+    message = serializers.CharField(max_length=20000, allow_blank=True, required=False, default="")
+    channels = serializers.ListField(
+        child=serializers.ChoiceField(choices=Channel.choices), required=False, allow_empty=False
+    )
+    priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.MEDIUM)
+    data = serializers.DictField(required=False, default=dict)
+
+    def validate_recipients(self, usernames):
+        usernames = list(dict.fromkeys(usernames))
+        users = {user.username: user for user in User.objects.filter(username__in=usernames, is_active=True)}
+        unknown = [name for name in usernames if name not in users]
+        if unknown:
+            raise serializers.ValidationError(f"Unknown recipients: {', '.join(unknown[:20])}")
+        return [users[name] for name in usernames]
+
+    def validate_category(self, key):
+        category = Category.objects.filter(key=key).first()
+        if category is None:
+            raise serializers.ValidationError(f"Unknown category '{key}'.")
+        return category
+
+    def validate_channels(self, channels):
+        return list(dict.fromkeys(channels))
+
+
+class SendResultSerializer(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.UUIDField())
+    status = serializers.CharField()
+
+
+class DeliveryAttemptSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DeliveryAttempt
+        fields = ["number", "provider", "started_at", "duration_ms", "outcome", "error", "provider_status_code", "note"]
+
+
+class DeliverySerializer(serializers.ModelSerializer):
+    attempts = DeliveryAttemptSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Delivery
+        fields = [
+            "id", "channel", "provider", "status", "position", "attempt_count", "next_retry_at",
+            "provider_message_id", "reason", "last_error", "template_version", "created_at",
+            "sent_at", "delivered_at", "attempts",
+        ]
+
+
+class NotificationSerializer(serializers.ModelSerializer):
+    recipient = serializers.CharField(source="recipient.username", read_only=True)
+    category = serializers.CharField(source="category_id", read_only=True)
+    message = serializers.CharField(source="body", read_only=True)
+
+    class Meta:
+        model = Notification
+        fields = [
+            "id", "recipient", "category", "title", "message", "data", "priority", "status", "channels",
+            "template_key", "locale", "scheduled_at", "expires_at", "created_at", "read_at", "seen_at",
+            "archived_at",
+        ]
+
+
+class NotificationDetailSerializer(NotificationSerializer):
+    deliveries = DeliverySerializer(many=True, read_only=True)
+
+    class Meta(NotificationSerializer.Meta):
+        fields = NotificationSerializer.Meta.fields + ["deliveries"]

@@ -1,0 +1,28 @@
+"""Storing what an app asked to send, and handing it to the dispatch task after commit."""
+
+from django.db import transaction
+
+from .models import Notification, NotificationStatus
+
+
+@transaction.atomic
+def store_and_dispatch(*, recipients, category, title, message="", channels=None, priority, data, sender=None):
+    notifications = Notification.objects.bulk_create(
+        Notification(
+            recipient=user,
+            sender=sender,
+            category=category,
+            title=title,
+            body=message,
+            channels=channels or [],
+            priority=priority,
+            data=data,
+            status=NotificationStatus.PENDING,
+        )
+        for user in recipients
+    )
+    ids = [str(n.id) for n in notifications]
+    from .tasks import dispatch_notifications
+
+    transaction.on_commit(lambda: dispatch_notifications.delay(ids))
+    return notifications

@@ -1,0 +1,26 @@
+from celery import shared_task
+from django.db import transaction
+
+from channels_delivery import enqueue_deliveries
+
+from . import planning
+from .models import Delivery, DeliveryStatus, Notification, NotificationStatus
+
+
+@shared_task(name="notifications.dispatch_notifications")
+def dispatch_notifications(notification_ids):
+    """Plan the deliveries of pending notifications and enqueue each channel's task."""
+    with transaction.atomic():
+        notifications = list(
+            Notification.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("recipient")
+            .filter(id__in=notification_ids, status=NotificationStatus.PENDING)
+        )
+        deliveries = [delivery for notification in notifications for delivery in planning.plan(notification)]
+        Delivery.objects.bulk_create(deliveries)
+        Notification.objects.filter(id__in=[n.id for n in notifications]).update(
+            status=NotificationStatus.DISPATCHED
+        )
+        queued = [d for d in deliveries if d.status == DeliveryStatus.QUEUED]
+        transaction.on_commit(lambda: enqueue_deliveries(queued))
+    return len(deliveries)
