@@ -348,6 +348,8 @@ class Delivery(models.Model):
     channel = models.CharField(max_length=16, choices=Channel.choices)
     provider = models.CharField(max_length=32, blank=True)
     status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    # Routes run side by side; within a route, position is the place in the fallback chain.
+    route = models.PositiveSmallIntegerField(default=0)
     position = models.PositiveSmallIntegerField(default=0)
     attempt_count = models.PositiveIntegerField(default=0)
     next_retry_at = models.DateTimeField(null=True, blank=True)
@@ -367,7 +369,7 @@ class Delivery(models.Model):
 
     class Meta:
         verbose_name_plural = "deliveries"
-        ordering = ["position"]
+        ordering = ["route", "position"]
         constraints = [
             models.UniqueConstraint(fields=["notification", "channel"], name="delivery_one_per_channel"),
         ]

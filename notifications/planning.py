@@ -1,59 +1,47 @@
-"""Deciding, per notification, which channels to use and what each one sends."""
+"""Deciding, per notification, which channels to use, in which order, and what each one sends.
+
+A plan is a list of routes that run side by side; each route is a fallback chain of channels:
+the first is queued at once, each later one (position > 0) waits as `pending` until the one
+before it fails for good.
+"""
 
 from django.conf import settings
-from django.utils.html import escape, linebreaks
 
-from .models import Channel, Delivery, DeliveryStatus
-
-
-def contact_email(user):
-    return user.email or None
+from .contact_points import address_for
+from .models import Delivery, DeliveryStatus
+from .rendering import render_content
 
 
-def render_message(notification, channel):
-    """The message a channel sends, with its address; None when the user has no contact point."""
-    recipient = notification.recipient
+def routes_for(notification):
+    """Routes as lists of channels: the API's override, else the configured default."""
+    if notification.channels:
+        return [[channel] for channel in notification.channels]
+    return [[channel] for channel in settings.NOTIFY_DEFAULT_CHANNELS]
+
+
+def build_message(notification, channel):
+    address = address_for(notification.recipient, channel)
+    if address is None:
+        return None
     common = {"notification_id": str(notification.id), "category": notification.category_id}
-    if channel == Channel.EMAIL:
-        address = contact_email(recipient)
-        if address is None:
-            return None
-        return {
-            **common,
-            "to": address,
-            "subject": notification.title,
-            "text": notification.body,
-            "html": linebreaks(escape(notification.body)) if notification.body else "",
-        }
-    if channel == Channel.INAPP:
-        return {**common, "user_id": recipient.pk, "title": notification.title, "body": notification.body}
-    return None
+    return {**common, **address, **render_content(notification, channel)}
 
 
 def plan(notification):
-    """Unsaved Delivery rows for a notification, in order; channels without a contact point are skipped."""
-    channels = notification.channels or settings.NOTIFY_DEFAULT_CHANNELS
+    """Unsaved Delivery rows for a notification; a channel without a contact point is skipped."""
     deliveries = []
-    for position, channel in enumerate(channels):
-        message = render_message(notification, channel)
-        if message is None:
-            deliveries.append(
-                Delivery(
-                    notification=notification,
-                    channel=channel,
-                    position=position,
-                    status=DeliveryStatus.SKIPPED,
-                    reason="no contact point" if channel in (Channel.EMAIL, Channel.INAPP) else "channel not available",
-                )
+    for route, channels in enumerate(routes_for(notification)):
+        head_queued = False
+        for position, channel in enumerate(channels):
+            message = build_message(notification, channel)
+            delivery = Delivery(
+                notification=notification, channel=channel, route=route, position=position, message=message or {}
             )
-            continue
-        deliveries.append(
-            Delivery(
-                notification=notification,
-                channel=channel,
-                position=position,
-                status=DeliveryStatus.QUEUED,
-                message=message,
-            )
-        )
+            if message is None:
+                delivery.status, delivery.reason = DeliveryStatus.SKIPPED, "no contact point"
+            elif not head_queued:
+                delivery.status, head_queued = DeliveryStatus.QUEUED, True
+            else:
+                delivery.status = DeliveryStatus.PENDING
+            deliveries.append(delivery)
     return deliveries

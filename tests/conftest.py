@@ -49,6 +49,7 @@ def worker_env(django_db_setup, django_db_blocker, fake_sendgrid, isolated_broke
     return {
         "DATABASE_URL": database_url(),
         "CELERY_BROKER_URL": isolated_broker,
+        "REDIS_URL": isolated_broker,
         "SENDGRID_API_KEY": fake_sendgrid.api_key,
         "SENDGRID_HOST": fake_sendgrid.url,
         "NOTIFY_EMAIL_BACKOFF_MAX": "2",

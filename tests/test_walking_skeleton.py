@@ -79,3 +79,22 @@ def test_sendgrid_rejection_fails_the_delivery_with_the_reason(celery_worker, se
     )
     assert "Invalid to email" in delivery.last_error
     assert delivery.attempts.get().outcome == "permanent_error"
+
+
+def test_recipient_without_email_is_skipped_with_a_reason(celery_worker, sendgrid, app_api, make_user):
+    make_user("11", email="")
+
+    response = app_api.post(
+        "/api/notifications/",
+        {"recipients": ["11"], "category": "orders", "title": "Hi", "channels": ["email"]},
+        format="json",
+    )
+
+    [notification_id] = response.json()["ids"]
+    wait_until(
+        lambda: Notification.objects.filter(id=notification_id, status=NotificationStatus.FAILED).exists(),
+        message="notification failed",
+    )
+    delivery = Delivery.objects.get(notification_id=notification_id)
+    assert delivery.status == DeliveryStatus.SKIPPED and delivery.reason == "no contact point"
+    assert sendgrid.requests == []
