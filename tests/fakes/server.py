@@ -40,6 +40,7 @@ class Fault:
 class FakeProvider:
     def __init__(self):
         self.requests = []
+        self.received = []  # every request, answered by a fault or not
         self.faults = []
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler_class())
@@ -62,6 +63,7 @@ class FakeProvider:
     def reset(self):
         with self.lock:
             self.requests.clear()
+            self.received.clear()
             self.faults.clear()
 
     def fail_next(self, count=1, **fault):
@@ -100,6 +102,7 @@ class FakeProvider:
                     body=body,
                 )
                 with fake.lock:
+                    fake.received.append(request)
                     fault = fake.faults.pop(0) if fake.faults else None
                 if fault is not None:
                     if fault.delay:
