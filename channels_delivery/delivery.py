@@ -114,6 +114,13 @@ def call_providers(delivery, providers, token_for):
             circuit.record_success()  # it answered; the message is what is wrong
             record_attempt(delivery, provider.name, error, started_at, started)
             raise
+        except Exception as error:
+            # A bug or an unclassified failure in a channel module. Not retried (the provider may
+            # have accepted the message), but recorded, so the chain moves on instead of stalling.
+            logger.exception("delivery %s: unexpected error from %s", delivery.id, provider.name)
+            failure = PermanentDeliveryError(f"{provider.name}: unexpected {type(error).__name__}: {error}")
+            record_attempt(delivery, provider.name, failure, started_at, started)
+            raise failure from error
         circuit.record_success()
         record_attempt(delivery, provider.name, None, started_at, started, result.status_code)
         record_sent(delivery, provider.name, result)
@@ -149,8 +156,7 @@ def record_attempt(delivery, provider_name, error, started_at, started, status_c
 
 def record_sent(delivery, provider_name, result):
     now = timezone.now()
-    Delivery.objects.filter(id=delivery.id).update(
-        status=DeliveryStatus.SENT,
+    fields = dict(
         provider=provider_name,
         provider_message_id=result.provider_message_id[:200],
         provider_payload=result.payload,
@@ -159,6 +165,10 @@ def record_sent(delivery, provider_name, result):
         last_error="",
         updated_at=now,
     )
+    rows = Delivery.objects.filter(id=delivery.id)
+    # A status callback may already have moved it past `sent`; keep what the provider said.
+    if not rows.filter(status=DeliveryStatus.SENDING).update(status=DeliveryStatus.SENT, **fields):
+        rows.update(**fields)
     Notification.objects.filter(id=delivery.notification_id).exclude(
         status__in=[NotificationStatus.DELIVERED, *fallback.SETTLED_NOTIFICATION]
     ).update(status=NotificationStatus.DELIVERED)

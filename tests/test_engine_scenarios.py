@@ -252,3 +252,52 @@ def test_enqueue_deliveries_builds_the_chain_from_the_rows(celery_worker, sendgr
 
     inapp = wait_status(notification.id, "inapp", DeliveryStatus.SENT)
     assert inapp.reason.startswith("fallback from email")
+
+
+def test_an_open_circuit_falls_back_to_the_next_channel_at_once(celery_worker, sendgrid, app_api, make_user):
+    make_user("51", email="ada@example.com")
+    while breaker("sendgrid").state() != "open":
+        breaker("sendgrid").record_failure()  # the outage other workers already saw
+
+    [notification_id] = send(app_api, recipients=["51"], channels=[["email", "inapp"]])
+
+    inapp = wait_status(notification_id, "inapp", DeliveryStatus.SENT)
+    email = Delivery.objects.get(notification_id=notification_id, channel="email")
+    assert email.status == DeliveryStatus.FAILED and email.attempt_count == 1
+    assert email.reason.startswith("circuit open, falling back")
+    assert "circuit open" in email.attempts.get().error
+    assert inapp.reason.startswith("fallback from email: circuit open")
+    assert sendgrid.received == []
+
+
+def test_retry_after_from_the_provider_is_honoured(celery_worker, sendgrid, app_api, make_user):
+    make_user("52", email="ada@example.com")
+    sendgrid.fail_next(status=429, headers={"Retry-After": "2"}, body=b'{"errors":[{"message":"too many"}]}')
+
+    [notification_id] = send(app_api, recipients=["52"], channels=["email"])
+
+    email = wait_status(notification_id, "email", DeliveryStatus.SENT)
+    first, second = email.attempts.all()
+    assert first.provider_status_code == "429" and first.note == "retry 1 in 2.00s"
+    assert (second.started_at - first.started_at).total_seconds() >= 1.9
+
+
+def test_a_wait_beyond_the_broker_limit_is_parked_in_postgres_for_the_reaper(
+    celery_worker, sendgrid, app_api, make_user
+):
+    make_user("53", email="ada@example.com")
+    sendgrid.fail_next(status=429, headers={"Retry-After": "7200"})
+
+    [notification_id] = send(app_api, recipients=["53"], channels=["email"])
+
+    email = wait_until(lambda: Delivery.objects.filter(notification_id=notification_id, next_retry_at__isnull=False,
+                                                      status=DeliveryStatus.RETRYING).first(), message="parked")
+    wait_until(lambda: f"delivery {email.id} parked" in celery_worker.log(), message="parked log line")
+    delay = (email.next_retry_at - email.attempts.get().started_at).total_seconds()
+    assert 7190 <= delay <= 7210  # no broker countdown of two hours: it waits in the row
+
+    # What the reaper does once next_retry_at has come: enqueue the retrying row again.
+    enqueue_deliveries([email])
+
+    email = wait_status(notification_id, "email", DeliveryStatus.SENT)
+    assert email.attempt_count == 2 and email.next_retry_at is None
