@@ -126,13 +126,15 @@ _local = threading.local()
 
 def guarded_session():
     """A keep-alive session per process (and thread): pools are not shared across a fork."""
+    # Pooled connections were checked against the allow-list in force when they opened.
+    key = (os.getpid(), tuple(settings.WEBHOOK_ALLOWED_HOSTS))
     session = getattr(_local, "session", None)
-    if session is None or _local.pid != os.getpid():
+    if session is None or _local.key != key:
         session = requests.Session()
         # Proxies from the environment would connect on our behalf, past the address check.
         session.trust_env = False
         adapter = GuardedAdapter(pool_connections=16, pool_maxsize=16, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
-        _local.session, _local.pid = session, os.getpid()
+        _local.session, _local.key = session, key
     return session
