@@ -37,7 +37,8 @@ class SendGridEmail(Provider):
             html_content=message.get("html") or None,
         )
         # Our delivery id travels with the message so events and duplicates can be traced to it.
-        mail.custom_arg = CustomArg("delivery_id", str(delivery_id))
+        # It sits in the personalization: Mail Send v3 types a top-level custom_args as a string.
+        mail.custom_arg = CustomArg("delivery_id", str(delivery_id), p=0)
         return mail
 
     def send(self, delivery_id, message):

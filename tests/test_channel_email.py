@@ -69,7 +69,7 @@ def test_sendgrid_gets_text_html_and_our_delivery_id(sendgrid_on):
     [mail] = sendgrid_on.mails()
     assert mail["content"] == [{"type": "text/plain", "value": "It is on its way."},
                                {"type": "text/html", "value": "<p>It is on its way.</p>"}]
-    assert mail["custom_args"] == {"delivery_id": str(delivery_id)}
+    assert mail["personalizations"][0]["custom_args"] == {"delivery_id": str(delivery_id)}
 
 
 def test_sendgrid_429_carries_the_rate_limit_reset(sendgrid_on):
