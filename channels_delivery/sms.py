@@ -20,8 +20,6 @@ PERMANENT_CODES = {
     21610: "recipient unsubscribed (replied STOP)",
     21612: "cannot route to this number",
     21614: "not a mobile number",
-    30003: "unreachable handset",
-    30005: "unknown destination",
 }
 
 
