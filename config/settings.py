@@ -204,6 +204,28 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
 
+# --- channels ---------------------------------------------------------------
+# SMS through Twilio; TWILIO_API_BASE points the SDK at a proxy (or the fake provider in tests).
+TWILIO_ACCOUNT_SID = env_str("TWILIO_ACCOUNT_SID", "")
+TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN", "")
+TWILIO_FROM_NUMBER = env_str("TWILIO_FROM_NUMBER", "")
+TWILIO_MESSAGING_SERVICE_SID = env_str("TWILIO_MESSAGING_SERVICE_SID", "")
+TWILIO_API_BASE = env_str("TWILIO_API_BASE", "https://api.twilio.com")
+# Region for stored numbers written without +country code ("US", "DE"); empty: E.164 only.
+SMS_DEFAULT_REGION = env_str("SMS_DEFAULT_REGION", "")
+# Web Push: the VAPID private key as base64url (raw 32 bytes or DER), its public key for browsers.
+VAPID_PRIVATE_KEY = env_str("VAPID_PRIVATE_KEY", "")
+VAPID_PUBLIC_KEY = env_str("VAPID_PUBLIC_KEY", "")
+VAPID_SUBJECT = env_str("VAPID_SUBJECT", "mailto:notifications@example.com")
+PUSH_TTL_SECONDS = env_int("PUSH_TTL_SECONDS", 86400)
+# Webhooks (and push endpoints) may not reach private, loopback or link-local addresses unless
+# the host name or a network (CIDR) is listed here.
+WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", "")
+WEBHOOK_CONNECT_TIMEOUT = env_float("WEBHOOK_CONNECT_TIMEOUT", 3.0)
+WEBHOOK_READ_TIMEOUT = env_float("WEBHOOK_READ_TIMEOUT", 10.0)
+# Slack webhook URLs are only called on these hosts.
+SLACK_WEBHOOK_HOSTS = [host.lower() for host in env_list("SLACK_WEBHOOK_HOSTS", "hooks.slack.com")]
+
 # --- engine ---
 def parse_rate_limits(text):
     """`sendgrid=100:200,twilio=10` -> {"sendgrid": (100.0 per second, burst 200), "twilio": (10.0, 10)}."""
@@ -248,6 +270,5 @@ NOTIFY_CIRCUIT_OPEN_SECONDS = env_float("NOTIFY_CIRCUIT_OPEN_SECONDS", 30.0)
 NOTIFY_CIRCUIT_PROBE_SECONDS = env_float("NOTIFY_CIRCUIT_PROBE_SECONDS", 20.0)
 # Global token bucket per provider, in Redis: "provider=per_second[:burst],...". Unlisted: unlimited.
 NOTIFY_RATE_LIMITS = parse_rate_limits(env_str("NOTIFY_RATE_LIMITS", ""))
-# Provider status callbacks.
-TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN", "")
+# Provider status callbacks (Twilio's are verified with TWILIO_AUTH_TOKEN, above).
 SENDGRID_WEBHOOK_PUBLIC_KEY = env_str("SENDGRID_WEBHOOK_PUBLIC_KEY", "")

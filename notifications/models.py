@@ -1,6 +1,7 @@
 """The domain's tables: what was asked (Notification), what was planned and tried (Delivery,
 DeliveryAttempt), and what decides it (templates, preferences, contact points)."""
 
+import base64
 import hashlib
 import secrets
 import uuid
@@ -155,10 +156,12 @@ class SlackWebhook(models.Model):
     channel_name = models.CharField(max_length=100, blank=True)
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    deactivated_reason = models.CharField(max_length=200, blank=True)
 
 
 def new_webhook_secret():
-    return "whsec_" + secrets.token_urlsafe(32)
+    # Standard Webhooks secrets are standard base64 (not base64url) after the prefix.
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 class WebhookEndpoint(models.Model):
