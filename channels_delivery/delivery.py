@@ -4,7 +4,8 @@ Returns the provider's result, None when there was nothing to do, or raises:
 - RateLimited before anything was claimed or counted (the task re-queues itself);
 - TransientDeliveryError (CircuitOpen when every provider's circuit is open), with the row in
   `retrying`; the task decides between a retry and the end of the line;
-- PermanentDeliveryError; the task marks the row failed and the chain moves on.
+- PermanentDeliveryError, with the row already `failed` and its reason (so that the errback,
+  which Celery sends before on_failure, finds it failed); the chain moves on.
 """
 
 import logging
@@ -82,6 +83,7 @@ def attempt(delivery_id, *, retry=False):
     if not providers:
         error = PermanentDeliveryError(f"no provider configured for {delivery.channel}")
         record_attempt(delivery, "", error, timezone.now(), time.monotonic())
+        fallback.fail(delivery.id, f"permanent error: {error}", str(error))
         raise error
     return call_providers(delivery, providers, token_for=usable[0] if usable else None)
 
@@ -113,6 +115,7 @@ def call_providers(delivery, providers, token_for):
         except PermanentDeliveryError as error:
             circuit.record_success()  # it answered; the message is what is wrong
             record_attempt(delivery, provider.name, error, started_at, started)
+            fallback.fail(delivery.id, f"permanent error: {error}", str(error))
             raise
         except Exception as error:
             # A bug or an unclassified failure in a channel module. Not retried (the provider may
@@ -120,6 +123,7 @@ def call_providers(delivery, providers, token_for):
             logger.exception("delivery %s: unexpected error from %s", delivery.id, provider.name)
             failure = PermanentDeliveryError(f"{provider.name}: unexpected {type(error).__name__}: {error}")
             record_attempt(delivery, provider.name, failure, started_at, started)
+            fallback.fail(delivery.id, f"permanent error: {failure}", str(failure))
             raise failure from error
         circuit.record_success()
         record_attempt(delivery, provider.name, None, started_at, started, result.status_code)

@@ -41,9 +41,8 @@ class DeliveryTask(Task):
             return self.retry_or_fail(delivery_id, error)
         except TransientDeliveryError as error:
             return self.retry_or_fail(delivery_id, error)
-        except PermanentDeliveryError as error:
-            fallback.fail(delivery_id, f"permanent error: {error}", str(error))
-            raise
+        except PermanentDeliveryError:
+            raise  # attempt() has marked the row failed with its reason
         return result.provider_message_id if result else None
 
     def retry_or_fail(self, delivery_id, error):

@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 from channels_delivery import backoff, ratelimit
 from channels_delivery.circuit import breaker
 from notifications import planning
-from notifications.models import ApiClient, Category, Delivery, DeliveryStatus, Notification, NotificationStatus
+from notifications.models import ApiClient, Delivery, DeliveryStatus, Notification, NotificationStatus
 
 from .engine_helpers import chain, reset_engine_state
 
