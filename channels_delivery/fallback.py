@@ -15,6 +15,7 @@ import logging
 from collections import defaultdict
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from notifications.models import (
@@ -55,9 +56,12 @@ def enqueue(deliveries, *, whole_plan=False):
     """Send each queued or retrying delivery's task with the pending rows after it as its chain.
 
     whole_plan: `deliveries` holds every row of their routes (as planning returns them), so the
-    pending rows need no query.
+    pending rows need no query. Otherwise a pending row passed in is sent too (its task starts
+    only if the row before it failed): that is how a fallback whose errback was lost resumes.
     """
-    heads = [d for d in deliveries if d.status in (DeliveryStatus.QUEUED, DeliveryStatus.RETRYING)]
+    starts = (DeliveryStatus.QUEUED, DeliveryStatus.RETRYING) if whole_plan else (
+        DeliveryStatus.QUEUED, DeliveryStatus.RETRYING, DeliveryStatus.PENDING)
+    heads = [d for d in deliveries if d.status in starts]
     if not heads:
         return
     if whole_plan:
@@ -70,6 +74,12 @@ def enqueue(deliveries, *, whole_plan=False):
     for row in pool:
         if row.status == DeliveryStatus.PENDING:
             waiting[(row.notification_id, row.route)].append(row)
+    # A pending row already rides in the chain of an earlier head of its route: send that one only.
+    first = {}
+    for head in heads:
+        key = (head.notification_id, head.route)
+        first[key] = min(first.get(key, head.position), head.position)
+    heads = [h for h in heads if h.status != DeliveryStatus.PENDING or h.position == first[(h.notification_id, h.route)]]
     for head in heads:
         after = sorted(
             (row for row in waiting[(head.notification_id, head.route)] if row.position > head.position),
@@ -101,6 +111,17 @@ def successor(row):
 def successor_exists(delivery_id):
     row = Delivery.objects.filter(id=delivery_id).only("notification_id", "route", "position").first()
     return row is not None and successor(row) is not None
+
+
+def stalled(older_than, limit=1000):
+    """Pending deliveries whose predecessor failed before `older_than`: their errback was lost
+    (a worker died between marking the row failed and sending it). enqueue() resumes them."""
+    failed_before = Delivery.objects.filter(
+        notification=OuterRef("notification"), route=OuterRef("route"), position__lt=OuterRef("position"),
+        status__in=FALLBACK_TRIGGERS, updated_at__lt=older_than,
+    )
+    candidates = Delivery.objects.filter(status=DeliveryStatus.PENDING).filter(Exists(failed_before))[:limit]
+    return [row for row in candidates if getattr(predecessor(row), "status", None) in FALLBACK_TRIGGERS]
 
 
 def activate(delivery_id):

@@ -1,11 +1,13 @@
 """The delivery engine end to end: real workers, the real SendGrid SDK, the fake SendGrid."""
 
 import re
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
-from channels_delivery import enqueue_deliveries
+from channels_delivery import enqueue_deliveries, stalled_fallbacks
 from channels_delivery.circuit import breaker
 from channels_delivery.tasks import deliver_inapp
 from notifications.models import Delivery, DeliveryStatus, Notification, NotificationStatus
@@ -235,3 +237,20 @@ def test_a_wait_beyond_the_broker_limit_is_parked_in_postgres_for_the_reaper(
 
     email = wait_status(notification_id, "email", DeliveryStatus.SENT)
     assert email.attempt_count == 2 and email.next_retry_at is None
+
+
+def test_a_fallback_whose_errback_was_lost_is_found_and_resumed(celery_worker, sendgrid, make_user):
+    user = make_user("54", email="ada@example.com")
+    notification, (email, inapp) = chain(user, ("email", DeliveryStatus.FAILED, {"reason": "permanent error: 400"}),
+                                         ("inapp", DeliveryStatus.PENDING))
+    _n2, (sent, waiting) = chain(user, ("email", DeliveryStatus.SENT), ("inapp", DeliveryStatus.PENDING))
+    Delivery.objects.filter(id__in=[email.id, sent.id]).update(updated_at=timezone.now() - timedelta(minutes=10))
+
+    stalled = stalled_fallbacks(older_than=timezone.now() - timedelta(minutes=5))
+    assert [row.id for row in stalled] == [inapp.id]  # not the one whose predecessor got through
+
+    enqueue_deliveries(stalled)
+
+    inapp = wait_status(notification.id, "inapp", DeliveryStatus.SENT)
+    assert inapp.reason == "fallback from email: permanent error: 400"
+    assert Delivery.objects.get(id=waiting.id).status == DeliveryStatus.PENDING
