@@ -57,7 +57,7 @@ def claim(delivery_id, expected):
 
 def attempt(delivery_id, *, retry=False):
     expected = DeliveryStatus.RETRYING if retry else DeliveryStatus.QUEUED
-    row = Delivery.objects.filter(id=delivery_id).values("status", "channel").first()
+    row = Delivery.objects.filter(id=delivery_id).values("status", "channel", "notification__expires_at").first()
     if row is None:
         return None
     if row["status"] == DeliveryStatus.PENDING and not retry:
@@ -79,6 +79,10 @@ def attempt(delivery_id, *, retry=False):
     delivery = claim(delivery_id, expected)
     if delivery is None:
         logger.info("delivery %s already claimed by another task", delivery_id)
+        return None
+    expires_at = row["notification__expires_at"]
+    if expires_at is not None and expires_at <= timezone.now():
+        skip_expired(delivery)
         return None
     if not providers:
         error = PermanentDeliveryError(f"no provider configured for {delivery.channel}")
@@ -135,6 +139,16 @@ def call_providers(delivery, providers, token_for):
         status=DeliveryStatus.RETRYING, last_error=str(last_error)[:2000], updated_at=timezone.now()
     )
     raise last_error
+
+
+def skip_expired(delivery):
+    """A notification past its expires_at is not sent any more, by any channel of its chain."""
+    DeliveryAttempt.objects.create(
+        delivery=delivery, number=delivery.attempt_count, outcome=AttemptOutcome.SKIPPED, note="expired"
+    )
+    Delivery.objects.filter(id=delivery.id).update(
+        status=DeliveryStatus.SKIPPED, reason="expired", next_retry_at=None, updated_at=timezone.now()
+    )
 
 
 def record_attempt(delivery, provider_name, error, started_at, started, status_code=""):

@@ -39,13 +39,16 @@ class NotRedrivable(Exception):
     pass
 
 
-def chain_signature(rows):
-    """The first row's task, with the rest of the chain nested as errbacks."""
+def chain_signature(rows, expires=None):
+    """The first row's task, with the rest of the chain nested as errbacks.
+
+    expires: the notification's expires_at; a worker discards a message past it unrun.
+    """
     from .tasks import DELIVERY_TASKS
 
     chain = None
     for row in reversed(rows):
-        step = DELIVERY_TASKS[row.channel].si(str(row.id))
+        step = DELIVERY_TASKS[row.channel].si(str(row.id)).set(expires=expires)
         if chain is not None:
             step.on_error(chain)
         chain = step
@@ -87,7 +90,7 @@ def enqueue(deliveries, *, whole_plan=False):
         )
         # A retrying row's task expects to be a retry; its attempts so far stand in for the count.
         retries = head.attempt_count if head.status == DeliveryStatus.RETRYING else 0
-        chain_signature([head, *after]).apply_async(retries=retries)
+        chain_signature([head, *after], expires=head.notification.expires_at).apply_async(retries=retries)
 
 
 def same_route(row):
@@ -120,7 +123,11 @@ def stalled(older_than, limit=1000):
         notification=OuterRef("notification"), route=OuterRef("route"), position__lt=OuterRef("position"),
         status__in=FALLBACK_TRIGGERS, updated_at__lt=older_than,
     )
-    candidates = Delivery.objects.filter(status=DeliveryStatus.PENDING).filter(Exists(failed_before))[:limit]
+    candidates = (
+        Delivery.objects.filter(status=DeliveryStatus.PENDING)
+        .filter(Exists(failed_before))
+        .select_related("notification")[:limit]
+    )
     return [row for row in candidates if getattr(predecessor(row), "status", None) in FALLBACK_TRIGGERS]
 
 
@@ -167,7 +174,8 @@ def continue_after(row):
     after = successor(row)
     if after is not None:
         rest = list(same_route(row).filter(position__gte=after.position, status=DeliveryStatus.PENDING))
-        transaction.on_commit(lambda: chain_signature(rest).apply_async())
+        expires = Notification.objects.filter(id=row.notification_id).values_list("expires_at", flat=True).first()
+        transaction.on_commit(lambda: chain_signature(rest, expires=expires).apply_async())
     refresh_notification(row.notification_id)
 
 
@@ -196,7 +204,7 @@ def redrive(delivery_id, by):
     """Queue a failed delivery again; the failed rows after it in its chain wait behind it again."""
     now = timezone.now()
     with transaction.atomic():
-        row = Delivery.objects.select_for_update().get(id=delivery_id)
+        row = Delivery.objects.select_for_update(of=("self",)).select_related("notification").get(id=delivery_id)
         if row.status not in FALLBACK_TRIGGERS:
             raise NotRedrivable(f"Only failed, undelivered or bounced deliveries can be re-driven; this one is {row.status}.")
         same_route(row).filter(position__gt=row.position, status__in=FALLBACK_TRIGGERS).update(

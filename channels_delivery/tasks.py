@@ -12,12 +12,14 @@ import logging
 
 from celery import Task, shared_task
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from . import backoff, delivery, fallback
 from .delivery import CircuitOpen, RateLimited
 from .errors import PermanentDeliveryError, TransientDeliveryError
 
 logger = logging.getLogger(__name__)
+DATABASE_ERRORS = (OperationalError, InterfaceError)
 
 
 class DeliveryTask(Task):
@@ -43,6 +45,12 @@ class DeliveryTask(Task):
             return self.retry_or_fail(delivery_id, error)
         except PermanentDeliveryError:
             raise  # attempt() has marked the row failed with its reason
+        except DATABASE_ERRORS as error:
+            # Postgres restarting is not the delivery's fault: try the same message again later,
+            # never a dead letter (a row left in `sending` is the reaper's).
+            logger.warning("delivery %s: database unavailable (%s); re-queued", delivery_id, error)
+            self.requeue(settings.NOTIFY_DATABASE_RETRY_SECONDS)
+            return "database unavailable"
         return result.provider_message_id if result else None
 
     def retry_or_fail(self, delivery_id, error):

@@ -1,13 +1,14 @@
 """The delivery engine end to end: real workers, the real SendGrid SDK, the fake SendGrid."""
 
 import re
+import time
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from channels_delivery import enqueue_deliveries, stalled_fallbacks
+from channels_delivery import enqueue_deliveries, fallback, stalled_fallbacks
 from channels_delivery.circuit import breaker
 from channels_delivery.tasks import deliver_inapp
 from notifications.models import Delivery, DeliveryStatus, Notification, NotificationStatus
@@ -254,3 +255,15 @@ def test_a_fallback_whose_errback_was_lost_is_found_and_resumed(celery_worker, s
     inapp = wait_status(notification.id, "inapp", DeliveryStatus.SENT)
     assert inapp.reason == "fallback from email: permanent error: 400"
     assert Delivery.objects.get(id=waiting.id).status == DeliveryStatus.PENDING
+
+
+def test_an_expired_notification_is_not_sent_by_any_channel_of_its_chain(celery_worker, sendgrid, make_user):
+    user = make_user("55", email="ada@example.com")
+    notification, (email, inapp) = chain(user, ("email", DeliveryStatus.FAILED), ("inapp", DeliveryStatus.PENDING))
+    Notification.objects.filter(id=notification.id).update(expires_at=timezone.now() + timedelta(seconds=1))
+    time.sleep(1.2)  # expires while its fallback is on the way: the message leaves before, runs after
+
+    fallback.chain_signature([inapp]).apply_async()  # no expires on the message: the row decides
+
+    inapp = wait_status(notification.id, "inapp", DeliveryStatus.SKIPPED)
+    assert inapp.reason == "expired" and inapp.attempts.get().outcome == "skipped"
