@@ -11,6 +11,7 @@ Returns the provider's result, None when there was nothing to do, or raises:
 import logging
 import time
 
+from django.db import InterfaceError, OperationalError
 from django.db.models import F
 from django.utils import timezone
 
@@ -121,6 +122,8 @@ def call_providers(delivery, providers, token_for):
             record_attempt(delivery, provider.name, error, started_at, started)
             fallback.fail(delivery.id, f"permanent error: {error}", str(error))
             raise
+        except (OperationalError, InterfaceError):
+            raise  # our database, not the provider: the task re-queues the message
         except Exception as error:
             # A bug or an unclassified failure in a channel module. Not retried (the provider may
             # have accepted the message), but recorded, so the chain moves on instead of stalling.
