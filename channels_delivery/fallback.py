@@ -164,7 +164,9 @@ def fail(delivery_id, reason, error=""):
     if after is not None:
         last = DeliveryAttempt.objects.filter(delivery_id=delivery_id).order_by("-started_at", "-id").first()
         if last is not None:
-            DeliveryAttempt.objects.filter(id=last.id).update(note=f"falling back to {after.channel}")
+            hop = f"falling back to {after.channel}"
+            note = f"{last.note[:300 - len(hop) - 2]}; {hop}" if last.note else hop
+            DeliveryAttempt.objects.filter(id=last.id).update(note=note)
     else:
         refresh_notification(row.notification_id)
 

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from channels_delivery import enqueue_deliveries, fallback, stalled_fallbacks
 from channels_delivery.circuit import breaker
 from channels_delivery.tasks import deliver_inapp
-from notifications.models import Delivery, DeliveryStatus, Notification, NotificationStatus
+from notifications.models import Delivery, DeliveryStatus, Notification, NotificationStatus, RecipientProfile
 
 from .engine_helpers import chain, reset_engine_state, send
 from .helpers import wait_until
@@ -267,3 +267,47 @@ def test_an_expired_notification_is_not_sent_by_any_channel_of_its_chain(celery_
 
     inapp = wait_status(notification.id, "inapp", DeliveryStatus.SKIPPED)
     assert inapp.reason == "expired" and inapp.attempts.get().outcome == "skipped"
+
+
+@pytest.fixture
+def twilio(fake_providers):
+    fake = fake_providers["twilio"]
+    fake.reset()
+    yield fake
+    fake.reset()
+
+
+def test_a_chain_hops_twice_through_nested_errbacks(celery_worker, sendgrid, twilio, app_api, make_user):
+    user = make_user("56", email="ada@example.com")
+    RecipientProfile.objects.create(user=user, phone="+14155550123")
+    twilio.invalid_numbers.add("+14155550123")
+    sendgrid.fail_next(status=400, body=b'{"errors":[{"message":"Invalid to email"}]}')
+
+    [notification_id] = send(app_api, recipients=["56"], channels=[["sms", "email", "inapp"]])
+
+    inapp = wait_status(notification_id, "inapp", DeliveryStatus.SENT)
+    rows = deliveries_of(notification_id)
+    assert rows["sms"].status == DeliveryStatus.FAILED and "21211" in rows["sms"].reason
+    assert rows["email"].status == DeliveryStatus.FAILED
+    assert rows["email"].reason.startswith("permanent error: SendGrid 400")
+    email_note = rows["email"].attempts.get().note
+    assert email_note.startswith("fallback from sms") and email_note.endswith("; falling back to inapp")
+    assert inapp.reason.startswith("fallback from email: permanent error")
+    assert [(a.note.split(":")[0]) for a in rows["sms"].attempts.all()] == ["falling back to email"]
+    assert Notification.objects.get(id=notification_id).status == NotificationStatus.DELIVERED
+
+
+def test_configured_routes_for_urgent_run_side_by_side(celery_worker, sendgrid, twilio, app_api, make_user):
+    user = make_user("57", email="ada@example.com")
+    RecipientProfile.objects.create(user=user, phone="+14155550124")
+
+    [notification_id] = send(app_api, recipients=["57"], priority="urgent")  # no channels: NOTIFY_ROUTES
+
+    wait_status(notification_id, "inapp", DeliveryStatus.SENT)
+    wait_status(notification_id, "sms", DeliveryStatus.SENT)
+    rows = deliveries_of(notification_id)
+    assert [(d.channel, d.route, d.position) for d in Delivery.objects.filter(notification_id=notification_id)] == [
+        ("inapp", 0, 0), ("push", 1, 0), ("sms", 1, 1), ("email", 1, 2)]
+    assert rows["push"].status == DeliveryStatus.SKIPPED and rows["push"].reason == "no contact point"
+    assert rows["email"].status == DeliveryStatus.PENDING  # sms got through: email never runs
+    assert len(twilio.requests) == 1 and sendgrid.received == []
