@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 class RateLimited(Exception):
     def __init__(self, provider, wait):
-        super().__init__(f"{provider} over its rate limit, next token in {wait:.2f}s")
+        super().__init__(f"{provider} over its rate limit, slot booked in {wait:.2f}s")
         self.provider, self.wait = provider, wait
 
 
@@ -73,7 +73,7 @@ def attempt(delivery_id, *, retry=False):
     usable = [provider for provider in providers if not breaker(provider.name).is_open()]
     if usable:
         # Waiting for a token is not an attempt: nothing is claimed or counted yet.
-        wait = ratelimit.take(usable[0].name)
+        wait = ratelimit.take(usable[0].name, delivery_id)
         if wait:
             raise RateLimited(usable[0].name, wait)
 
@@ -105,7 +105,7 @@ def call_providers(delivery, providers, token_for):
             last_error = CircuitOpen(f"{provider.name}: circuit open, not called")
             record_attempt(delivery, provider.name, last_error, started_at, started)
             continue
-        if provider is not token_for and ratelimit.take(provider.name):
+        if provider is not token_for and ratelimit.take(provider.name, delivery.id, reserve=False):
             last_error = TransientDeliveryError(f"{provider.name}: over its rate limit, not called")
             record_attempt(delivery, provider.name, last_error, started_at, started)
             continue
