@@ -107,7 +107,7 @@ def test_undelivered_sms_starts_the_next_channel_once(celery_worker, sendgrid, t
     sms.refresh_from_db()
     assert sms.status == DeliveryStatus.UNDELIVERED and "30003" in sms.reason
     assert email.reason.startswith("fallback from sms: undelivered (twilio): Twilio status undelivered, error 30003")
-    assert request.json()["custom_args"] == {"delivery_id": str(email.id)}
+    assert request.json()["personalizations"][0]["custom_args"] == {"delivery_id": str(email.id)}
     assert ProviderEvent.objects.count() == 1
     time.sleep(0.5)
     assert len(sendgrid.requests) == 1

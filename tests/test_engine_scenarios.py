@@ -235,7 +235,7 @@ def test_the_same_delivery_enqueued_twice_concurrently_is_sent_once(
         return any(str(row.id) in line and ("nothing to do" in line or "already claimed" in line) for line in lines)
 
     wait_until(lambda: all(refused(row) for row in rows), timeout=20, message="every duplicate refused")
-    sent_ids = [request.json()["custom_args"]["delivery_id"] for request in sendgrid.requests]
+    sent_ids = [request.json()["personalizations"][0]["custom_args"]["delivery_id"] for request in sendgrid.requests]
     assert sorted(sent_ids) == sorted(str(row.id) for row in rows)
     for row in rows:
         row.refresh_from_db()
