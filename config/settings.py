@@ -203,3 +203,14 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# --- prefs ---
+# System defaults, below users' and groups' own switches: channels off unless switched on, for
+# every category or (as `category:channel` pairs) for one category.
+NOTIFY_CHANNELS_OFF_BY_DEFAULT = env_list("NOTIFY_CHANNELS_OFF_BY_DEFAULT", "")
+NOTIFY_CATEGORY_CHANNELS_OFF_BY_DEFAULT = {}
+for _pair in env_list("NOTIFY_CATEGORY_CHANNELS_OFF_BY_DEFAULT", ""):
+    _category, _, _channel = _pair.partition(":")
+    NOTIFY_CATEGORY_CHANNELS_OFF_BY_DEFAULT.setdefault(_category.strip(), []).append(_channel.strip())
+# Templates fall back from the notification's or user's locale to its language, then to this.
+NOTIFY_DEFAULT_LOCALE = env_str("NOTIFY_DEFAULT_LOCALE", "en")

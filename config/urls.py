@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from notifications.unsubscribe import unsubscribe
 from notifications.views import health
 
 urlpatterns = [
@@ -10,4 +11,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/", include("notifications.api.urls")),
     path("healthz", health, name="health"),
+    path("unsubscribe/<str:token>/", unsubscribe, name="unsubscribe"),
 ]

@@ -6,7 +6,10 @@ from .models import Notification, NotificationStatus
 
 
 @transaction.atomic
-def store_and_dispatch(*, recipients, category, title, message="", channels=None, priority, data, sender=None):
+def store_and_dispatch(
+    *, recipients, category, title, message="", channels=None, priority, data, sender=None,
+    template_key="", context=None, locale="",
+):
     notifications = Notification.objects.bulk_create(
         Notification(
             recipient=user,
@@ -18,6 +21,9 @@ def store_and_dispatch(*, recipients, category, title, message="", channels=None
             priority=priority,
             data=data,
             status=NotificationStatus.PENDING,
+            template_key=template_key,
+            context=context or {},
+            locale=locale,
         )
         for user in recipients
     )

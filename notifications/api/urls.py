@@ -1,8 +1,19 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from .explain import ExplainView
+from .preferences import MyPreferencesView, UserPreferencesView
+from .templates import TemplateViewSet
 from .views import NotificationViewSet
 
 router = SimpleRouter(trailing_slash="/?")
 router.register("notifications", NotificationViewSet, basename="notification")
+router.register("templates", TemplateViewSet, basename="template")
 
-urlpatterns = router.urls
+urlpatterns = [
+    # --- prefs ---
+    path("notifications/preferences/", MyPreferencesView.as_view(), name="my-preferences"),
+    path("users/<str:username>/preferences/", UserPreferencesView.as_view(), name="user-preferences"),
+    path("notifications/<uuid:pk>/explain/", ExplainView.as_view(), name="notification-explain"),
+    *router.urls,
+]
