@@ -29,6 +29,7 @@ class TemplateSerializer(serializers.ModelSerializer):
             "variables", "created_at",
         ]
         read_only_fields = ["version", "active", "created_at"]
+        validators = []  # publish() numbers versions; the unique constraints are its business
 
     def validate_locale(self, value):
         return templating.normalize_locale(value)
