@@ -80,7 +80,11 @@ class DjangoEmail(Provider):
             body=message.get("text", ""),
             from_email=message.get("from") or settings.DEFAULT_FROM_EMAIL,
             to=[message["to"]],
-            headers={**(message.get("headers") or {}), "X-Notify-Delivery-Id": str(delivery_id), "Message-ID": message_id},
+            headers={
+                **(message.get("headers") or {}),  # e.g. List-Unsubscribe, planned with the message
+                "X-Notify-Delivery-Id": str(delivery_id),
+                "Message-ID": message_id,
+            },
             connection=get_connection(timeout=settings.EMAIL_TIMEOUT),
         )
         if message.get("html"):

@@ -39,7 +39,9 @@ def explain(api, notification_id):
 
 def test_explains_used_and_skipped_channels_with_template_version(app_api, user_api, ada):
     ChannelPreference.objects.create(user=ada, channel="inapp", enabled=False)
-    Template.objects.create(key="orders", channel="email", subject="Order {{ order_id }}", body="b", variables=["order_id"])
+    Template.objects.create(
+        key="orders", channel="email", subject="Order {{ order_id }}", body="b", variables=["order_id"]
+    )
     notification_id = send(app_api, channels=["inapp", "email", "sms"], context={"order_id": "9"})
 
     response = explain(user_api(ada), notification_id)

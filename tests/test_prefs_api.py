@@ -44,7 +44,10 @@ def test_get_answers_the_effective_document(api, ada):
 
 
 def test_put_accepts_the_documented_shape(api, ada):
-    body = {"email": True, "push": False, "inApp": True, "channels": {"orders": {"email": True, "push": True, "inApp": False}}}
+    body = {
+        "email": True, "push": False, "inApp": True,
+        "channels": {"orders": {"email": True, "push": True, "inApp": False}},
+    }
 
     response = api.put(URL, body, format="json")
 
@@ -74,7 +77,9 @@ def test_null_removes_the_users_switch(api, ada):
 
 
 def test_quiet_hours_round_trip(api, ada):
-    body = {"quietHours": {"enabled": True, "timezone": "Europe/Paris", "start": "22:00", "end": "07:00", "days": [5, 1, 2, 3, 4, 1]}}
+    body = {"quietHours": {
+        "enabled": True, "timezone": "Europe/Paris", "start": "22:00", "end": "07:00", "days": [5, 1, 2, 3, 4, 1]
+    }}
 
     response = api.put(URL, body, format="json")
 

@@ -109,7 +109,9 @@ def test_a_switched_off_channel_is_skipped_even_in_quiet_hours(ada):
 
 
 def notify(user, category="orders", channels=("inapp", "email"), **extra):
-    return Notification.objects.create(recipient=user, category_id=category, title="Hi", channels=list(channels), **extra)
+    return Notification.objects.create(
+        recipient=user, category_id=category, title="Hi", channels=list(channels), **extra
+    )
 
 
 def test_plan_records_every_skip_with_its_reason(ada, make_user):

@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 
 from notifications import planning
 from notifications.models import Notification, RecipientProfile, Template
+from notifications.rendering import render_content
 
 pytestmark = pytest.mark.django_db
 
@@ -102,9 +103,9 @@ def test_bad_blocks_variables_and_locale_are_refused(staff):
     errors = fields(staff.post(URL, {"key": "orders", "channel": "slack", "body": "b", "blocks": {"type": "section"},
                                      "variables": ["ok", "not ok"]}, format="json"))
     assert set(errors) == {"blocks", "variables"}
-    errors = fields(staff.post(URL, {"key": "orders", "channel": "slack", "body": "b",
-                                     "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "{% debug %}"}}]},
-                               format="json"))
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "{% debug %}"}}]
+    body = {"key": "orders", "channel": "slack", "body": "b", "blocks": blocks}
+    errors = fields(staff.post(URL, body, format="json"))
     assert "debug" in errors["blocks"][0]
 
 
@@ -123,8 +124,10 @@ def test_end_users_and_app_keys_cannot_manage_templates(user_api, make_user, app
 
 
 def test_preview_renders_with_a_sample_context(staff):
-    template = make_template(html_body="<p>{{ order_id }} for {{ recipient.username }}</p>", variables=["order_id", "note"],
-                             body="{{ note }}")
+    template = make_template(
+        html_body="<p>{{ order_id }} for {{ recipient.username }}</p>", body="{{ note }}",
+        variables=["order_id", "note"],
+    )
 
     response = staff.post(f"{URL}{template.id}/preview/", {"context": {"order_id": "<b>123</b>"}}, format="json")
 
@@ -180,8 +183,8 @@ def test_inapp_template_fills_title_and_body(make_user):
 def test_slack_blocks_are_rendered_with_slack_escaping(make_user):
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "*{{ order_id }}* {{ note }}"}}]
     make_template(channel="slack", body="{{ order_id }}", blocks=blocks, variables=["order_id", "note"])
-    notification = notify(make_user("ada"), channels=["slack"], context={"order_id": "7", "note": "<!channel> & <http://x|y>"})
-    content = __import__("notifications.rendering", fromlist=["x"]).render_content(notification, "slack")
+    context = {"order_id": "7", "note": "<!channel> & <http://x|y>"}
+    content = render_content(notify(make_user("ada"), channels=["slack"], context=context), "slack")
     assert content["blocks"][0]["text"]["text"] == "*7* &lt;!channel&gt; &amp; &lt;http://x|y&gt;"
 
 
@@ -212,8 +215,9 @@ SEND = "/api/notifications/"
 def test_send_with_a_template_and_its_context(app_api, make_user):
     make_user("ada")
     make_template()
-    response = app_api.post(SEND, {"recipients": ["ada"], "category": "orders", "template": "orders",
-                                   "context": {"order_id": "123"}, "channels": ["email"], "locale": "en"}, format="json")
+    body = {"recipients": ["ada"], "category": "orders", "template": "orders", "context": {"order_id": "123"},
+            "channels": ["email"], "locale": "en"}
+    response = app_api.post(SEND, body, format="json")
     assert response.status_code == 202, response.content
     notification = Notification.objects.get()
     assert notification.title == "Order 123 shipped" and notification.context == {"order_id": "123"}
@@ -223,7 +227,8 @@ def test_send_with_a_template_and_its_context(app_api, make_user):
 def test_send_missing_a_declared_variable_is_a_400(app_api, make_user):
     make_user("ada")
     make_template(variables=["order_id", "eta"])
-    body = {"recipients": ["ada"], "category": "orders", "title": "t", "context": {"order_id": 1}, "channels": ["email"]}
+    body = {"recipients": ["ada"], "category": "orders", "title": "t", "context": {"order_id": 1},
+            "channels": ["email"]}
     assert fields(app_api.post(SEND, body, format="json")) == {"context": ["Missing template variables: eta."]}
     # The category's template applies without naming it; another channel's template does not count.
     assert app_api.post(SEND, {**body, "channels": ["inapp"]}, format="json").status_code == 202
@@ -245,3 +250,19 @@ def test_a_send_without_title_needs_a_template(app_api, make_user):
     assert fields(app_api.post(SEND, {"recipients": ["ada"], "category": "orders"}, format="json")) == {
         "title": ["This field is required when no template applies."]
     }
+
+
+def test_admin_edits_publish_versions_and_validate(client, make_user):
+    client.force_login(make_user("root", is_staff=True, is_superuser=True))
+    form = {"key": "orders", "channel": "email", "locale": "en", "subject": "v1", "body": "one", "html_body": "",
+            "blocks": "[]", "variables": ""}
+    assert client.post("/admin/notifications/template/add/", form).status_code == 302
+    first = Template.objects.get()
+    changed = client.post(f"/admin/notifications/template/{first.id}/change/", {**form, "subject": "v2"})
+    assert changed.status_code == 302
+    assert list(Template.objects.order_by("version").values_list("subject", "version", "active")) == [
+        ("v1", 1, False), ("v2", 2, True)
+    ]
+    refused = client.post("/admin/notifications/template/add/", {**form, "body": "{% debug %}"})
+    assert refused.status_code == 200 and b"the tag &#x27;debug&#x27; is not allowed" in refused.content
+    assert Template.objects.count() == 2

@@ -6,6 +6,8 @@ hops between channels of a route. Visible to the recipient, the API client that 
 operators; to anyone else it does not exist (404).
 """
 
+from itertools import pairwise
+
 from django.db.models import Prefetch
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
@@ -63,7 +65,7 @@ def fallback_hops(deliveries):
         by_route.setdefault(delivery.route, []).append(delivery)
     for route, chain in sorted(by_route.items()):
         chain.sort(key=lambda d: d.position)
-        for previous, current in zip(chain, chain[1:]):
+        for previous, current in pairwise(chain):
             gave_up = previous.status in (DeliveryStatus.FAILED, DeliveryStatus.SKIPPED)
             if gave_up and current.status != DeliveryStatus.PENDING:
                 reason = previous.reason or previous.last_error or previous.status
