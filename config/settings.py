@@ -272,3 +272,14 @@ NOTIFY_CIRCUIT_PROBE_SECONDS = env_float("NOTIFY_CIRCUIT_PROBE_SECONDS", 20.0)
 NOTIFY_RATE_LIMITS = parse_rate_limits(env_str("NOTIFY_RATE_LIMITS", ""))
 # Provider status callbacks (Twilio's are verified with TWILIO_AUTH_TOKEN, above).
 SENDGRID_WEBHOOK_PUBLIC_KEY = env_str("SENDGRID_WEBHOOK_PUBLIC_KEY", "")
+
+# --- prefs ---
+# System defaults, below users' and groups' own switches: channels off unless switched on, for
+# every category or (as `category:channel` pairs) for one category.
+NOTIFY_CHANNELS_OFF_BY_DEFAULT = env_list("NOTIFY_CHANNELS_OFF_BY_DEFAULT", "")
+NOTIFY_CATEGORY_CHANNELS_OFF_BY_DEFAULT = {}
+for _pair in env_list("NOTIFY_CATEGORY_CHANNELS_OFF_BY_DEFAULT", ""):
+    _category, _, _channel = _pair.partition(":")
+    NOTIFY_CATEGORY_CHANNELS_OFF_BY_DEFAULT.setdefault(_category.strip(), []).append(_channel.strip())
+# Templates fall back from the notification's or user's locale to its language, then to this.
+NOTIFY_DEFAULT_LOCALE = env_str("NOTIFY_DEFAULT_LOCALE", "en")

@@ -254,6 +254,15 @@ class Template(models.Model):
     def __str__(self):
         return f"{self.key}/{self.channel}/{self.locale} v{self.version}"
 
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        from .templating import template_errors
+
+        errors = template_errors(self.subject, self.body, self.html_body, self.blocks, self.variables)
+        if errors:
+            raise ValidationError(errors)
+
 
 class Broadcast(models.Model):
     """One send request to an audience; fan-out progress is followed here."""
@@ -313,6 +322,8 @@ class Notification(models.Model):
     read_at = models.DateTimeField(null=True, blank=True)
     seen_at = models.DateTimeField(null=True, blank=True)
     archived_at = models.DateTimeField(null=True, blank=True)
+    # What planning decided and why (channels used or skipped, quiet-hours deferrals); see /explain/.
+    trace = models.JSONField(default=list, blank=True)
 
     objects = NotificationQuerySet.as_manager()
 

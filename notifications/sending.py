@@ -6,7 +6,10 @@ from .models import Notification, NotificationStatus
 
 
 @transaction.atomic
-def store_and_dispatch(*, recipients, category, title, message="", channels=None, priority, data, sender=None):
+def store_and_dispatch(
+    *, recipients, category, title, message="", channels=None, priority, data, sender=None,
+    template_key="", context=None, locale="",
+):
     # Each item of `channels` is a channel (a route of its own) or a list of channels (a fallback chain).
     routes = [[item] if isinstance(item, str) else list(item) for item in channels or []]
     notifications = Notification.objects.bulk_create(
@@ -21,6 +24,9 @@ def store_and_dispatch(*, recipients, category, title, message="", channels=None
             priority=priority,
             data=data,
             status=NotificationStatus.PENDING,
+            template_key=template_key,
+            context=context or {},
+            locale=locale,
         )
         for user in recipients
     )

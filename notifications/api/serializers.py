@@ -3,6 +3,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..models import Category, Channel, Delivery, DeliveryAttempt, Notification, Priority
+from ..templating import LOCALE, validate_send
 
 User = get_user_model()
 
@@ -49,7 +50,7 @@ class SendNotificationSerializer(serializers.Serializer):
         help_text="Recipient user ids (usernames).",
     )
     category = serializers.SlugField(max_length=64)
-    title = serializers.CharField(max_length=500)
+    title = serializers.CharField(max_length=500, required=False, help_text="Optional when a template applies.")
     message = serializers.CharField(max_length=20000, allow_blank=True, required=False, default="")
     channels = serializers.ListField(
         child=RouteField(),
@@ -59,6 +60,18 @@ class SendNotificationSerializer(serializers.Serializer):
     )
     priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.MEDIUM)
     data = serializers.DictField(required=False, default=dict)
+    # --- prefs: templates ---
+    template = serializers.SlugField(
+        max_length=100, required=False, source="template_key", help_text="Template key; default: the category's."
+    )
+    context = serializers.DictField(required=False, default=dict, help_text="Values of the template's variables.")
+    locale = serializers.RegexField(LOCALE, max_length=16, required=False, default="")
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        if errors := validate_send(attrs):
+            raise serializers.ValidationError(errors)
+        return attrs
 
     def validate_recipients(self, usernames):
         usernames = list(dict.fromkeys(usernames))
