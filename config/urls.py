@@ -11,3 +11,8 @@ urlpatterns = [
     path("api/", include("notifications.api.urls")),
     path("healthz", health, name="health"),
 ]
+
+# Django's own error pages answer in the API's error format on /api/ paths.
+handler400 = "notifications.api.errors.bad_request"
+handler404 = "notifications.api.errors.not_found"
+handler500 = "notifications.api.errors.server_error"

@@ -1,12 +1,22 @@
 """Storing what an app asked to send, and handing it to the dispatch task after commit."""
 
 from django.db import transaction
+from django.utils import timezone
 
 from .models import Notification, NotificationStatus
 
 
+def is_held(scheduled_at, now=None):
+    """A notification scheduled for later waits in Postgres; the beat task dispatches it when due."""
+    return scheduled_at is not None and scheduled_at > (now or timezone.now())
+
+
 @transaction.atomic
-def store_and_dispatch(*, recipients, category, title, message="", channels=None, priority, data, sender=None):
+def store_and_dispatch(
+    *, recipients, category, title, message="", channels=None, priority, data, sender=None,
+    template="", context=None, scheduled_at=None, expires_at=None,
+):
+    held = is_held(scheduled_at)
     notifications = Notification.objects.bulk_create(
         Notification(
             recipient=user,
@@ -17,10 +27,16 @@ def store_and_dispatch(*, recipients, category, title, message="", channels=None
             channels=channels or [],
             priority=priority,
             data=data,
-            status=NotificationStatus.PENDING,
+            template_key=template,
+            context=context or {},
+            scheduled_at=scheduled_at,
+            expires_at=expires_at,
+            status=NotificationStatus.SCHEDULED if held else NotificationStatus.PENDING,
         )
         for user in recipients
     )
+    if held:
+        return notifications
     ids = [str(n.id) for n in notifications]
     from .tasks import dispatch_notifications
 

@@ -19,6 +19,7 @@ def isolated_broker():
     """Tests use their own Redis database so a running dev service is never touched."""
     redis.Redis.from_url(TEST_BROKER_URL).flushdb()
     celery_app.conf.broker_url = TEST_BROKER_URL
+    settings.CACHES["throttle"]["LOCATION"] = TEST_BROKER_URL
     yield TEST_BROKER_URL
 
 
