@@ -9,7 +9,7 @@ recipient) and hands them to the dispatch task. Either task can run twice and in
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -118,13 +118,15 @@ def fan_out_chunk(broadcast_id, number):
         from .tasks import dispatch_notifications
 
         transaction.on_commit(lambda: dispatch_notifications.delay(ids))
-    finish_chunk(broadcast_id, chunk.created)
+    finish_chunk(broadcast_id)
     return chunk.created
 
 
-def finish_chunk(broadcast_id, created):
+def finish_chunk(broadcast_id):
     # The broadcast row lock orders concurrent last chunks, so exactly one of them sees none left.
     Broadcast.objects.select_for_update().filter(id=broadcast_id).values_list("id").get()
-    Broadcast.objects.filter(id=broadcast_id).update(notifications_created=F("notifications_created") + created)
-    if not BroadcastChunk.objects.filter(broadcast_id=broadcast_id, done_at__isnull=True).exists():
-        Broadcast.objects.filter(id=broadcast_id).update(status=Broadcast.Status.DONE, finished_at=timezone.now())
+    chunks = BroadcastChunk.objects.filter(broadcast_id=broadcast_id)
+    progress = {"notifications_created": chunks.aggregate(created=Sum("created"))["created"] or 0}
+    if not chunks.filter(done_at__isnull=True).exists():
+        progress.update(status=Broadcast.Status.DONE, finished_at=timezone.now())
+    Broadcast.objects.filter(id=broadcast_id).update(**progress)

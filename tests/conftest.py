@@ -55,6 +55,7 @@ def worker_env(django_db_setup, django_db_blocker, fake_sendgrid, isolated_broke
         "SENDGRID_HOST": fake_sendgrid.url,
         "NOTIFY_EMAIL_BACKOFF_MAX": "2",
         "NOTIFY_INAPP_BACKOFF_MAX": "2",
+        "NOTIFY_BROADCAST_CHUNK_SIZE": "10",
     }
 
 
