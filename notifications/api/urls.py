@@ -13,7 +13,17 @@ from .contacts import (
 from .staff import AnalyticsSummaryView, DeliveryViewSet
 from .views import NotificationViewSet
 
-router = SimpleRouter(trailing_slash="/?")
+
+
+class OptionalSlashRouter(SimpleRouter):
+    """Paths answer with or without their trailing slash (`PUT .../read` and `.../read/`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.trailing_slash = "/?"
+
+
+router = OptionalSlashRouter()
 router.register("notifications", NotificationViewSet, basename="notification")
 router.register("broadcasts", BroadcastViewSet, basename="broadcast")
 router.register("clients", ApiClientViewSet, basename="api-client")
