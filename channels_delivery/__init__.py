@@ -6,4 +6,6 @@ def enqueue_deliveries(deliveries):
     from .tasks import DELIVERY_TASKS
 
     for delivery in deliveries:
-        DELIVERY_TASKS[delivery.channel].delay(str(delivery.id))
+        # A notification's expires_at becomes the message's: a worker discards it unrun after that.
+        expires = delivery.notification.expires_at
+        DELIVERY_TASKS[delivery.channel].apply_async((str(delivery.id),), expires=expires)

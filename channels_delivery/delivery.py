@@ -42,6 +42,8 @@ def attempt(delivery_id):
     if delivery is None:
         logger.info("delivery %s not claimable, skipping", delivery_id)
         return None
+    if expired(delivery):
+        return None
     providers = providers_for(delivery.channel)
     if not providers:
         error = PermanentDeliveryError(f"no provider configured for {delivery.channel}")
@@ -68,6 +70,20 @@ def attempt(delivery_id):
     transient = isinstance(last_error, TransientDeliveryError)
     mark(delivery, DeliveryStatus.RETRYING if transient else DeliveryStatus.FAILED, str(last_error))
     raise last_error
+
+
+def expired(delivery):
+    """A notification past its expires_at is not sent any more: skipped with reason "expired"."""
+    now = timezone.now()
+    if not Notification.objects.filter(id=delivery.notification_id, expires_at__lte=now).exists():
+        return False
+    DeliveryAttempt.objects.create(
+        delivery=delivery, number=delivery.attempt_count, outcome=AttemptOutcome.SKIPPED, note="expired"
+    )
+    Delivery.objects.filter(id=delivery.id).update(
+        status=DeliveryStatus.SKIPPED, reason="expired", next_retry_at=None, updated_at=now
+    )
+    return True
 
 
 def record_attempt(delivery, provider_name, error, started_at, started, status_code=""):

@@ -3,7 +3,7 @@ from django.db import transaction
 
 from channels_delivery import enqueue_deliveries
 
-from . import planning
+from . import digests, escalation, planning
 from .models import Delivery, DeliveryStatus, Notification, NotificationStatus
 
 
@@ -16,9 +16,11 @@ def dispatch_notifications(notification_ids):
             .select_related("recipient")
             .filter(id__in=notification_ids, status=NotificationStatus.PENDING)
         )
+        notifications = digests.hold_for_digest(notifications)  # clock: digest categories wait
         deliveries = [delivery for notification in notifications for delivery in planning.plan(notification)]
         Delivery.objects.bulk_create(deliveries)
         queued = [d for d in deliveries if d.status == DeliveryStatus.QUEUED]
+        escalation.plan_escalations(queued)  # clock: unread in-app goes out again later
         live = {d.notification_id for d in queued}
         Notification.objects.filter(id__in=live).update(status=NotificationStatus.DISPATCHED)
         Notification.objects.filter(id__in=[n.id for n in notifications if n.id not in live]).update(

@@ -54,6 +54,8 @@ def worker_env(django_db_setup, django_db_blocker, fake_sendgrid, isolated_broke
         "SENDGRID_HOST": fake_sendgrid.url,
         "NOTIFY_EMAIL_BACKOFF_MAX": "2",
         "NOTIFY_INAPP_BACKOFF_MAX": "2",
+        # clock: one "minute" of digest windows and escalation delays lasts a second in tests
+        "NOTIFY_CLOCK_MINUTE_SECONDS": "1",
     }
 
 
@@ -99,3 +101,14 @@ def user_api():
         return client
 
     return make
+
+
+# --- clock ---
+@pytest.fixture
+def beat(worker_env, tmp_path):
+    """A real celery beat process for one test (the test database is flushed between tests)."""
+    from .workers import BeatProcess
+
+    process = BeatProcess(worker_env, log_dir=tmp_path).start()
+    yield process
+    process.stop()
