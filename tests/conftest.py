@@ -12,12 +12,20 @@ from .fakes.sendgrid import FakeSendGrid
 from .workers import WorkerProcess
 
 TEST_BROKER_URL = os.environ.get("TEST_CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
+# With a RabbitMQ broker, Redis still holds the channel layer, rate limits and the beat lock.
+TEST_REDIS_URL = os.environ.get(
+    "TEST_REDIS_URL", TEST_BROKER_URL if TEST_BROKER_URL.startswith("redis") else "redis://127.0.0.1:6379/15"
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_broker():
-    """Tests use their own Redis database so a running dev service is never touched."""
-    redis.Redis.from_url(TEST_BROKER_URL).flushdb()
+    """Tests use their own Redis database (or RabbitMQ vhost) so a running dev service is never touched."""
+    redis.Redis.from_url(TEST_REDIS_URL).flushdb()
+    if TEST_BROKER_URL.startswith("amqp"):
+        from .rabbitmq import fresh_vhost
+
+        fresh_vhost(TEST_BROKER_URL)
     celery_app.conf.broker_url = TEST_BROKER_URL
     yield TEST_BROKER_URL
 
@@ -49,7 +57,7 @@ def worker_env(django_db_setup, django_db_blocker, fake_sendgrid, isolated_broke
     return {
         "DATABASE_URL": database_url(),
         "CELERY_BROKER_URL": isolated_broker,
-        "REDIS_URL": isolated_broker,
+        "REDIS_URL": TEST_REDIS_URL,
         "SENDGRID_API_KEY": fake_sendgrid.api_key,
         "SENDGRID_HOST": fake_sendgrid.url,
         "NOTIFY_EMAIL_BACKOFF_MAX": "2",

@@ -2,6 +2,7 @@
 
 import datetime
 import logging
+import time
 
 import pytest
 from django.utils import timezone
@@ -81,7 +82,10 @@ def test_a_delivery_task_for_an_expired_notification_is_skipped(sendgrid, make_u
 
 
 @pytest.mark.django_db(transaction=True)
-def test_expired_messages_are_discarded_by_the_worker_and_their_rows_skipped(celery_worker, sendgrid, make_user):
+@pytest.mark.worker
+def test_expired_messages_are_discarded_by_the_worker_and_their_rows_skipped(
+    celery_worker, sendgrid, make_user, isolated_broker
+):
     from channels_delivery import enqueue_deliveries
 
     ada = make_user("ada", email="ada@example.com")
@@ -89,10 +93,13 @@ def test_expired_messages_are_discarded_by_the_worker_and_their_rows_skipped(cel
                   expires_at=timezone.now() - datetime.timedelta(seconds=1))
     discarded = celery_worker.log().count("Discarding revoked task: channels_delivery.deliver_email")
     enqueue_deliveries([Delivery.objects.select_related("notification").get(id=row.id)])
-    wait_until(
-        lambda: celery_worker.log().count("Discarding revoked task: channels_delivery.deliver_email") > discarded,
-        timeout=20, message="worker discards the expired message",
-    )
+    if isolated_broker.startswith("redis"):
+        wait_until(
+            lambda: celery_worker.log().count("Discarding revoked task: channels_delivery.deliver_email") > discarded,
+            timeout=20, message="worker discards the expired message",
+        )
+    else:
+        time.sleep(2)  # RabbitMQ drops it itself: Celery sets the message's TTL (expiration) from expires
     assert Delivery.objects.get(id=row.id).attempts.count() == 0  # the task never ran
 
     assert reap() == {"sending": 0, "queued": 0, "retrying": 0, "pending notifications": 0}
