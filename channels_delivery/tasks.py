@@ -1,14 +1,21 @@
 """One Celery task per channel queue; each retries transient errors with backoff and jitter."""
 
+import logging
+
 from celery import Task, shared_task
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from . import delivery
 from .errors import PermanentDeliveryError, TransientDeliveryError
 
+logger = logging.getLogger(__name__)
+# Postgres restarting or dropping connections is not the delivery's fault: retry, never a dead letter.
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+
 
 class DeliveryTask(Task):
-    autoretry_for = (TransientDeliveryError,)
+    autoretry_for = (TransientDeliveryError, *DATABASE_ERRORS)
     dont_autoretry_for = (PermanentDeliveryError,)
     retry_backoff = 2
     retry_jitter = True
@@ -16,11 +23,17 @@ class DeliveryTask(Task):
     reject_on_worker_lost = True
 
     def on_retry(self, exc, task_id, args, kwargs, einfo):
+        if isinstance(exc, DATABASE_ERRORS):
+            return
         countdown = getattr(einfo.exception, "when", None)
         if isinstance(countdown, (int, float)):
             delivery.schedule_retry(args[0], countdown)
 
     def on_failure(self, exc, task_id, args, kwargs, einfo):
+        if isinstance(exc, DATABASE_ERRORS):
+            # The row is still queued or sending; the reaper picks it up once Postgres is back.
+            logger.warning("delivery %s left for the reaper after a database error: %s", args[0], exc)
+            return
         reason = "retries exhausted" if isinstance(exc, TransientDeliveryError) else "permanent error"
         delivery.mark_failed(args[0], f"{reason}: {exc}")
 
