@@ -34,6 +34,17 @@ def signed_headers(delivery_id, secret, body, now=None):
     }
 
 
+def read_limited(response, limit=64 * 1024):
+    """The start of the answer; a receiver cannot make us hold an endless body in memory."""
+    body = b""
+    for chunk in response.iter_content(8192):
+        body += chunk
+        if len(body) > limit:
+            response.close()  # drops the connection instead of draining the rest
+            break
+    return body[:limit].decode(errors="replace")
+
+
 class SignedWebhook(Provider):
     name = "webhook"
     channel = "webhook"
@@ -56,7 +67,9 @@ class SignedWebhook(Provider):
             response = guarded_session().post(
                 endpoint.url, data=body.encode(), headers=signed_headers(delivery_id, endpoint.secret, body),
                 timeout=(settings.WEBHOOK_CONNECT_TIMEOUT, settings.WEBHOOK_READ_TIMEOUT), allow_redirects=False,
+                stream=True,
             )
+            text = read_limited(response)
         except BlockedAddressError as error:
             return PermanentDeliveryError(f"webhook {where} refused: {error}"), {}
         except requests.Timeout as error:
@@ -67,12 +80,12 @@ class SignedWebhook(Provider):
             return PermanentDeliveryError(f"webhook {where}: {type(error).__name__}"), {}
         if 200 <= response.status_code < 300:
             return None, {"status": response.status_code}
-        return self.error_for(where, response), {"status": response.status_code}
+        return self.error_for(where, response, text), {"status": response.status_code}
 
     @staticmethod
-    def error_for(where, response):
+    def error_for(where, response, text):
         """The one place webhook answers are sorted; redirects are not followed, so they fail."""
         if 300 <= response.status_code < 400:
             return PermanentDeliveryError(f"webhook {where} {response.status_code}: redirects are not followed",
                                           status_code=response.status_code)
-        return error_for_status(f"webhook {where}", response.status_code, response.text[:200], response.headers)
+        return error_for_status(f"webhook {where}", response.status_code, text[:200], response.headers)

@@ -234,3 +234,11 @@ def test_connection_goes_to_the_address_that_was_checked(receiver, user, channel
 def test_one_keep_alive_session_per_process(channel_settings):
     assert netguard.guarded_session() is netguard.guarded_session()
     assert netguard.guarded_session().trust_env is False
+
+
+def test_an_endless_error_body_is_cut_short(receiver, user):
+    add_endpoint(receiver, user)
+    receiver.fail_next(status=400, body=b"E" * 500_000)
+    with pytest.raises(PermanentDeliveryError, match="400") as caught:
+        send(user)
+    assert len(str(caught.value)) < 400
