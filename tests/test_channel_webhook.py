@@ -242,3 +242,14 @@ def test_an_endless_error_body_is_cut_short(receiver, user):
     with pytest.raises(PermanentDeliveryError, match="400") as caught:
         send(user)
     assert len(str(caught.value)) < 400
+
+
+def test_next_checked_address_is_tried_when_one_refuses(receiver, user, channel_settings, fake_dns):
+    answers, lookups = fake_dns
+    answers["multi.customer.test"] = [["127.0.0.2", "127.0.0.1"]]  # nothing listens on 127.0.0.2
+    channel_settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.0/8"]
+    add_endpoint(receiver, user, host="multi.customer.test")
+
+    send(user)
+
+    assert lookups == ["multi.customer.test"] and len(receiver.events) == 1
