@@ -5,6 +5,7 @@ WebhookEndpoint row at send time, so secrets are never copied into Delivery rows
 secret or a deactivated endpoint takes effect on the next try.
 """
 
+import binascii
 import json
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
@@ -64,8 +65,12 @@ class SignedWebhook(Provider):
         # Errors name the endpoint and host, never the URL: its path or query may hold a token.
         where = f"endpoint {endpoint.id} ({host})"
         try:
+            headers = signed_headers(delivery_id, endpoint.secret, body)
+        except (binascii.Error, ValueError):
+            return PermanentDeliveryError(f"webhook {where}: signing secret is not base64, rotate it"), {}
+        try:
             response = guarded_session().post(
-                endpoint.url, data=body.encode(), headers=signed_headers(delivery_id, endpoint.secret, body),
+                endpoint.url, data=body.encode(), headers=headers,
                 timeout=(settings.WEBHOOK_CONNECT_TIMEOUT, settings.WEBHOOK_READ_TIMEOUT), allow_redirects=False,
                 stream=True,
             )

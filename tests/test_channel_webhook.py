@@ -253,3 +253,11 @@ def test_next_checked_address_is_tried_when_one_refuses(receiver, user, channel_
     send(user)
 
     assert lookups == ["multi.customer.test"] and len(receiver.events) == 1
+
+
+def test_unusable_signing_secret_is_a_permanent_configuration_error(receiver, user):
+    endpoint = add_endpoint(receiver, user)
+    WebhookEndpoint.objects.filter(id=endpoint.id).update(secret="whsec_a")  # not base64 of anything
+    with pytest.raises(PermanentDeliveryError, match="rotate it"):
+        send(user)
+    assert receiver.received == []
