@@ -37,13 +37,13 @@ def signed_headers(delivery_id, secret, body, now=None):
 
 def read_limited(response, limit=64 * 1024):
     """The start of the answer; a receiver cannot make us hold an endless body in memory."""
-    body = b""
+    body = bytearray()
     for chunk in response.iter_content(8192):
         body += chunk
         if len(body) > limit:
             response.close()  # drops the connection instead of draining the rest
             break
-    return body[:limit].decode(errors="replace")
+    return bytes(body[:limit]).decode(errors="replace")
 
 
 class SignedWebhook(Provider):
