@@ -10,4 +10,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/", include("notifications.api.urls")),
     path("healthz", health, name="health"),
+    path("callbacks/", include("channels_delivery.callbacks.urls")),
 ]

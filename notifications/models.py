@@ -301,6 +301,8 @@ class Notification(models.Model):
     priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.MEDIUM)
     status = models.CharField(max_length=16, choices=NotificationStatus.choices, default=NotificationStatus.PENDING)
     channels = ArrayField(models.CharField(max_length=16, choices=Channel.choices), default=list, blank=True)
+    # The sender's fallback chains, e.g. [["inapp"], ["push", "sms", "email"]]; empty: configured routes.
+    routes = models.JSONField(default=list, blank=True)
     template_key = models.SlugField(max_length=100, blank=True)
     context = models.JSONField(default=dict, blank=True)
     locale = models.CharField(max_length=16, blank=True)
@@ -335,7 +337,12 @@ class Notification(models.Model):
 
 class DeliveryQuerySet(models.QuerySet):
     def dead_letters(self):
-        return self.filter(status=DeliveryStatus.FAILED)
+        """Failed deliveries that ended their chain: nothing after them in their route is left to try."""
+        later = Delivery.objects.filter(
+            notification=models.OuterRef("notification"), route=models.OuterRef("route"),
+            position__gt=models.OuterRef("position"),
+        ).exclude(status=DeliveryStatus.SKIPPED)
+        return self.filter(status=DeliveryStatus.FAILED).exclude(models.Exists(later))
 
     def stuck(self, older_than):
         return self.filter(

@@ -7,6 +7,8 @@ from .models import Notification, NotificationStatus
 
 @transaction.atomic
 def store_and_dispatch(*, recipients, category, title, message="", channels=None, priority, data, sender=None):
+    # Each item of `channels` is a channel (a route of its own) or a list of channels (a fallback chain).
+    routes = [[item] if isinstance(item, str) else list(item) for item in channels or []]
     notifications = Notification.objects.bulk_create(
         Notification(
             recipient=user,
@@ -14,7 +16,8 @@ def store_and_dispatch(*, recipients, category, title, message="", channels=None
             category=category,
             title=title,
             body=message,
-            channels=channels or [],
+            channels=[channel for route in routes for channel in route],
+            routes=routes,
             priority=priority,
             data=data,
             status=NotificationStatus.PENDING,

@@ -18,11 +18,10 @@ def dispatch_notifications(notification_ids):
         )
         deliveries = [delivery for notification in notifications for delivery in planning.plan(notification)]
         Delivery.objects.bulk_create(deliveries)
-        queued = [d for d in deliveries if d.status == DeliveryStatus.QUEUED]
-        live = {d.notification_id for d in queued}
+        live = {d.notification_id for d in deliveries if d.status == DeliveryStatus.QUEUED}
         Notification.objects.filter(id__in=live).update(status=NotificationStatus.DISPATCHED)
         Notification.objects.filter(id__in=[n.id for n in notifications if n.id not in live]).update(
             status=NotificationStatus.FAILED
         )
-        transaction.on_commit(lambda: enqueue_deliveries(queued))
+        transaction.on_commit(lambda: enqueue_deliveries(deliveries, whole_plan=True))
     return len(deliveries)

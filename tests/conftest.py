@@ -24,6 +24,8 @@ def isolated_broker():
     """Tests use their own Redis database so a running dev service is never touched."""
     redis.Redis.from_url(TEST_BROKER_URL).flushdb()
     celery_app.conf.broker_url = TEST_BROKER_URL
+    # Circuit and rate-limit state, read by tests, lives beside the test broker.
+    settings.REDIS_URL = TEST_BROKER_URL
     yield TEST_BROKER_URL
 
 
@@ -60,6 +62,14 @@ def worker_env(django_db_setup, django_db_blocker, fake_sendgrid, isolated_broke
         "SENDGRID_HOST": fake_sendgrid.url,
         "NOTIFY_EMAIL_BACKOFF_MAX": "2",
         "NOTIFY_INAPP_BACKOFF_MAX": "2",
+        # engine: fast retries, a circuit that trips and heals within a test, a visible rate limit
+        "NOTIFY_RETRY_BACKOFF": "0.25",
+        "NOTIFY_EMAIL_MAX_RETRIES": "3",
+        "NOTIFY_CIRCUIT_FAILURES": "4",
+        "NOTIFY_CIRCUIT_WINDOW": "30",
+        "NOTIFY_CIRCUIT_OPEN_SECONDS": "3",
+        "NOTIFY_CIRCUIT_PROBE_SECONDS": "10",
+        "NOTIFY_RATE_LIMITS": "sendgrid=10:3",
     }
 
 

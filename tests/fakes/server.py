@@ -46,7 +46,7 @@ class FakeProvider:
 
     def __init__(self):
         self.requests = []
-        self.received = []
+        self.received = []  # every request, answered by a fault or not
         self.faults = []
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler_class())
