@@ -16,6 +16,7 @@ from standardwebhooks.webhooks import Webhook
 
 from notifications.models import WebhookEndpoint
 
+from . import hooks
 from .base import Provider, SendResult
 from .errors import PermanentDeliveryError, TransientDeliveryError, error_for_status
 from .fanout import settle
@@ -85,11 +86,16 @@ class SignedWebhook(Provider):
             return PermanentDeliveryError(f"webhook {where}: {type(error).__name__}"), {}
         if 200 <= response.status_code < 300:
             return None, {"status": response.status_code}
-        return self.error_for(where, response, text), {"status": response.status_code}
+        return self.error_for(endpoint, where, response, text), {"status": response.status_code}
 
     @staticmethod
-    def error_for(where, response, text):
-        """The one place webhook answers are sorted; redirects are not followed, so they fail."""
+    def error_for(endpoint, where, response, text):
+        """The one place webhook answers are sorted, as Standard Webhooks suggests: redirects are
+        not followed, so they fail; 410 Gone means the receiver wants no more, so the endpoint is
+        switched off; 408, 429 and 5xx are retried, honouring Retry-After."""
+        if response.status_code == 410:
+            hooks.contact_point_gone("webhook", endpoint.id, "endpoint answered 410 Gone")
+            return PermanentDeliveryError(f"webhook {where} 410: endpoint gone, switched off", status_code=410)
         if 300 <= response.status_code < 400:
             return PermanentDeliveryError(f"webhook {where} {response.status_code}: redirects are not followed",
                                           status_code=response.status_code)

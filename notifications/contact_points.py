@@ -68,7 +68,7 @@ def address_for(user, channel):
     return lookup(user) if lookup else None
 
 
-GONE_MODELS = {"push": PushSubscription, "slack": SlackWebhook}
+GONE_MODELS = {"push": PushSubscription, "slack": SlackWebhook, "webhook": WebhookEndpoint}
 
 
 def deactivate(kind, contact_point_id, reason):
