@@ -24,7 +24,7 @@ PERMANENT_CODES = {
 }
 
 
-# The SDK logs every request line and response header at INFO; one line per send is ours to log.
+# The SDK logs each request line and response header at INFO: noise on a busy SMS worker.
 http_logger = logging.getLogger("channels_delivery.sms.twilio_http")
 http_logger.setLevel(logging.WARNING)
 
