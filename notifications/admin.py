@@ -3,7 +3,7 @@ from urllib.parse import urlsplit
 from django import forms
 from django.contrib import admin, messages
 
-from . import models
+from . import models, templating
 
 
 class DeliveryAttemptInline(admin.TabularInline):
@@ -114,6 +114,13 @@ class SlackWebhookAdmin(admin.ModelAdmin):
 class TemplateAdmin(admin.ModelAdmin):
     list_display = ["key", "channel", "locale", "version", "active", "created_at"]
     list_filter = ["channel", "locale", "active"]
+    readonly_fields = ["version", "active"]
+
+    def save_model(self, request, obj, form, change):
+        # An edit publishes a new version; the one edited stays as it was (inactive).
+        content = {name: getattr(obj, name) for name in ("subject", "body", "html_body", "blocks", "variables")}
+        published = templating.publish(obj.key, obj.channel, obj.locale, **content)
+        obj.pk, obj.version, obj.active = published.pk, published.version, published.active
 
 
 for model in [

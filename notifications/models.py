@@ -255,6 +255,15 @@ class Template(models.Model):
     def __str__(self):
         return f"{self.key}/{self.channel}/{self.locale} v{self.version}"
 
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        from .templating import template_errors
+
+        errors = template_errors(self.subject, self.body, self.html_body, self.blocks, self.variables)
+        if errors:
+            raise ValidationError(errors)
+
 
 class Broadcast(models.Model):
     """One send request to an audience; fan-out progress is followed here."""
@@ -274,6 +283,21 @@ class Broadcast(models.Model):
     notifications_created = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+
+class BroadcastChunk(models.Model):
+    """A fixed range of recipient user ids of a broadcast, fanned out by one task."""
+
+    broadcast = models.ForeignKey(Broadcast, on_delete=models.CASCADE, related_name="chunks")
+    number = models.PositiveIntegerField()
+    first_user_id = models.BigIntegerField()
+    last_user_id = models.BigIntegerField()
+    created = models.PositiveIntegerField(default=0)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["broadcast", "number"]
+        constraints = [models.UniqueConstraint(fields=["broadcast", "number"], name="broadcast_chunk_unique")]
 
 
 class NotificationQuerySet(models.QuerySet):
@@ -314,6 +338,8 @@ class Notification(models.Model):
     read_at = models.DateTimeField(null=True, blank=True)
     seen_at = models.DateTimeField(null=True, blank=True)
     archived_at = models.DateTimeField(null=True, blank=True)
+    # What planning decided and why (channels used or skipped, quiet-hours deferrals); see /explain/.
+    trace = models.JSONField(default=list, blank=True)
 
     objects = NotificationQuerySet.as_manager()
 
@@ -323,7 +349,13 @@ class Notification(models.Model):
                 fields=["sender", "idempotency_key"],
                 condition=Q(idempotency_key__isnull=False),
                 name="notification_idempotency_per_sender",
-            )
+            ),
+            # A broadcast chunk that runs twice inserts nobody twice (ON CONFLICT DO NOTHING).
+            models.UniqueConstraint(
+                fields=["broadcast", "recipient"],
+                condition=Q(broadcast__isnull=False),
+                name="notification_once_per_broadcast",
+            ),
         ]
         indexes = [
             models.Index(fields=["recipient", "-created_at"], name="inbox_idx"),
@@ -428,6 +460,14 @@ class ProviderEvent(models.Model):
         constraints = [models.UniqueConstraint(fields=["provider", "event_id"], name="provider_event_unique")]
 
 
+class IdempotencyRecordQuerySet(models.QuerySet):
+    def expired(self, now=None):
+        return self.filter(created_at__lt=(now or timezone.now()) - IDEMPOTENCY_TTL)
+
+
+IDEMPOTENCY_TTL = timezone.timedelta(hours=24)
+
+
 class IdempotencyRecord(models.Model):
     """The first answer to a POST with an Idempotency-Key, replayed for 24 hours."""
 
@@ -439,7 +479,23 @@ class IdempotencyRecord(models.Model):
     response_body = models.JSONField(null=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = IdempotencyRecordQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["client", "user", "key"], name="idempotency_unique", nulls_distinct=False)
         ]
+
+
+class Resend(models.Model):
+    """An operator's request to try a notification's failed or skipped channels again."""
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="resends")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    client = models.ForeignKey(ApiClient, on_delete=models.SET_NULL, null=True, blank=True)
+    reason = models.CharField(max_length=500)
+    channels = ArrayField(models.CharField(max_length=16), default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
