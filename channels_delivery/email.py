@@ -10,7 +10,7 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.utils import DNS_NAME
 from python_http_client import exceptions as http_exceptions
 from sendgrid import SendGridAPIClient
-from sendgrid.helpers.mail import CustomArg, Mail
+from sendgrid.helpers.mail import CustomArg, Header, Mail
 
 from .base import Provider, SendResult
 from .errors import PermanentDeliveryError, TransientDeliveryError, retry_after_seconds
@@ -39,6 +39,8 @@ class SendGridEmail(Provider):
         # Our delivery id travels with the message so events and duplicates can be traced to it.
         # It sits in the personalization: Mail Send v3 types a top-level custom_args as a string.
         mail.custom_arg = CustomArg("delivery_id", str(delivery_id), p=0)
+        for name, value in (message.get("headers") or {}).items():
+            mail.header = Header(name, value)
         return mail
 
     def send(self, delivery_id, message):
@@ -78,7 +80,11 @@ class DjangoEmail(Provider):
             body=message.get("text", ""),
             from_email=message.get("from") or settings.DEFAULT_FROM_EMAIL,
             to=[message["to"]],
-            headers={"X-Notify-Delivery-Id": str(delivery_id), "Message-ID": message_id},
+            headers={
+                **(message.get("headers") or {}),  # e.g. List-Unsubscribe, planned with the message
+                "X-Notify-Delivery-Id": str(delivery_id),
+                "Message-ID": message_id,
+            },
             connection=get_connection(timeout=settings.EMAIL_TIMEOUT),
         )
         if message.get("html"):

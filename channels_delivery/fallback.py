@@ -73,6 +73,12 @@ def enqueue(deliveries, *, whole_plan=False):
         pool = Delivery.objects.filter(
             notification_id__in={d.notification_id for d in heads}, status=DeliveryStatus.PENDING
         ).only("id", "notification_id", "route", "position", "channel", "status")
+    if whole_plan:
+        expiries = {d.notification_id: d.notification.expires_at for d in heads}
+    else:
+        expiries = dict(
+            Notification.objects.filter(id__in={d.notification_id for d in heads}).values_list("id", "expires_at")
+        )
     waiting = defaultdict(list)
     for row in pool:
         if row.status == DeliveryStatus.PENDING:
@@ -89,8 +95,9 @@ def enqueue(deliveries, *, whole_plan=False):
             key=lambda row: row.position,
         )
         # A retrying row's task expects to be a retry; its attempts so far stand in for the count.
-        retries = head.attempt_count if head.status == DeliveryStatus.RETRYING else 0
-        chain_signature([head, *after], expires=head.notification.expires_at).apply_async(retries=retries)
+        retries = max(head.attempt_count, 1) if head.status == DeliveryStatus.RETRYING else 0
+        # A notification's expires_at becomes every step's: a worker discards it unrun after that.
+        chain_signature([head, *after], expires=expiries.get(head.notification_id)).apply_async(retries=retries)
 
 
 def same_route(row):
@@ -123,11 +130,7 @@ def stalled(older_than, limit=1000):
         notification=OuterRef("notification"), route=OuterRef("route"), position__lt=OuterRef("position"),
         status__in=FALLBACK_TRIGGERS, updated_at__lt=older_than,
     )
-    candidates = (
-        Delivery.objects.filter(status=DeliveryStatus.PENDING)
-        .filter(Exists(failed_before))
-        .select_related("notification")[:limit]
-    )
+    candidates = Delivery.objects.filter(status=DeliveryStatus.PENDING).filter(Exists(failed_before))[:limit]
     return [row for row in candidates if getattr(predecessor(row), "status", None) in FALLBACK_TRIGGERS]
 
 
@@ -206,7 +209,7 @@ def redrive(delivery_id, by):
     """Queue a failed delivery again; the failed rows after it in its chain wait behind it again."""
     now = timezone.now()
     with transaction.atomic():
-        row = Delivery.objects.select_for_update(of=("self",)).select_related("notification").get(id=delivery_id)
+        row = Delivery.objects.select_for_update().get(id=delivery_id)
         if row.status not in FALLBACK_TRIGGERS:
             raise NotRedrivable(f"Only failed, undelivered or bounced deliveries can be re-driven; this one is {row.status}.")
         same_route(row).filter(position__gt=row.position, status__in=FALLBACK_TRIGGERS).update(

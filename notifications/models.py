@@ -38,6 +38,7 @@ class NotificationStatus(models.TextChoices):
     FAILED = "failed"  # every planned channel failed
     CANCELLED = "cancelled"
     EXPIRED = "expired"
+    BATCHED = "batched"  # held for its category's digest (see Digest)
 
 
 class DeliveryStatus(models.TextChoices):
@@ -70,6 +71,7 @@ class AttemptOutcome(models.TextChoices):
     TRANSIENT_ERROR = "transient_error"
     PERMANENT_ERROR = "permanent_error"
     SKIPPED = "skipped"
+    REQUEUED = "requeued"  # not a try: the reaper put a stuck delivery back on its queue
 
 
 class Category(models.Model):
@@ -80,6 +82,9 @@ class Category(models.Model):
     digest_window_minutes = models.PositiveIntegerField(null=True, blank=True)
     escalate_after_minutes = models.PositiveIntegerField(null=True, blank=True)
     escalate_to = models.CharField(max_length=16, choices=Channel.choices, blank=True)
+    digest_daily_at = models.TimeField(
+        null=True, blank=True, help_text="Send one digest a day at this time in the recipient's time zone."
+    )
 
     class Meta:
         verbose_name_plural = "categories"
@@ -171,6 +176,7 @@ class WebhookEndpoint(models.Model):
     description = models.CharField(max_length=200, blank=True)
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    deactivated_reason = models.CharField(max_length=200, blank=True)
 
 
 class Topic(models.Model):
@@ -254,6 +260,15 @@ class Template(models.Model):
     def __str__(self):
         return f"{self.key}/{self.channel}/{self.locale} v{self.version}"
 
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        from .templating import template_errors
+
+        errors = template_errors(self.subject, self.body, self.html_body, self.blocks, self.variables)
+        if errors:
+            raise ValidationError(errors)
+
 
 class Broadcast(models.Model):
     """One send request to an audience; fan-out progress is followed here."""
@@ -273,6 +288,21 @@ class Broadcast(models.Model):
     notifications_created = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+
+class BroadcastChunk(models.Model):
+    """A fixed range of recipient user ids of a broadcast, fanned out by one task."""
+
+    broadcast = models.ForeignKey(Broadcast, on_delete=models.CASCADE, related_name="chunks")
+    number = models.PositiveIntegerField()
+    first_user_id = models.BigIntegerField()
+    last_user_id = models.BigIntegerField()
+    created = models.PositiveIntegerField(default=0)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["broadcast", "number"]
+        constraints = [models.UniqueConstraint(fields=["broadcast", "number"], name="broadcast_chunk_unique")]
 
 
 class NotificationQuerySet(models.QuerySet):
@@ -313,6 +343,12 @@ class Notification(models.Model):
     read_at = models.DateTimeField(null=True, blank=True)
     seen_at = models.DateTimeField(null=True, blank=True)
     archived_at = models.DateTimeField(null=True, blank=True)
+    # What planning decided and why (channels used or skipped, quiet-hours deferrals); see /explain/.
+    trace = models.JSONField(default=list, blank=True)
+    digest = models.ForeignKey(
+        "Digest", on_delete=models.SET_NULL, null=True, blank=True, related_name="items",
+        help_text="The digest this notification was batched into.",
+    )
 
     objects = NotificationQuerySet.as_manager()
 
@@ -322,7 +358,13 @@ class Notification(models.Model):
                 fields=["sender", "idempotency_key"],
                 condition=Q(idempotency_key__isnull=False),
                 name="notification_idempotency_per_sender",
-            )
+            ),
+            # A broadcast chunk that runs twice inserts nobody twice (ON CONFLICT DO NOTHING).
+            models.UniqueConstraint(
+                fields=["broadcast", "recipient"],
+                condition=Q(broadcast__isnull=False),
+                name="notification_once_per_broadcast",
+            ),
         ]
         indexes = [
             models.Index(fields=["recipient", "-created_at"], name="inbox_idx"),
@@ -427,6 +469,14 @@ class ProviderEvent(models.Model):
         constraints = [models.UniqueConstraint(fields=["provider", "event_id"], name="provider_event_unique")]
 
 
+class IdempotencyRecordQuerySet(models.QuerySet):
+    def expired(self, now=None):
+        return self.filter(created_at__lt=(now or timezone.now()) - IDEMPOTENCY_TTL)
+
+
+IDEMPOTENCY_TTL = timezone.timedelta(hours=24)
+
+
 class IdempotencyRecord(models.Model):
     """The first answer to a POST with an Idempotency-Key, replayed for 24 hours."""
 
@@ -438,7 +488,74 @@ class IdempotencyRecord(models.Model):
     response_body = models.JSONField(null=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = IdempotencyRecordQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["client", "user", "key"], name="idempotency_unique", nulls_distinct=False)
         ]
+
+
+class Resend(models.Model):
+    """An operator's request to try a notification's failed or skipped channels again."""
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="resends")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    client = models.ForeignKey(ApiClient, on_delete=models.SET_NULL, null=True, blank=True)
+    reason = models.CharField(max_length=500)
+    channels = ArrayField(models.CharField(max_length=16), default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+
+# --- clock ---
+class Digest(models.Model):
+    """One batch of a user's notifications of one category in one window; sent once, as one
+    message per channel. The unique constraint holds however many workers batch at once."""
+
+    class Status(models.TextChoices):
+        COLLECTING = "collecting"
+        SENT = "sent"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="digests")
+    category = models.ForeignKey(Category, on_delete=models.CASCADE)
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.COLLECTING)
+    notification = models.OneToOneField(
+        Notification, on_delete=models.SET_NULL, null=True, blank=True, related_name="digest_sent",
+        help_text="The notification that carried the digest out.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "category", "window_start"], name="digest_one_per_window")
+        ]
+        indexes = [models.Index(fields=["window_end"], condition=Q(status="collecting"), name="digest_due_idx")]
+
+    def __str__(self):
+        return f"{self.category_id} digest for {self.user} from {self.window_start:%Y-%m-%d %H:%M}"
+
+
+class Escalation(models.Model):
+    """Send a notification again on another channel if it is still unread at due_at."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+        CANCELLED = "cancelled"
+
+    notification = models.OneToOneField(Notification, on_delete=models.CASCADE, related_name="escalation")
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    due_at = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["due_at"], condition=Q(status="pending"), name="escalation_due_idx")]

@@ -57,6 +57,14 @@ def test_smtp_5xx_is_permanent(smtp):
     assert caught.value.status_code == 550
 
 
+@pytest.mark.parametrize("fault", [{"delay": 3.0}, {"drop": True}])
+def test_smtp_timeout_or_hang_up_is_transient(smtp, fault):
+    smtp.fail_next(**fault)
+    with pytest.raises(TransientDeliveryError, match="SMTP unreachable"):
+        DjangoEmail().send(uuid.uuid4(), MESSAGE)
+    assert smtp.messages == []
+
+
 def test_smtp_server_down_is_transient(smtp, channel_settings):
     channel_settings.EMAIL_PORT = free_port()  # nothing listens there
     with pytest.raises(TransientDeliveryError, match="unreachable"):
@@ -112,8 +120,8 @@ def test_sendgrid_rejection_does_not_fail_over(sendgrid_on, smtp, make_user):
         delivery_module.attempt(delivery.id)
 
     assert smtp.messages == []
-    delivery.refresh_from_db()
-    assert delivery.status == DeliveryStatus.FAILED
+    # attempt() leaves failing the row to the delivery task, which also starts the fallback.
+    assert [(a.provider, a.outcome) for a in delivery.attempts.all()] == [("sendgrid", "permanent_error")]
 
 
 def test_both_providers_deferring_leaves_the_delivery_retrying(sendgrid_on, smtp, make_user):
