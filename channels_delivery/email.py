@@ -13,7 +13,7 @@ from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import CustomArg, Header, Mail
 
 from .base import Provider, SendResult
-from .errors import PermanentDeliveryError, TransientDeliveryError
+from .errors import PermanentDeliveryError, TransientDeliveryError, retry_after_seconds
 
 
 class SendGridEmail(Provider):
@@ -37,7 +37,8 @@ class SendGridEmail(Provider):
             html_content=message.get("html") or None,
         )
         # Our delivery id travels with the message so events and duplicates can be traced to it.
-        mail.custom_arg = CustomArg("delivery_id", str(delivery_id))
+        # It sits in the personalization: Mail Send v3 types a top-level custom_args as a string.
+        mail.custom_arg = CustomArg("delivery_id", str(delivery_id), p=0)
         for name, value in (message.get("headers") or {}).items():
             mail.header = Header(name, value)
         return mail
@@ -58,8 +59,7 @@ class SendGridEmail(Provider):
         text = body.decode(errors="replace")[:500] if isinstance(body, bytes) else str(body)[:500]
         detail = f"SendGrid {status_code}: {text}"
         if status_code == 429 or status_code >= 500:
-            retry_after = headers.get("Retry-After") if headers else None
-            return TransientDeliveryError(detail, status_code=status_code, retry_after=retry_after)
+            return TransientDeliveryError(detail, status_code=status_code, retry_after=retry_after_seconds(headers))
         return PermanentDeliveryError(detail, status_code=status_code)
 
 
@@ -94,8 +94,18 @@ class DjangoEmail(Provider):
         except (socket.timeout, TimeoutError, ConnectionError, smtplib.SMTPServerDisconnected) as error:
             raise TransientDeliveryError(f"SMTP unreachable: {error}") from error
         except smtplib.SMTPResponseException as error:
-            error_class = TransientDeliveryError if 400 <= error.smtp_code < 500 else PermanentDeliveryError
-            raise error_class(f"SMTP {error.smtp_code}: {error.smtp_error!r}", status_code=error.smtp_code) from error
+            raise self.error_for(error.smtp_code, error.smtp_error) from error
+        except smtplib.SMTPRecipientsRefused as error:
+            # One recipient per message: its RCPT TO reply decides, 4xx deferred, 5xx refused.
+            code, reply = next(iter(error.recipients.values()))
+            raise self.error_for(code, reply) from error
         except smtplib.SMTPException as error:
             raise PermanentDeliveryError(f"SMTP: {error}") from error
         return SendResult(provider_message_id=message_id, status_code="250")
+
+    @staticmethod
+    def error_for(code, reply):
+        """The one place SMTP replies are sorted: 4xx is a deferral, anything else a refusal."""
+        text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
+        error_class = TransientDeliveryError if 400 <= code < 500 else PermanentDeliveryError
+        return error_class(f"SMTP {code}: {text[:300]}", status_code=code)

@@ -1,4 +1,4 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from . import models, templating
 
@@ -36,6 +36,24 @@ class DeliveryAdmin(admin.ModelAdmin):
     raw_id_fields = ["notification"]
     exclude = ["message"]
     inlines = [DeliveryAttemptInline]
+    actions = ["redrive"]
+
+    @admin.action(description="Re-drive selected deliveries", permissions=["change"])
+    def redrive(self, request, queryset):
+        import channels_delivery
+        from channels_delivery.fallback import NotRedrivable
+
+        done, refused = 0, 0
+        for delivery_id in queryset.values_list("id", flat=True):
+            try:
+                channels_delivery.redrive(delivery_id, by=f"staff {request.user.get_username()} (admin)")
+                done += 1
+            except NotRedrivable:
+                refused += 1
+        if done:
+            self.message_user(request, f"Re-queued {done} deliveries.", messages.SUCCESS)
+        if refused:
+            self.message_user(request, f"Skipped {refused} that are not failed.", messages.WARNING)
 
 
 @admin.register(models.DeliveryAttempt)

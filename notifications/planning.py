@@ -15,10 +15,17 @@ from .rendering import render_content
 
 
 def routes_for(notification):
-    """Routes as lists of channels: the API's override, else the configured default."""
+    """Routes as lists of channels: what the sender asked for, else NOTIFY_ROUTES by category
+    (a list of routes, or a dict by priority with a "default"), then by priority, then the default."""
+    if notification.routes:
+        return notification.routes
     if notification.channels:
         return [[channel] for channel in notification.channels]
-    return [[channel] for channel in settings.NOTIFY_DEFAULT_CHANNELS]
+    config = settings.NOTIFY_ROUTES
+    by_category = config.get("categories", {}).get(notification.category_id)
+    if isinstance(by_category, dict):
+        by_category = by_category.get(notification.priority) or by_category.get("default")
+    return by_category or config.get("priorities", {}).get(notification.priority) or config["default"]
 
 
 def build_message(notification, channel):
@@ -43,8 +50,12 @@ def plan(notification, preferences=None, now=None):
         defer(notification, deferral, now)
         return []
     deliveries = []
+    planned = set()
     for route, channels in enumerate(routes):
         head_queued = False
+        # A channel is planned once per notification, in the first place it appears.
+        channels = [channel for channel in channels if channel not in planned]
+        planned.update(channels)
         for position, channel in enumerate(channels):
             decision = decisions[channel]
             message = build_message(notification, channel) if decision.action == SEND else None

@@ -10,6 +10,8 @@ def store_and_dispatch(
     *, recipients, category, title, message="", channels=None, priority, data, sender=None,
     template_key="", context=None, locale="",
 ):
+    # Each item of `channels` is a channel (a route of its own) or a list of channels (a fallback chain).
+    routes = [[item] if isinstance(item, str) else list(item) for item in channels or []]
     notifications = Notification.objects.bulk_create(
         Notification(
             recipient=user,
@@ -17,7 +19,8 @@ def store_and_dispatch(
             category=category,
             title=title,
             body=message,
-            channels=channels or [],
+            channels=[channel for route in routes for channel in route],
+            routes=routes,
             priority=priority,
             data=data,
             status=NotificationStatus.PENDING,

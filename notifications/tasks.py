@@ -25,11 +25,10 @@ def dispatch_notifications(notification_ids):
         # Planning wrote each decision trace; a deferred notification (quiet hours) is `scheduled`.
         Notification.objects.bulk_update(notifications, ["status", "scheduled_at", "trace"])
         deferred = {n.id for n in notifications if n.status == NotificationStatus.SCHEDULED}
-        queued = [d for d in deliveries if d.status == DeliveryStatus.QUEUED]
-        live = {d.notification_id for d in queued}
+        live = {d.notification_id for d in deliveries if d.status == DeliveryStatus.QUEUED}
         Notification.objects.filter(id__in=live).update(status=NotificationStatus.DISPATCHED)
         Notification.objects.filter(
             id__in=[n.id for n in notifications if n.id not in live and n.id not in deferred]
         ).update(status=NotificationStatus.FAILED)
-        transaction.on_commit(lambda: enqueue_deliveries(queued))
+        transaction.on_commit(lambda: enqueue_deliveries(deliveries, whole_plan=True))
     return len(deliveries)

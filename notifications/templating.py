@@ -315,7 +315,8 @@ def validate_send(attrs):
     """Field errors of a send's template part ({} when fine); fills in a title from the template."""
     key = attrs.get("template_key") or attrs["category"].key
     # Without an override any channel may be planned (defaults, fallbacks), so every template counts.
-    channels = attrs.get("channels") or Channel.values
+    routes = attrs.get("channels") or [Channel.values]
+    channels = {channel for route in routes for channel in ([route] if isinstance(route, str) else route)}
     context = attrs.get("context") or {}
     if attrs.get("template_key") and not Template.objects.filter(key=key, active=True).exists():
         return {"template": [f"Unknown template '{key}'."]}

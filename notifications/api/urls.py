@@ -2,6 +2,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from .explain import ExplainView
+from .operations import DeadLetterList, Redrive
 from .preferences import MyPreferencesView, UserPreferencesView
 from .templates import TemplateViewSet
 from .views import NotificationViewSet
@@ -16,4 +17,6 @@ urlpatterns = [
     path("users/<str:username>/preferences/", UserPreferencesView.as_view(), name="user-preferences"),
     path("notifications/<uuid:pk>/explain/", ExplainView.as_view(), name="notification-explain"),
     *router.urls,
+    path("dead-letters/", DeadLetterList.as_view(), name="dead-letters"),
+    path("deliveries/<uuid:delivery_id>/redrive/", Redrive.as_view(), name="delivery-redrive"),
 ]
