@@ -283,3 +283,29 @@ for _pair in env_list("NOTIFY_CATEGORY_CHANNELS_OFF_BY_DEFAULT", ""):
     NOTIFY_CATEGORY_CHANNELS_OFF_BY_DEFAULT.setdefault(_category.strip(), []).append(_channel.strip())
 # Templates fall back from the notification's or user's locale to its language, then to this.
 NOTIFY_DEFAULT_LOCALE = env_str("NOTIFY_DEFAULT_LOCALE", "en")
+# --- api ---
+# Broadcast fan-out: recipients per chunk task (one bulk insert and one dispatch task each).
+NOTIFY_BROADCAST_CHUNK_SIZE = env_int("NOTIFY_BROADCAST_CHUNK_SIZE", 1000)
+# Throttling per API client and per user (DRF rate syntax: N/second|minute|hour|day).
+NOTIFY_THROTTLE_RATES = {
+    "client": env_str("NOTIFY_THROTTLE_CLIENT_RATE", "6000/minute"),
+    "user": env_str("NOTIFY_THROTTLE_USER_RATE", "600/minute"),
+}
+# Throttle counters live in Redis so every web process shares them.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "throttle": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env_str("THROTTLE_REDIS_URL", REDIS_URL),
+        "KEY_PREFIX": "throttle",
+    },
+}
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["notifications.api.throttling.ClientRateThrottle"]
+REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "notifications.api.schema.ApiAutoSchema"
+SPECTACULAR_SETTINGS["COMPONENT_SPLIT_REQUEST"] = True
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
+    "NotificationStatusEnum": "notifications.models.NotificationStatus",
+    "DeliveryStatusEnum": "notifications.models.DeliveryStatus",
+    "BroadcastStatusEnum": "notifications.models.Broadcast.Status",
+    "ChannelEnum": "notifications.models.Channel",
+}

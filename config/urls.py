@@ -14,3 +14,8 @@ urlpatterns = [
     path("callbacks/", include("channels_delivery.callbacks.urls")),
     path("unsubscribe/<str:token>/", unsubscribe, name="unsubscribe"),
 ]
+
+# Django's own error pages answer in the API's error format on /api/ paths.
+handler400 = "notifications.api.errors.bad_request"
+handler404 = "notifications.api.errors.not_found"
+handler500 = "notifications.api.errors.server_error"

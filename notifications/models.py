@@ -284,6 +284,21 @@ class Broadcast(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
 
+class BroadcastChunk(models.Model):
+    """A fixed range of recipient user ids of a broadcast, fanned out by one task."""
+
+    broadcast = models.ForeignKey(Broadcast, on_delete=models.CASCADE, related_name="chunks")
+    number = models.PositiveIntegerField()
+    first_user_id = models.BigIntegerField()
+    last_user_id = models.BigIntegerField()
+    created = models.PositiveIntegerField(default=0)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["broadcast", "number"]
+        constraints = [models.UniqueConstraint(fields=["broadcast", "number"], name="broadcast_chunk_unique")]
+
+
 class NotificationQuerySet(models.QuerySet):
     def for_recipient(self, user):
         return self.filter(recipient=user)
@@ -333,7 +348,13 @@ class Notification(models.Model):
                 fields=["sender", "idempotency_key"],
                 condition=Q(idempotency_key__isnull=False),
                 name="notification_idempotency_per_sender",
-            )
+            ),
+            # A broadcast chunk that runs twice inserts nobody twice (ON CONFLICT DO NOTHING).
+            models.UniqueConstraint(
+                fields=["broadcast", "recipient"],
+                condition=Q(broadcast__isnull=False),
+                name="notification_once_per_broadcast",
+            ),
         ]
         indexes = [
             models.Index(fields=["recipient", "-created_at"], name="inbox_idx"),
@@ -438,6 +459,14 @@ class ProviderEvent(models.Model):
         constraints = [models.UniqueConstraint(fields=["provider", "event_id"], name="provider_event_unique")]
 
 
+class IdempotencyRecordQuerySet(models.QuerySet):
+    def expired(self, now=None):
+        return self.filter(created_at__lt=(now or timezone.now()) - IDEMPOTENCY_TTL)
+
+
+IDEMPOTENCY_TTL = timezone.timedelta(hours=24)
+
+
 class IdempotencyRecord(models.Model):
     """The first answer to a POST with an Idempotency-Key, replayed for 24 hours."""
 
@@ -449,7 +478,23 @@ class IdempotencyRecord(models.Model):
     response_body = models.JSONField(null=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = IdempotencyRecordQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["client", "user", "key"], name="idempotency_unique", nulls_distinct=False)
         ]
+
+
+class Resend(models.Model):
+    """An operator's request to try a notification's failed or skipped channels again."""
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="resends")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    client = models.ForeignKey(ApiClient, on_delete=models.SET_NULL, null=True, blank=True)
+    reason = models.CharField(max_length=500)
+    channels = ArrayField(models.CharField(max_length=16), default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]

@@ -86,7 +86,7 @@ def webhook_content(notification):
     }
 
 
-def default_content(notification):
+def generic_content(notification):
     return {"title": notification.title, "body": notification.body, "data": notification.data}
 
 
@@ -106,7 +106,7 @@ def render_content(notification, channel):
         extra["unsubscribe_url"] = unsubscribe.url_for(notification.recipient_id, notification.category_id, channel)
     rendered = templating.render_for(notification, channel, extra)
     if rendered is None:
-        content = layout(notification, channel)
+        content = default_content(notification, channel)
     else:
         content = with_template(notification, channel, rendered)
     if headers:
@@ -114,15 +114,11 @@ def render_content(notification, channel):
     return content
 
 
-def layout(notification, channel):
-    return RENDERERS.get(channel, default_content)(notification)
-
-
 def with_template(notification, channel, rendered):
-    """The channel's layout around the template's text, plus its HTML and blocks."""
+    """The channel's default layout around the template's text, plus its HTML and blocks."""
     shown = copy.copy(notification)
     shown.title, shown.body = rendered.subject or notification.title, rendered.body
-    content = layout(shown, channel)
+    content = default_content(shown, channel)
     if channel == Channel.SMS:
         content["text"] = clip(rendered.body.strip(), SMS_MAX_CHARS)  # an SMS template is the whole text
     if rendered.html and channel == Channel.EMAIL:
@@ -131,3 +127,7 @@ def with_template(notification, channel, rendered):
         content["blocks"] = rendered.blocks
     content["template"] = {"key": rendered.key, "locale": rendered.locale, "version": rendered.version}
     return content
+
+
+def default_content(notification, channel):
+    return RENDERERS.get(channel, generic_content)(notification)

@@ -25,10 +25,29 @@ def dispatch_notifications(notification_ids):
         # Planning wrote each decision trace; a deferred notification (quiet hours) is `scheduled`.
         Notification.objects.bulk_update(notifications, ["status", "scheduled_at", "trace"])
         deferred = {n.id for n in notifications if n.status == NotificationStatus.SCHEDULED}
-        live = {d.notification_id for d in deliveries if d.status == DeliveryStatus.QUEUED}
+        queued = [d for d in deliveries if d.status == DeliveryStatus.QUEUED]
+        live = {d.notification_id for d in queued}
         Notification.objects.filter(id__in=live).update(status=NotificationStatus.DISPATCHED)
         Notification.objects.filter(
             id__in=[n.id for n in notifications if n.id not in live and n.id not in deferred]
         ).update(status=NotificationStatus.FAILED)
         transaction.on_commit(lambda: enqueue_deliveries(deliveries, whole_plan=True))
     return len(deliveries)
+
+
+@shared_task(name="notifications.plan_broadcast")
+def plan_broadcast(broadcast_id):
+    """Fix a broadcast's chunks and fan each out as its own task (re-running re-sends only the rest)."""
+    from .audiences import plan
+
+    numbers = plan(broadcast_id)
+    for number in numbers:
+        fan_out_broadcast_chunk.delay(broadcast_id, number)
+    return len(numbers)
+
+
+@shared_task(name="notifications.fan_out_broadcast_chunk")
+def fan_out_broadcast_chunk(broadcast_id, number):
+    from .audiences import fan_out_chunk
+
+    return fan_out_chunk(broadcast_id, number)

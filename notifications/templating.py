@@ -314,9 +314,9 @@ def missing_variables(key, channels, context):
 def validate_send(attrs):
     """Field errors of a send's template part ({} when fine); fills in a title from the template."""
     key = attrs.get("template_key") or attrs["category"].key
-    # Without an override any channel may be planned (defaults, fallbacks), so every template counts.
-    routes = attrs.get("channels") or [Channel.values]
-    channels = {channel for route in routes for channel in ([route] if isinstance(route, str) else route)}
+    # `channels` holds channels and fallback chains; without it, routing may pick any channel.
+    requested = [c for item in attrs.get("channels") or [] for c in ([item] if isinstance(item, str) else item)]
+    channels = requested or settings.NOTIFY_CHANNELS
     context = attrs.get("context") or {}
     if attrs.get("template_key") and not Template.objects.filter(key=key, active=True).exists():
         return {"template": [f"Unknown template '{key}'."]}

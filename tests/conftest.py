@@ -26,6 +26,7 @@ def isolated_broker():
     celery_app.conf.broker_url = TEST_BROKER_URL
     # Circuit and rate-limit state, read by tests, lives beside the test broker.
     settings.REDIS_URL = TEST_BROKER_URL
+    settings.CACHES["throttle"]["LOCATION"] = TEST_BROKER_URL
     yield TEST_BROKER_URL
 
 
@@ -70,6 +71,7 @@ def worker_env(django_db_setup, django_db_blocker, fake_sendgrid, isolated_broke
         "NOTIFY_CIRCUIT_OPEN_SECONDS": "3",
         "NOTIFY_CIRCUIT_PROBE_SECONDS": "10",
         "NOTIFY_RATE_LIMITS": "sendgrid=10:3",
+        "NOTIFY_BROADCAST_CHUNK_SIZE": "10",
     }
 
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('notifications', '0003_merge_channels_engine'),
+        ('notifications', '0001_initial'),
     ]
 
     operations = [
