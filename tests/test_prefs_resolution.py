@@ -8,7 +8,7 @@ from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
-from notifications import planning
+from notifications import planning, scheduled
 from notifications.models import (
     Category,
     ChannelPreference,
@@ -140,9 +140,9 @@ def test_dispatch_defers_in_quiet_hours_and_does_not_defer_again_at_the_window_e
     assert list(Notification.objects.due(window_end)) == [notification]
     assert notification.trace[0]["event"] == "deferred"
 
-    # The beat task (clock) moves due notifications back to pending and dispatches them.
-    Notification.objects.filter(id=notification.id).update(status=NotificationStatus.PENDING)
+    # The beat task moves due notifications back to pending and enqueues their dispatch.
     monkeypatch.setattr("django.utils.timezone.now", lambda: window_end)
+    assert scheduled.dispatch_due(window_end)["dispatched"] == 1
     dispatch_notifications([str(notification.id)])
     notification.refresh_from_db()
     assert notification.status == NotificationStatus.DISPATCHED
