@@ -262,6 +262,8 @@ NOTIFY_RETRY_JITTER = env_bool("NOTIFY_RETRY_JITTER", True)
 NOTIFY_MAX_COUNTDOWN = env_int(
     "NOTIFY_MAX_COUNTDOWN", CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] // 4
 )
+# A delivery task that cannot reach Postgres re-queues its message after this many seconds.
+NOTIFY_DATABASE_RETRY_SECONDS = env_float("NOTIFY_DATABASE_RETRY_SECONDS", 5.0)
 # Circuit breaker per provider (state in Redis at REDIS_URL, shared by every worker): it opens
 # after CIRCUIT_FAILURES transient failures within CIRCUIT_WINDOW seconds, stays open
 # CIRCUIT_OPEN_SECONDS, then lets one probe call through (owned for CIRCUIT_PROBE_SECONDS).
