@@ -85,6 +85,9 @@ class ProfileView(GenericAPIView):
     serializer_class = ProfileSerializer
     permission_classes = [IsAuthenticated, IsEndUser]
 
+    def get_object(self):
+        return self.request.user
+
     def get(self, request):
         return Response(ProfileSerializer(request.user).data)
 

@@ -1,0 +1,126 @@
+"""The OpenAPI schema is the contract: schemathesis drives every operation in-process (WSGI) as an
+end user, as an app's API key and as an operator, and finds no 5xx and no answer outside the
+schema. Plus the error format on Django's own error paths."""
+
+import json
+
+import pytest
+import schemathesis
+from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.renderers import OpenApiJsonRenderer
+from hypothesis import HealthCheck, settings as hypothesis_settings
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from django.core import signals
+from django.db import close_old_connections
+
+from config.wsgi import application
+from notifications.models import ApiClient, Notification
+
+CHECKS = [
+    schemathesis.checks.not_a_server_error,
+    schemathesis.checks.status_code_conformance,
+    schemathesis.checks.content_type_conformance,
+    schemathesis.checks.response_schema_conformance,
+    schemathesis.checks.response_headers_conformance,
+]
+
+
+def served_schema():
+    """The document /api/schema/ serves (generated here: collection may not touch the database)."""
+    document = SchemaGenerator().get_schema(request=None, public=True)
+    return json.loads(OpenApiJsonRenderer().render(document))
+
+
+schema = schemathesis.openapi.from_dict(served_schema())
+schema.app = application
+
+
+# Operator-only operations are driven as an operator too (as the others they would only be 403s).
+OPERATOR_PATHS = ("/api/clients", "/api/deliveries", "/api/analytics", "/api/notifications/{id}/resend")
+
+
+@pytest.fixture
+def in_process_requests(db):
+    # As Django's test client does: a request must not close the test transaction's connection.
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def callers(db, django_user_model, settings):
+    settings.NOTIFY_THROTTLE_RATES = {"client": "100000/minute", "user": "100000/minute"}
+    user = django_user_model.objects.create_user("reader", email="reader@example.com")
+    staff = django_user_model.objects.create_user("operator", email="op@example.com", is_staff=True)
+    Notification.objects.create(recipient=user, category_id="orders", title="Hello")
+    _client, key = ApiClient.issue("Fuzzer", django_user_model.objects.create_user("fuzz-app"), scopes=["send", "read"])
+    return {
+        "user": {"Authorization": f"Token {Token.objects.create(user=user).key}"},
+        "app": {"Authorization": f"Bearer {key}"},
+        "operator": {"Authorization": f"Token {Token.objects.create(user=staff).key}"},
+    }
+
+
+@schema.parametrize()
+@hypothesis_settings(
+    max_examples=6, deadline=None, database=None, suppress_health_check=list(HealthCheck), derandomize=True
+)
+def test_every_operation_keeps_to_the_schema(case, callers, in_process_requests):
+    names = ["user", "app", "operator"] if case.path.startswith(OPERATOR_PATHS) else ["user", "app"]
+    for name in names:
+        case.call_and_validate(headers=callers[name], checks=CHECKS)
+
+
+# --- Django's own error paths answer in the one format -------------------------------------
+
+@pytest.mark.django_db
+def test_unknown_api_path_is_a_json_404(app_api):
+    response = app_api.get("/api/no-such-thing/")
+    assert response.status_code == 404
+    assert response.json() == {"error": {"status": 404, "code": "not_found", "message": "Not found."}}
+
+
+@pytest.mark.django_db
+def test_malformed_id_is_a_json_404(app_api):
+    response = app_api.get("/api/notifications/not-a-uuid/")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+def test_server_error_is_json_on_api_paths(rf):
+    from notifications.api.errors import server_error
+
+    response = server_error(rf.get("/api/notifications/"))
+    assert response.status_code == 500 and b'"server_error"' in response.content
+    assert server_error(rf.get("/admin/")).status_code == 500
+
+
+@pytest.mark.django_db
+def test_ten_megabyte_body_is_a_413(app_api, make_user):
+    make_user("42")
+    body = '{"recipients": ["42"], "category": "orders", "title": "' + "x" * (10 * 1024 * 1024) + '"}'
+    response = app_api.post("/api/notifications/", data=body, content_type="application/json")
+    assert response.status_code == 413
+    assert response.json()["error"] == {"status": 413, "code": "too_large", "message": "Request body is too large."}
+    assert Notification.objects.count() == 0
+
+
+def test_django_bad_request_handler_speaks_the_format_on_api_paths(rf):
+    from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+
+    from notifications.api.errors import bad_request
+
+    too_big = bad_request(rf.post("/api/notifications/"), RequestDataTooBig("too big"))
+    assert too_big.status_code == 413 and b'"too_large"' in too_big.content
+    bad = bad_request(rf.get("/api/notifications/"), SuspiciousOperation("bad host"))
+    assert bad.status_code == 400 and b'"bad_request"' in bad.content
+
+
+def test_schema_and_docs_are_served(client):
+    served = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert served.status_code == 200
+    assert json.loads(served.content) == served_schema()
+    assert client.get("/api/docs/").status_code == 200
