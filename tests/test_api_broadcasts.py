@@ -169,7 +169,7 @@ def test_progress_is_visible_to_the_sender_only(app_api, make_user, user_api):
     from notifications.models import ApiClient
 
     other_owner = make_user("other-app")
-    _client, other_key = ApiClient.issue("Other", other_owner, scopes=["send"])
+    _client, other_key = ApiClient.issue("Other", other_owner, scopes=["send", "read"])
     from rest_framework.test import APIClient
 
     other = APIClient()

@@ -75,6 +75,17 @@ def test_clients_are_for_operators_only(user_api, app_api, ada):
     assert app_api.post("/api/clients/", {"name": "mine"}, format="json").status_code == 403
 
 
+def test_api_key_scopes(make_user):
+    make_user("42")
+    _client, send_only = ApiClient.issue("Sender", make_user("sender-app"), scopes=["send"])
+    _client, read_only = ApiClient.issue("Reader", make_user("reader-app"), scopes=["read"])
+    body = {"recipients": ["42"], "category": "orders", "title": "Hi"}
+    assert key_api(send_only).post("/api/notifications/", body, format="json").status_code == 202
+    assert key_api(send_only).get("/api/notifications/").status_code == 403
+    assert key_api(read_only).get("/api/notifications/").status_code == 200
+    assert key_api(read_only).post("/api/notifications/", body, format="json").status_code == 403
+
+
 def test_admin_scope_key_is_an_operator(make_user):
     _client, key = ApiClient.issue("Ops tool", make_user("ops-app"), scopes=["admin"])
     assert key_api(key).get("/api/clients/").status_code == 200

@@ -260,7 +260,8 @@ class RecipientViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
 
     serializer_class = RecipientSerializer
     permission_classes = [IsAuthenticated, CanManageRecipients]
-    queryset = User.objects.filter(is_active=True).order_by("pk")
+    # Operators' accounts are not recipients an app may read or change.
+    queryset = User.objects.filter(is_active=True, is_staff=False, is_superuser=False).order_by("pk")
     lookup_field = "username"
     lookup_url_kwarg = "id"
     lookup_value_regex = r"[\w.@+-]{1,150}"
