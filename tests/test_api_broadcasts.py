@@ -2,9 +2,10 @@
 
 import pytest
 from django.contrib.auth.models import Group, User
+from rest_framework.test import APIClient
 
 from notifications import audiences
-from notifications.models import Broadcast, BroadcastChunk, Notification, NotificationStatus, Topic
+from notifications.models import ApiClient, Broadcast, BroadcastChunk, Notification, NotificationStatus, Topic
 
 pytestmark = pytest.mark.django_db
 
@@ -166,12 +167,8 @@ def test_progress_is_visible_to_the_sender_only(app_api, make_user, user_api):
     assert (progress["total"], progress["created"], progress["chunks_total"], progress["chunks_done"]) == (1, 1, 1, 1)
     assert app_api.get("/api/broadcasts/").json()["total"] == 1
 
-    from notifications.models import ApiClient
-
     other_owner = make_user("other-app")
     _client, other_key = ApiClient.issue("Other", other_owner, scopes=["send", "read"])
-    from rest_framework.test import APIClient
-
     other = APIClient()
     other.credentials(HTTP_AUTHORIZATION=f"Bearer {other_key}")
     assert other.get(f"/api/broadcasts/{broadcast_id}/").status_code == 404

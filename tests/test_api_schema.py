@@ -10,7 +10,6 @@ from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
 from hypothesis import HealthCheck, settings as hypothesis_settings
 from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from django.core import signals
 from django.db import close_old_connections

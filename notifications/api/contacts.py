@@ -13,7 +13,7 @@ from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -175,8 +175,6 @@ class PushSubscriptionViewSet(OwnContactPoints):
         serializer.is_valid(raise_exception=True)
         deleted, _ = self.get_queryset().filter(endpoint=serializer.validated_data["endpoint"]).delete()
         if not deleted:
-            from rest_framework.exceptions import NotFound
-
             raise NotFound("No subscription with this endpoint.")
         return Response(status=status.HTTP_204_NO_CONTENT)
 
