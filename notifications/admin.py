@@ -1,6 +1,6 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
-from . import models
+from . import models, templating
 
 
 class DeliveryAttemptInline(admin.TabularInline):
@@ -36,6 +36,24 @@ class DeliveryAdmin(admin.ModelAdmin):
     raw_id_fields = ["notification"]
     exclude = ["message"]
     inlines = [DeliveryAttemptInline]
+    actions = ["redrive"]
+
+    @admin.action(description="Re-drive selected deliveries", permissions=["change"])
+    def redrive(self, request, queryset):
+        import channels_delivery
+        from channels_delivery.fallback import NotRedrivable
+
+        done, refused = 0, 0
+        for delivery_id in queryset.values_list("id", flat=True):
+            try:
+                channels_delivery.redrive(delivery_id, by=f"staff {request.user.get_username()} (admin)")
+                done += 1
+            except NotRedrivable:
+                refused += 1
+        if done:
+            self.message_user(request, f"Re-queued {done} deliveries.", messages.SUCCESS)
+        if refused:
+            self.message_user(request, f"Skipped {refused} that are not failed.", messages.WARNING)
 
 
 @admin.register(models.DeliveryAttempt)
@@ -62,6 +80,13 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 class TemplateAdmin(admin.ModelAdmin):
     list_display = ["key", "channel", "locale", "version", "active", "created_at"]
     list_filter = ["channel", "locale", "active"]
+    readonly_fields = ["version", "active"]
+
+    def save_model(self, request, obj, form, change):
+        # An edit publishes a new version; the one edited stays as it was (inactive).
+        content = {name: getattr(obj, name) for name in ("subject", "body", "html_body", "blocks", "variables")}
+        published = templating.publish(obj.key, obj.channel, obj.locale, **content)
+        obj.pk, obj.version, obj.active = published.pk, published.version, published.active
 
 
 for model in [

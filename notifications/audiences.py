@@ -18,7 +18,7 @@ from .sending import is_held
 
 User = get_user_model()
 
-PAYLOAD_FIELDS = ["category", "title", "message", "channels", "priority", "data", "template", "context"]
+PAYLOAD_FIELDS = ["category", "title", "message", "channels", "priority", "data", "template_key", "context", "locale"]
 
 
 def audience_users(audience):
@@ -71,6 +71,7 @@ def plan(broadcast_id):
 
 
 def notification_for(broadcast, recipient_id, payload, held):
+    routes = [[item] if isinstance(item, str) else list(item) for item in payload.get("channels") or []]
     return Notification(
         recipient_id=recipient_id,
         sender_id=broadcast.sender_id,
@@ -78,11 +79,13 @@ def notification_for(broadcast, recipient_id, payload, held):
         category_id=payload["category"],
         title=payload["title"],
         body=payload.get("message", ""),
-        channels=payload.get("channels") or [],
+        channels=[channel for route in routes for channel in route],
+        routes=routes,
         priority=payload["priority"],
         data=payload.get("data") or {},
-        template_key=payload.get("template", ""),
+        template_key=payload.get("template_key", ""),
         context=payload.get("context") or {},
+        locale=payload.get("locale", ""),
         scheduled_at=parse_datetime(payload["scheduled_at"]) if payload.get("scheduled_at") else None,
         expires_at=parse_datetime(payload["expires_at"]) if payload.get("expires_at") else None,
         status=NotificationStatus.SCHEDULED if held else NotificationStatus.PENDING,

@@ -1,6 +1,7 @@
 """The domain's tables: what was asked (Notification), what was planned and tried (Delivery,
 DeliveryAttempt), and what decides it (templates, preferences, contact points)."""
 
+import base64
 import hashlib
 import secrets
 import uuid
@@ -155,10 +156,12 @@ class SlackWebhook(models.Model):
     channel_name = models.CharField(max_length=100, blank=True)
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    deactivated_reason = models.CharField(max_length=200, blank=True)
 
 
 def new_webhook_secret():
-    return "whsec_" + secrets.token_urlsafe(32)
+    # Standard Webhooks secrets are standard base64 (not base64url) after the prefix.
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 class WebhookEndpoint(models.Model):
@@ -251,6 +254,15 @@ class Template(models.Model):
     def __str__(self):
         return f"{self.key}/{self.channel}/{self.locale} v{self.version}"
 
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        from .templating import template_errors
+
+        errors = template_errors(self.subject, self.body, self.html_body, self.blocks, self.variables)
+        if errors:
+            raise ValidationError(errors)
+
 
 class Broadcast(models.Model):
     """One send request to an audience; fan-out progress is followed here."""
@@ -313,6 +325,8 @@ class Notification(models.Model):
     priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.MEDIUM)
     status = models.CharField(max_length=16, choices=NotificationStatus.choices, default=NotificationStatus.PENDING)
     channels = ArrayField(models.CharField(max_length=16, choices=Channel.choices), default=list, blank=True)
+    # The sender's fallback chains, e.g. [["inapp"], ["push", "sms", "email"]]; empty: configured routes.
+    routes = models.JSONField(default=list, blank=True)
     template_key = models.SlugField(max_length=100, blank=True)
     context = models.JSONField(default=dict, blank=True)
     locale = models.CharField(max_length=16, blank=True)
@@ -323,6 +337,8 @@ class Notification(models.Model):
     read_at = models.DateTimeField(null=True, blank=True)
     seen_at = models.DateTimeField(null=True, blank=True)
     archived_at = models.DateTimeField(null=True, blank=True)
+    # What planning decided and why (channels used or skipped, quiet-hours deferrals); see /explain/.
+    trace = models.JSONField(default=list, blank=True)
 
     objects = NotificationQuerySet.as_manager()
 
@@ -353,7 +369,12 @@ class Notification(models.Model):
 
 class DeliveryQuerySet(models.QuerySet):
     def dead_letters(self):
-        return self.filter(status=DeliveryStatus.FAILED)
+        """Failed deliveries that ended their chain: nothing after them in their route is left to try."""
+        later = Delivery.objects.filter(
+            notification=models.OuterRef("notification"), route=models.OuterRef("route"),
+            position__gt=models.OuterRef("position"),
+        ).exclude(status=DeliveryStatus.SKIPPED)
+        return self.filter(status=DeliveryStatus.FAILED).exclude(models.Exists(later))
 
     def stuck(self, older_than):
         return self.filter(

@@ -14,9 +14,11 @@ def is_held(scheduled_at, now=None):
 @transaction.atomic
 def store_and_dispatch(
     *, recipients, category, title, message="", channels=None, priority, data, sender=None,
-    template="", context=None, scheduled_at=None, expires_at=None,
+    template_key="", context=None, locale="", scheduled_at=None, expires_at=None,
 ):
     held = is_held(scheduled_at)
+    # Each item of `channels` is a channel (a route of its own) or a list of channels (a fallback chain).
+    routes = [[item] if isinstance(item, str) else list(item) for item in channels or []]
     notifications = Notification.objects.bulk_create(
         Notification(
             recipient=user,
@@ -24,11 +26,13 @@ def store_and_dispatch(
             category=category,
             title=title,
             body=message,
-            channels=channels or [],
+            channels=[channel for route in routes for channel in route],
+            routes=routes,
             priority=priority,
             data=data,
-            template_key=template,
+            template_key=template_key,
             context=context or {},
+            locale=locale,
             scheduled_at=scheduled_at,
             expires_at=expires_at,
             status=NotificationStatus.SCHEDULED if held else NotificationStatus.PENDING,

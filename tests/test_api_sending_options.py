@@ -3,7 +3,7 @@
 import pytest
 from django.utils import timezone
 
-from notifications.models import Delivery, DeliveryStatus, Notification, NotificationStatus
+from notifications.models import Delivery, DeliveryStatus, Notification, NotificationStatus, Template
 
 pytestmark = pytest.mark.django_db
 
@@ -36,6 +36,8 @@ def test_scheduled_send_is_held(app_api, recipient):
 
 
 def test_template_and_context_are_stored(app_api, recipient):
+    Template.objects.create(key="order-shipped", channel="email", subject="Order {{ order }}", body="Shipped",
+                            variables=["order"])
     response = send(app_api, template="order-shipped", context={"order": "123"})
     assert response.status_code == 202
     notification = Notification.objects.get(id=response.json()["ids"][0])

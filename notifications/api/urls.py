@@ -10,9 +10,12 @@ from .contacts import (
     SlackWebhookViewSet,
     WebhookEndpointViewSet,
 )
+from .explain import ExplainView
+from .operations import DeadLetterList, Redrive
+from .preferences import MyPreferencesView, UserPreferencesView
 from .staff import AnalyticsSummaryView, DeliveryViewSet
+from .templates import TemplateViewSet
 from .views import NotificationViewSet
-
 
 
 class OptionalSlashRouter(SimpleRouter):
@@ -25,6 +28,7 @@ class OptionalSlashRouter(SimpleRouter):
 
 router = OptionalSlashRouter()
 router.register("notifications", NotificationViewSet, basename="notification")
+router.register("templates", TemplateViewSet, basename="template")
 router.register("broadcasts", BroadcastViewSet, basename="broadcast")
 router.register("clients", ApiClientViewSet, basename="api-client")
 router.register("deliveries", DeliveryViewSet, basename="delivery")
@@ -34,6 +38,12 @@ router.register("me/slack-webhooks", SlackWebhookViewSet, basename="slack-webhoo
 router.register("recipients", RecipientViewSet, basename="recipient")
 
 urlpatterns = [
+    # Fixed paths first: they would otherwise match the routers' {id} patterns.
+    path("notifications/preferences/", MyPreferencesView.as_view(), name="my-preferences"),
+    path("users/<str:username>/preferences/", UserPreferencesView.as_view(), name="user-preferences"),
+    path("notifications/<uuid:pk>/explain/", ExplainView.as_view(), name="notification-explain"),
+    path("dead-letters/", DeadLetterList.as_view(), name="dead-letters"),
+    path("deliveries/<uuid:delivery_id>/redrive/", Redrive.as_view(), name="delivery-redrive"),
     path("me/profile/", ProfileView.as_view(), name="profile"),
     path("analytics/summary/", AnalyticsSummaryView.as_view(), name="analytics-summary"),
     *router.urls,
