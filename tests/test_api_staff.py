@@ -10,6 +10,7 @@ from notifications.models import (
     DeliveryStatus,
     Notification,
     NotificationStatus,
+    QuietHours,
     Resend,
 )
 
@@ -210,3 +211,24 @@ def test_throttled_per_client_with_the_error_format(app_api, settings, make_user
     assert response.json()["error"]["code"] == "throttled" and int(response["Retry-After"]) > 0
     # Another caller has its own budget.
     assert user_api(make_user("bob")).get("/api/notifications/").status_code == 200
+
+
+def test_resend_is_traced_for_explain(operator, ada):
+    notification = make_notification(ada, status=NotificationStatus.FAILED, channels=["inapp"])
+    Delivery.objects.create(notification=notification, channel="inapp", status="failed")
+    operator.post(f"/api/notifications/{notification.id}/resend/", {"reason": "retry by hand"}, format="json")
+    events = [step["event"] for step in Notification.objects.get(id=notification.id).trace]
+    assert events[0] == "resend" and "planned" in events
+
+
+def test_resend_inside_quiet_hours_is_a_409(operator, ada):
+    now = timezone.now()
+    QuietHours.objects.create(user=ada, timezone="UTC", start=(now - timezone.timedelta(hours=1)).time(),
+                              end=(now + timezone.timedelta(hours=1)).time())
+    notification = make_notification(ada, status=NotificationStatus.FAILED, channels=["email"])
+    failed = Delivery.objects.create(notification=notification, channel="email", status="failed")
+    response = operator.post(f"/api/notifications/{notification.id}/resend/", {"reason": "now"}, format="json")
+    assert response.status_code == 409 and "quiet hours" in response.json()["error"]["message"]
+    failed.refresh_from_db()
+    assert failed.status == "failed" and Resend.objects.count() == 0
+    assert Notification.objects.get(id=notification.id).status == NotificationStatus.FAILED
