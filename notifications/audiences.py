@@ -153,3 +153,11 @@ def finish_chunk(broadcast_id):
     if not chunks.filter(done_at__isnull=True).exists():
         progress.update(status=Broadcast.Status.DONE, finished_at=timezone.now())
     Broadcast.objects.filter(id=broadcast_id).update(**progress)
+
+
+def stalled(older_than):
+    """Broadcasts still fanning out long after they started: a lost broker message (a flushed
+    Redis, a killed worker past its retries) left a chunk undone. Planning again re-sends the rest."""
+    return Broadcast.objects.filter(
+        status__in=[Broadcast.Status.PENDING, Broadcast.Status.FANNING_OUT], created_at__lt=older_than
+    )

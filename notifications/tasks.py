@@ -51,3 +51,18 @@ def fan_out_broadcast_chunk(broadcast_id, number):
     from .audiences import fan_out_chunk
 
     return fan_out_chunk(broadcast_id, number)
+
+
+@shared_task(name="notifications.resume_stalled_broadcasts")
+def resume_stalled_broadcasts():
+    """For beat: plan again every broadcast stuck fanning out (chunks already done are skipped)."""
+    from django.conf import settings
+    from django.utils import timezone
+
+    from .audiences import stalled
+
+    older_than = timezone.now() - timezone.timedelta(seconds=settings.NOTIFY_BROADCAST_RESUME_AFTER)
+    ids = [str(pk) for pk in stalled(older_than).values_list("id", flat=True)]
+    for broadcast_id in ids:
+        plan_broadcast.delay(broadcast_id)
+    return len(ids)

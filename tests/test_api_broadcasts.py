@@ -190,3 +190,4 @@ def test_each_notification_carries_the_whole_payload(app_api, make_user):
     assert notification.channels == ["inapp", "push", "email"]
     assert notification.sender.name == "Acme shop" and notification.expires_at.year == 2099
     assert notification.recipient.username == "42" and notification.trace == []
+
