@@ -79,3 +79,19 @@ ensure_database() {
         createdb -h 127.0.0.1 -U postgres "$name"
     fi
 }
+
+# --- clock: RabbitMQ, the optional broker (bin/test-rabbitmq) ---
+rabbitmq_up() { rabbitmqctl -q status >/dev/null 2>&1; }
+
+ensure_rabbitmq() {
+    rabbitmq_up && return 0
+    command -v rabbitmq-server >/dev/null || { log "no rabbitmq-server found; install rabbitmq-server"; return 1; }
+    log "starting the machine's RabbitMQ"
+    rabbitmq-server -detached
+    for _ in $(seq 1 120); do
+        if rabbitmqctl -q await_startup >/dev/null 2>&1; then return 0; fi
+        sleep 1
+    done
+    log "RabbitMQ did not come up"
+    return 1
+}

@@ -79,6 +79,8 @@ def attempt(delivery_id, *, retry=False):
     if delivery is None:
         logger.info("delivery %s already claimed by another task", delivery_id)
         return None
+    if expired(delivery):
+        return None
     if not providers:
         error = PermanentDeliveryError(f"no provider configured for {delivery.channel}")
         record_attempt(delivery, "", error, timezone.now(), time.monotonic())
@@ -124,6 +126,20 @@ def call_providers(delivery, providers, token_for):
         status=DeliveryStatus.RETRYING, last_error=str(last_error)[:2000], updated_at=timezone.now()
     )
     raise last_error
+
+
+def expired(delivery):
+    """A notification past its expires_at is not sent any more: skipped with reason "expired"."""
+    now = timezone.now()
+    if not Notification.objects.filter(id=delivery.notification_id, expires_at__lte=now).exists():
+        return False
+    DeliveryAttempt.objects.create(
+        delivery=delivery, number=delivery.attempt_count, outcome=AttemptOutcome.SKIPPED, note="expired"
+    )
+    Delivery.objects.filter(id=delivery.id).update(
+        status=DeliveryStatus.SKIPPED, reason="expired", next_retry_at=None, updated_at=now
+    )
+    return True
 
 
 def record_attempt(delivery, provider_name, error, started_at, started, status_code=""):

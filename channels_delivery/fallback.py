@@ -66,6 +66,12 @@ def enqueue(deliveries, *, whole_plan=False):
         pool = Delivery.objects.filter(
             notification_id__in={d.notification_id for d in heads}, status=DeliveryStatus.PENDING
         ).only("id", "notification_id", "route", "position", "channel", "status")
+    if whole_plan:
+        expiries = {d.notification_id: d.notification.expires_at for d in heads}
+    else:
+        expiries = dict(
+            Notification.objects.filter(id__in={d.notification_id for d in heads}).values_list("id", "expires_at")
+        )
     waiting = defaultdict(list)
     for row in pool:
         if row.status == DeliveryStatus.PENDING:
@@ -76,8 +82,9 @@ def enqueue(deliveries, *, whole_plan=False):
             key=lambda row: row.position,
         )
         # A retrying row's task expects to be a retry; its attempts so far stand in for the count.
-        retries = head.attempt_count if head.status == DeliveryStatus.RETRYING else 0
-        chain_signature([head, *after]).apply_async(retries=retries)
+        retries = max(head.attempt_count, 1) if head.status == DeliveryStatus.RETRYING else 0
+        # A notification's expires_at becomes the message's: a worker discards it unrun after that.
+        chain_signature([head, *after]).apply_async(retries=retries, expires=expiries.get(head.notification_id))
 
 
 def same_route(row):

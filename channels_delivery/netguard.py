@@ -82,18 +82,21 @@ class GuardedConnectionMixin:
             infos = resolve_checked(self._dns_host, self.port)
         except socket.gaierror as error:
             raise NameResolutionError(self.host, self, error) from error
-        family, _type, _proto, _name, sockaddr = infos[0]
-        try:
-            # Connect to the very address that was checked, never to a fresh DNS answer.
-            sock = connection.create_connection(
-                (sockaddr[0], self.port), self.timeout, source_address=self.source_address,
-                socket_options=self.socket_options,
-            )
-        except socket.timeout as error:
-            raise ConnectTimeoutError(self, f"Connection to {self.host} timed out") from error
-        except OSError as error:
-            raise NewConnectionError(self, f"Failed to establish a new connection: {error}") from error
-        return sock
+        last_error = None
+        # Connect to the very addresses that were checked, never to a fresh DNS answer.
+        for address in dict.fromkeys(sockaddr[0] for *_, sockaddr in infos):
+            try:
+                return connection.create_connection(
+                    (address, self.port), self.timeout, source_address=self.source_address,
+                    socket_options=self.socket_options,
+                )
+            except socket.timeout as error:
+                last_error = ConnectTimeoutError(self, f"Connection to {self.host} timed out")
+                last_error.__cause__ = error
+            except OSError as error:
+                last_error = NewConnectionError(self, f"Failed to establish a new connection: {error}")
+                last_error.__cause__ = error
+        raise last_error
 
 
 class GuardedHTTPConnection(GuardedConnectionMixin, HTTPConnection):

@@ -15,6 +15,8 @@ from .netguard import BlockedAddressError, guarded_session
 
 URGENCY = {"low": "low", "medium": "normal", "high": "high", "urgent": "high"}
 GONE = (404, 410)
+# RFC 8291 leaves 3993 bytes of plaintext in one 4096-byte aes128gcm record; stay below it.
+MAX_PAYLOAD_BYTES = 3800
 
 
 class WebPush(Provider):
@@ -29,13 +31,27 @@ class WebPush(Provider):
 
     def vapid(self):
         if self._vapid is None:
-            self._vapid = Vapid.from_string(settings.VAPID_PRIVATE_KEY)
+            try:
+                self._vapid = Vapid.from_string(settings.VAPID_PRIVATE_KEY)
+            except Exception as error:  # py_vapid raises anything from binascii to ValueError
+                raise PermanentDeliveryError(f"VAPID_PRIVATE_KEY is not a usable key ({type(error).__name__})") from error
         return self._vapid
 
     @staticmethod
     def payload(message):
+        """The JSON the service worker receives, kept under what push services accept (4 KB)."""
         keys = ["title", "body", "url", "data", "notification_id", "category"]
-        return json.dumps({key: message[key] for key in keys if key in message}, separators=(",", ":"))
+        content = {key: message[key] for key in keys if key in message}
+        data = json.dumps(content, separators=(",", ":"), ensure_ascii=False)
+        if len(data.encode()) > MAX_PAYLOAD_BYTES and "data" in content:
+            content["data"], content["truncated"] = {}, True
+            data = json.dumps(content, separators=(",", ":"), ensure_ascii=False)
+        while len(data.encode()) > MAX_PAYLOAD_BYTES and len(content.get("body", "")) > 1:
+            overflow = len(data.encode()) - MAX_PAYLOAD_BYTES
+            content["body"] = content["body"][: max(1, len(content["body"]) - overflow - 1)] + "…"
+            content["truncated"] = True
+            data = json.dumps(content, separators=(",", ":"), ensure_ascii=False)
+        return data
 
     def send(self, delivery_id, message):
         data = self.payload(message)
@@ -59,10 +75,11 @@ class WebPush(Provider):
             return self.error_for(subscription, error), {}
         except BlockedAddressError as error:
             return PermanentDeliveryError(f"push endpoint refused: {error}"), {}
+        # Texts name the error's kind only: an endpoint URL is a capability and must not leak.
         except requests.Timeout as error:
-            return TransientDeliveryError(f"push service timed out: {error}"), {}
+            return TransientDeliveryError(f"push service timed out ({type(error).__name__})"), {}
         except requests.ConnectionError as error:
-            return TransientDeliveryError(f"push service unreachable: {error}"), {}
+            return TransientDeliveryError(f"push service unreachable ({type(error).__name__})"), {}
         return None, {"status": response.status_code, "location": response.headers.get("Location", "")}
 
     @staticmethod

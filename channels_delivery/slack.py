@@ -41,12 +41,13 @@ class SlackIncomingWebhook(Provider):
         client = WebhookClient(webhook.url, timeout=settings.PROVIDER_TIMEOUT_SECONDS, retry_handlers=[])
         try:
             response = client.send(text=message["text"], blocks=message.get("blocks") or None)
-        except (socket.timeout, TimeoutError) as error:
-            return TransientDeliveryError(f"slack webhook {webhook.id} timed out: {error}")
+        except (socket.timeout, TimeoutError):
+            return TransientDeliveryError(f"slack webhook {webhook.id} timed out")
         except (urllib.error.URLError, ConnectionError, OSError) as error:
             return TransientDeliveryError(f"slack webhook {webhook.id} unreachable: {type(error).__name__}")
-        except SlackRequestError as error:
-            return PermanentDeliveryError(f"slack webhook {webhook.id}: {error}")
+        except SlackRequestError:
+            # Its text holds the URL, which is a credential.
+            return PermanentDeliveryError(f"slack webhook {webhook.id}: not a usable webhook URL")
         if response.status_code == 200 and response.body == "ok":
             return None
         return self.error_for(webhook, response)

@@ -1,5 +1,6 @@
 """SMS through Twilio's Messages API with the `twilio` SDK."""
 
+import logging
 import threading
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,6 +24,11 @@ PERMANENT_CODES = {
 }
 
 
+# The SDK logs each request line and response header at INFO: noise on a busy SMS worker.
+http_logger = logging.getLogger("channels_delivery.sms.twilio_http")
+http_logger.setLevel(logging.WARNING)
+
+
 class RoutedHttpClient(TwilioHttpClient):
     """Twilio's own HTTP client, sent to TWILIO_API_BASE (a proxy, or the fake in tests).
 
@@ -31,7 +37,7 @@ class RoutedHttpClient(TwilioHttpClient):
     """
 
     def __init__(self, base_url, timeout):
-        super().__init__(timeout=timeout)
+        super().__init__(timeout=timeout, logger=http_logger)
         self.base = urlsplit(base_url)
         self.local = threading.local()
 

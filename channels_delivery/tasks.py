@@ -12,12 +12,15 @@ import logging
 
 from celery import Task, shared_task
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from . import backoff, delivery, fallback
 from .delivery import CircuitOpen, RateLimited
 from .errors import PermanentDeliveryError, TransientDeliveryError
 
 logger = logging.getLogger(__name__)
+# Postgres restarting or dropping connections is not the delivery's fault: retry, never a dead letter.
+DATABASE_ERRORS = (OperationalError, InterfaceError)
 
 
 class DeliveryTask(Task):
@@ -44,6 +47,10 @@ class DeliveryTask(Task):
         except PermanentDeliveryError as error:
             fallback.fail(delivery_id, f"permanent error: {error}", str(error))
             raise
+        except DATABASE_ERRORS as error:
+            # The row is still queued or sending; retry soon, and the reaper covers a longer outage.
+            logger.warning("delivery %s: database error, retrying: %s", delivery_id, error)
+            raise self.retry(exc=error, countdown=min(2 ** self.request.retries, 30), max_retries=1000)
         return result.provider_message_id if result else None
 
     def retry_or_fail(self, delivery_id, error):

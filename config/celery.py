@@ -27,3 +27,5 @@ app.conf.update(
     },
 )
 app.autodiscover_tasks(["notifications", "channels_delivery"])
+# --- clock: the tasks beat runs (notifications/maintenance.py) ---
+app.autodiscover_tasks(["notifications"], related_name="maintenance")

@@ -222,7 +222,8 @@ PUSH_TTL_SECONDS = env_int("PUSH_TTL_SECONDS", 86400)
 # the host name or a network (CIDR) is listed here.
 WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", "")
 WEBHOOK_CONNECT_TIMEOUT = env_float("WEBHOOK_CONNECT_TIMEOUT", 3.0)
-WEBHOOK_READ_TIMEOUT = env_float("WEBHOOK_READ_TIMEOUT", 10.0)
+# Standard Webhooks recommends giving receivers 15 to 30 seconds.
+WEBHOOK_READ_TIMEOUT = env_float("WEBHOOK_READ_TIMEOUT", 15.0)
 # Slack webhook URLs are only called on these hosts.
 SLACK_WEBHOOK_HOSTS = [host.lower() for host in env_list("SLACK_WEBHOOK_HOSTS", "hooks.slack.com")]
 
@@ -311,3 +312,36 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
     "BroadcastStatusEnum": "notifications.models.Broadcast.Status",
     "ChannelEnum": "notifications.models.Channel",
 }
+# --- clock ---
+# Scheduled sends, digests, escalation, clean-up and the reaper: all driven by one celery beat.
+# Code declares the periodic tasks (notifications/schedules.py); sync_schedules writes them to
+# django-celery-beat's tables, where operators may edit or disable them in the admin.
+CELERY_BEAT_SCHEDULER = "notifications.beat:SingleBeatScheduler"
+# Beat messages that sat in the broker longer than this are dropped (the next tick sends a fresh one).
+NOTIFY_BEAT_TASK_EXPIRES = env_int("NOTIFY_BEAT_TASK_EXPIRES", 10)
+# A second beat refuses to start while the first one holds this Redis lock (refreshed every tick).
+NOTIFY_BEAT_LOCK_TTL = env_int("NOTIFY_BEAT_LOCK_TTL", 30)
+# Seconds in one "minute" of Category.digest_window_minutes and escalate_after_minutes (tests shrink it).
+NOTIFY_CLOCK_MINUTE_SECONDS = env_float("NOTIFY_CLOCK_MINUTE_SECONDS", 60.0)
+NOTIFY_SCHEDULED_CHUNK = env_int("NOTIFY_SCHEDULED_CHUNK", 500)
+# Reaper: a delivery queued, sending or overdue in retrying this long (seconds) is re-enqueued.
+# The sending threshold stays above CELERY_TASK_TIME_LIMIT so a live task is never taken over.
+NOTIFY_REAPER_QUEUED_AFTER = env_int("NOTIFY_REAPER_QUEUED_AFTER", 300)
+NOTIFY_REAPER_SENDING_AFTER = max(env_int("NOTIFY_REAPER_SENDING_AFTER", 300), CELERY_TASK_TIME_LIMIT + 30)
+NOTIFY_REAPER_RETRYING_AFTER = env_int("NOTIFY_REAPER_RETRYING_AFTER", 300)
+NOTIFY_REAPER_PENDING_AFTER = env_int("NOTIFY_REAPER_PENDING_AFTER", 300)
+# Retention in days: delivery attempts, read in-app notifications, expired notifications.
+NOTIFY_RETENTION_ATTEMPTS_DAYS = env_int("NOTIFY_RETENTION_ATTEMPTS_DAYS", 30)
+NOTIFY_RETENTION_READ_DAYS = env_int("NOTIFY_RETENTION_READ_DAYS", 90)
+NOTIFY_RETENTION_EXPIRED_DAYS = env_int("NOTIFY_RETENTION_EXPIRED_DAYS", 7)
+NOTIFY_CLEANUP_BATCH = env_int("NOTIFY_CLEANUP_BATCH", 1000)
+# The daily dead-letter summary goes to these addresses, or to active staff users if empty.
+OPERATOR_EMAILS = env_list("OPERATOR_EMAILS", "")
+# Reconnect to the broker forever after a Redis or RabbitMQ restart instead of exiting.
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# RabbitMQ (CELERY_BROKER_URL=amqp://...): queues are classic and durable (kombu's default). A
+# message with a countdown stays unacked on the worker until it runs, and RabbitMQ's
+# consumer_timeout (30 min by default) closes the channel of an unacked delivery older than that:
+# retry countdowns are capped by NOTIFY_<CHANNEL>_BACKOFF_MAX (600 s) and tasks by
+# CELERY_TASK_TIME_LIMIT, both far below it; longer waits live in Postgres (scheduled_at).

@@ -161,3 +161,15 @@ def stalled(older_than):
     return Broadcast.objects.filter(
         status__in=[Broadcast.Status.PENDING, Broadcast.Status.FANNING_OUT], created_at__lt=older_than
     )
+
+
+def resume_stalled(now=None):
+    """Plan again every stalled broadcast (its done chunks are skipped); returns how many."""
+    from .tasks import plan_broadcast
+
+    now = now or timezone.now()
+    older_than = now - timezone.timedelta(seconds=settings.NOTIFY_BROADCAST_RESUME_AFTER)
+    ids = [str(pk) for pk in stalled(older_than).values_list("id", flat=True)]
+    for broadcast_id in ids:
+        plan_broadcast.delay(broadcast_id)
+    return len(ids)

@@ -38,6 +38,7 @@ class NotificationStatus(models.TextChoices):
     FAILED = "failed"  # every planned channel failed
     CANCELLED = "cancelled"
     EXPIRED = "expired"
+    BATCHED = "batched"  # held for its category's digest (see Digest)
 
 
 class DeliveryStatus(models.TextChoices):
@@ -70,6 +71,7 @@ class AttemptOutcome(models.TextChoices):
     TRANSIENT_ERROR = "transient_error"
     PERMANENT_ERROR = "permanent_error"
     SKIPPED = "skipped"
+    REQUEUED = "requeued"  # not a try: the reaper put a stuck delivery back on its queue
 
 
 class Category(models.Model):
@@ -80,6 +82,9 @@ class Category(models.Model):
     digest_window_minutes = models.PositiveIntegerField(null=True, blank=True)
     escalate_after_minutes = models.PositiveIntegerField(null=True, blank=True)
     escalate_to = models.CharField(max_length=16, choices=Channel.choices, blank=True)
+    digest_daily_at = models.TimeField(
+        null=True, blank=True, help_text="Send one digest a day at this time in the recipient's time zone."
+    )
 
     class Meta:
         verbose_name_plural = "categories"
@@ -171,6 +176,7 @@ class WebhookEndpoint(models.Model):
     description = models.CharField(max_length=200, blank=True)
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    deactivated_reason = models.CharField(max_length=200, blank=True)
 
 
 class Topic(models.Model):
@@ -339,6 +345,10 @@ class Notification(models.Model):
     archived_at = models.DateTimeField(null=True, blank=True)
     # What planning decided and why (channels used or skipped, quiet-hours deferrals); see /explain/.
     trace = models.JSONField(default=list, blank=True)
+    digest = models.ForeignKey(
+        "Digest", on_delete=models.SET_NULL, null=True, blank=True, related_name="items",
+        help_text="The digest this notification was batched into.",
+    )
 
     objects = NotificationQuerySet.as_manager()
 
@@ -498,3 +508,54 @@ class Resend(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+
+
+# --- clock ---
+class Digest(models.Model):
+    """One batch of a user's notifications of one category in one window; sent once, as one
+    message per channel. The unique constraint holds however many workers batch at once."""
+
+    class Status(models.TextChoices):
+        COLLECTING = "collecting"
+        SENT = "sent"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="digests")
+    category = models.ForeignKey(Category, on_delete=models.CASCADE)
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.COLLECTING)
+    notification = models.OneToOneField(
+        Notification, on_delete=models.SET_NULL, null=True, blank=True, related_name="digest_sent",
+        help_text="The notification that carried the digest out.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "category", "window_start"], name="digest_one_per_window")
+        ]
+        indexes = [models.Index(fields=["window_end"], condition=Q(status="collecting"), name="digest_due_idx")]
+
+    def __str__(self):
+        return f"{self.category_id} digest for {self.user} from {self.window_start:%Y-%m-%d %H:%M}"
+
+
+class Escalation(models.Model):
+    """Send a notification again on another channel if it is still unread at due_at."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+        CANCELLED = "cancelled"
+
+    notification = models.OneToOneField(Notification, on_delete=models.CASCADE, related_name="escalation")
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    due_at = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["due_at"], condition=Q(status="pending"), name="escalation_due_idx")]

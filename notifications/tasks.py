@@ -3,7 +3,7 @@ from django.db import transaction
 
 from channels_delivery import enqueue_deliveries
 
-from . import planning
+from . import digests, escalation, planning
 from .models import Delivery, DeliveryStatus, Notification, NotificationStatus
 from .preferences import PreferenceBook
 from .templating import cached_templates
@@ -18,6 +18,7 @@ def dispatch_notifications(notification_ids):
             .select_related("recipient", "recipient__profile", "category")
             .filter(id__in=notification_ids, status=NotificationStatus.PENDING)
         )
+        notifications = digests.hold_for_digest(notifications)  # clock: digest categories wait
         preferences = PreferenceBook.load(n.recipient_id for n in notifications)
         with cached_templates():
             deliveries = [d for notification in notifications for d in planning.plan(notification, preferences)]
@@ -26,6 +27,7 @@ def dispatch_notifications(notification_ids):
         Notification.objects.bulk_update(notifications, ["status", "scheduled_at", "trace"])
         deferred = {n.id for n in notifications if n.status == NotificationStatus.SCHEDULED}
         queued = [d for d in deliveries if d.status == DeliveryStatus.QUEUED]
+        escalation.plan_escalations(queued)  # clock: unread in-app goes out again later
         live = {d.notification_id for d in queued}
         Notification.objects.filter(id__in=live).update(status=NotificationStatus.DISPATCHED)
         Notification.objects.filter(
@@ -52,17 +54,3 @@ def fan_out_broadcast_chunk(broadcast_id, number):
 
     return fan_out_chunk(broadcast_id, number)
 
-
-@shared_task(name="notifications.resume_stalled_broadcasts")
-def resume_stalled_broadcasts():
-    """For beat: plan again every broadcast stuck fanning out (chunks already done are skipped)."""
-    from django.conf import settings
-    from django.utils import timezone
-
-    from .audiences import stalled
-
-    older_than = timezone.now() - timezone.timedelta(seconds=settings.NOTIFY_BROADCAST_RESUME_AFTER)
-    ids = [str(pk) for pk in stalled(older_than).values_list("id", flat=True)]
-    for broadcast_id in ids:
-        plan_broadcast.delay(broadcast_id)
-    return len(ids)

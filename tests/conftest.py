@@ -17,12 +17,20 @@ from .fakes.webpush import FakePushService, new_vapid_keys
 from .workers import WorkerProcess
 
 TEST_BROKER_URL = os.environ.get("TEST_CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
+# With a RabbitMQ broker, Redis still holds the channel layer, rate limits and the beat lock.
+TEST_REDIS_URL = os.environ.get(
+    "TEST_REDIS_URL", TEST_BROKER_URL if TEST_BROKER_URL.startswith("redis") else "redis://127.0.0.1:6379/15"
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_broker():
-    """Tests use their own Redis database so a running dev service is never touched."""
-    redis.Redis.from_url(TEST_BROKER_URL).flushdb()
+    """Tests use their own Redis database (or RabbitMQ vhost) so a running dev service is never touched."""
+    redis.Redis.from_url(TEST_REDIS_URL).flushdb()
+    if TEST_BROKER_URL.startswith("amqp"):
+        from .rabbitmq import fresh_vhost
+
+        fresh_vhost(TEST_BROKER_URL)
     celery_app.conf.broker_url = TEST_BROKER_URL
     # Circuit and rate-limit state, read by tests, lives beside the test broker.
     settings.REDIS_URL = TEST_BROKER_URL
@@ -58,7 +66,7 @@ def worker_env(django_db_setup, django_db_blocker, fake_sendgrid, isolated_broke
         **channel_env,
         "DATABASE_URL": database_url(),
         "CELERY_BROKER_URL": isolated_broker,
-        "REDIS_URL": isolated_broker,
+        "REDIS_URL": TEST_REDIS_URL,
         "SENDGRID_API_KEY": fake_sendgrid.api_key,
         "SENDGRID_HOST": fake_sendgrid.url,
         "NOTIFY_EMAIL_BACKOFF_MAX": "2",
@@ -72,6 +80,8 @@ def worker_env(django_db_setup, django_db_blocker, fake_sendgrid, isolated_broke
         "NOTIFY_CIRCUIT_PROBE_SECONDS": "10",
         "NOTIFY_RATE_LIMITS": "sendgrid=10:3",
         "NOTIFY_BROADCAST_CHUNK_SIZE": "10",
+        # clock: one "minute" of digest windows and escalation delays lasts a second in tests
+        "NOTIFY_CLOCK_MINUTE_SECONDS": "1",
     }
 
 
@@ -186,3 +196,14 @@ def fakes(fake_providers):
     yield fake_providers
     for fake in fake_providers.values():
         fake.reset()
+
+
+# --- clock ---
+@pytest.fixture
+def beat(worker_env, tmp_path):
+    """A real celery beat process for one test (the test database is flushed between tests)."""
+    from .workers import BeatProcess
+
+    process = BeatProcess(worker_env, log_dir=tmp_path).start()
+    yield process
+    process.stop()

@@ -6,7 +6,6 @@ from django.utils import timezone
 
 from notifications import audiences
 from notifications.models import ApiClient, Broadcast, BroadcastChunk, Delivery, DeliveryStatus, Notification
-from notifications.tasks import resume_stalled_broadcasts
 
 from .helpers import wait_until
 
@@ -58,7 +57,7 @@ def test_stalled_broadcast_is_resumed_and_finishes(celery_worker, app_api, setti
     Broadcast.objects.filter(id=stalled.id).update(created_at=timezone.now() - timezone.timedelta(hours=1))
     young = Broadcast.objects.create(sender=client, audience={"all": True}, payload=stalled.payload)
 
-    assert resume_stalled_broadcasts() == 1
+    assert audiences.resume_stalled() == 1
 
     wait_until(lambda: Broadcast.objects.get(id=stalled.id).status == "done", timeout=60, message="resumed")
     assert Notification.objects.filter(broadcast=stalled).count() == User.objects.filter(is_active=True).count()

@@ -191,3 +191,13 @@ def test_each_notification_carries_the_whole_payload(app_api, make_user):
     assert notification.sender.name == "Acme shop" and notification.expires_at.year == 2099
     assert notification.recipient.username == "42" and notification.trace == []
 
+
+
+def test_beat_resumes_stalled_broadcasts():
+    from config.celery import app
+    from notifications.schedules import declared
+
+    [entry] = [s for s in declared() if s.task == "maintenance.resume_stalled_broadcasts"]
+    assert entry.every == 60
+    app.loader.import_default_modules()
+    assert "maintenance.resume_stalled_broadcasts" in app.tasks

@@ -100,3 +100,20 @@ NOW = 1_800_000_000.0
 ])
 def test_retry_after_seconds(headers, expected):
     assert retry_after_seconds(headers, now=NOW) == expected
+
+
+def test_prefetched_users_cost_no_queries_per_channel(user, django_assert_num_queries):
+    from django.contrib.auth import get_user_model
+
+    from notifications.contact_points import CONTACT_POINT_PREFETCH
+
+    RecipientProfile.objects.create(user=user, phone="+14155552671")
+    PushSubscription.objects.create(user=user, endpoint="https://push.example.com/a", p256dh="k", auth="a")
+    WebhookEndpoint.objects.create(user=user, url="https://hooks.example.com/x")
+    SlackWebhook.objects.create(user=user, url="https://hooks.slack.com/services/T/B/x")
+    [loaded] = get_user_model().objects.filter(id=user.id).select_related("profile").prefetch_related(
+        *CONTACT_POINT_PREFETCH)
+
+    with django_assert_num_queries(0):
+        addresses = {channel: address_for(loaded, channel) for channel in ["email", "sms", "push", "webhook", "slack"]}
+    assert all(addresses.values())

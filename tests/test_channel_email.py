@@ -57,6 +57,14 @@ def test_smtp_5xx_is_permanent(smtp):
     assert caught.value.status_code == 550
 
 
+@pytest.mark.parametrize("fault", [{"delay": 3.0}, {"drop": True}])
+def test_smtp_timeout_or_hang_up_is_transient(smtp, fault):
+    smtp.fail_next(**fault)
+    with pytest.raises(TransientDeliveryError, match="SMTP unreachable"):
+        DjangoEmail().send(uuid.uuid4(), MESSAGE)
+    assert smtp.messages == []
+
+
 def test_smtp_server_down_is_transient(smtp, channel_settings):
     channel_settings.EMAIL_PORT = free_port()  # nothing listens there
     with pytest.raises(TransientDeliveryError, match="unreachable"):

@@ -1,5 +1,6 @@
 """Web Push through the real pywebpush against a push service that decrypts and checks VAPID."""
 
+import json
 import uuid
 
 import pytest
@@ -128,5 +129,25 @@ def test_loopback_push_endpoint_is_refused_without_the_allow_list(push, subscrib
     channel_settings.WEBHOOK_ALLOWED_HOSTS = []
 
     with pytest.raises(PermanentDeliveryError, match="non-public address"):
+        send(subscribe.user)
+    assert push.received == []
+
+
+def test_oversized_content_is_trimmed_to_what_push_services_accept(push, subscribe):
+    subscribe()
+    big = {**MESSAGE, "body": "é" * 3000, "data": {"blob": "x" * 5000}, **address_for(subscribe.user, "push")}
+
+    WebPush().send(uuid.uuid4(), big)
+
+    [(_, payload, _)] = push.pushes
+    assert payload["truncated"] is True and payload["data"] == {}
+    assert payload["title"] == "Order 123 shipped" and payload["body"].endswith("…")
+    assert len(json.dumps(payload, ensure_ascii=False).encode()) <= 3800
+
+
+def test_unusable_vapid_key_is_a_permanent_configuration_error(push, subscribe, channel_settings):
+    subscribe()
+    channel_settings.VAPID_PRIVATE_KEY = "not-a-key"
+    with pytest.raises(PermanentDeliveryError, match="VAPID_PRIVATE_KEY"):
         send(subscribe.user)
     assert push.received == []

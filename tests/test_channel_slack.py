@@ -110,3 +110,22 @@ def test_one_live_webhook_is_enough(slack, user, notification):
     slack.remove(dead.url)
     result = send(user, notification)
     assert [target["ok"] for target in result.payload["targets"]] == [False, True]
+
+
+def test_admin_never_shows_a_slack_webhook_url(slack, user, client, django_user_model):
+    webhook = add_webhook(slack, user)
+    admin_user = django_user_model.objects.create_superuser("ops", "ops@example.com", "pw-for-tests-only")
+    client.force_login(admin_user)
+
+    listing = client.get("/admin/notifications/slackwebhook/").content.decode()
+    change = client.get(f"/admin/notifications/slackwebhook/{webhook.id}/change/").content.decode()
+
+    secret_path = webhook.url.removeprefix(slack.url)
+    assert "127.0.0.1" in listing
+    assert secret_path not in listing and secret_path not in change
+
+    response = client.post(f"/admin/notifications/slackwebhook/{webhook.id}/change/",
+                           {"user": user.id, "url": "", "channel_name": "#ops", "active": "on"})
+    assert response.status_code == 302
+    webhook.refresh_from_db()
+    assert webhook.channel_name == "#ops" and webhook.url.endswith(secret_path)

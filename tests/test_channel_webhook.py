@@ -105,7 +105,8 @@ def test_429_with_ratelimit_reset_is_transient(receiver, user):
     assert caught.value.retry_after == 12.0
 
 
-@pytest.mark.parametrize("fault, text", [({"status": 503}, "503"), ({"timeout": True}, "timed out"),
+@pytest.mark.parametrize("fault, text", [({"status": 502}, "502"), ({"status": 504}, "504"),
+                                         ({"status": 408}, "408"), ({"timeout": True}, "timed out"),
                                          ({"drop": True}, "unreachable")])
 def test_outages_are_transient(receiver, user, fault, text):
     add_endpoint(receiver, user)
@@ -119,6 +120,37 @@ def test_slow_answer_within_the_read_timeout_is_fine(receiver, user, channel_set
     receiver.fail_next(status=0, delay=0.3)
     send(user)
     assert len(receiver.events) == 1
+
+
+def test_410_gone_switches_the_endpoint_off(receiver, user):
+    endpoint = add_endpoint(receiver, user)
+    receiver.fail_next(status=410)
+
+    with pytest.raises(PermanentDeliveryError, match="410: endpoint gone") as caught:
+        send(user)
+
+    assert caught.value.status_code == 410
+    endpoint.refresh_from_db()
+    assert endpoint.active is False and endpoint.deactivated_reason == "endpoint answered 410 Gone"
+    assert address_for(user, "webhook") is None
+
+
+@pytest.mark.parametrize("status", [404, 422])
+def test_other_4xx_fail_for_good_but_keep_the_endpoint(receiver, user, status):
+    endpoint = add_endpoint(receiver, user)
+    receiver.fail_next(status=status)
+    with pytest.raises(PermanentDeliveryError, match=str(status)):
+        send(user)
+    endpoint.refresh_from_db()
+    assert endpoint.active is True
+
+
+def test_503_retry_after_is_honoured(receiver, user):
+    add_endpoint(receiver, user)
+    receiver.fail_next(status=503, headers={"Retry-After": "120"})
+    with pytest.raises(TransientDeliveryError) as caught:
+        send(user)
+    assert caught.value.retry_after == 120.0
 
 
 def test_redirects_are_not_followed(receiver, user):
@@ -234,3 +266,30 @@ def test_connection_goes_to_the_address_that_was_checked(receiver, user, channel
 def test_one_keep_alive_session_per_process(channel_settings):
     assert netguard.guarded_session() is netguard.guarded_session()
     assert netguard.guarded_session().trust_env is False
+
+
+def test_an_endless_error_body_is_cut_short(receiver, user):
+    add_endpoint(receiver, user)
+    receiver.fail_next(status=400, body=b"E" * 500_000)
+    with pytest.raises(PermanentDeliveryError, match="400") as caught:
+        send(user)
+    assert len(str(caught.value)) < 400
+
+
+def test_next_checked_address_is_tried_when_one_refuses(receiver, user, channel_settings, fake_dns):
+    answers, lookups = fake_dns
+    answers["multi.customer.test"] = [["127.0.0.2", "127.0.0.1"]]  # nothing listens on 127.0.0.2
+    channel_settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.0/8"]
+    add_endpoint(receiver, user, host="multi.customer.test")
+
+    send(user)
+
+    assert lookups == ["multi.customer.test"] and len(receiver.events) == 1
+
+
+def test_unusable_signing_secret_is_a_permanent_configuration_error(receiver, user):
+    endpoint = add_endpoint(receiver, user)
+    WebhookEndpoint.objects.filter(id=endpoint.id).update(secret="whsec_a")  # not base64 of anything
+    with pytest.raises(PermanentDeliveryError, match="rotate it"):
+        send(user)
+    assert receiver.received == []

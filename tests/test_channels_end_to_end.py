@@ -50,6 +50,29 @@ def test_sms_reaches_twilio(celery_worker, fakes, app_api, make_user):
     assert delivery.provider_payload["segments"] == 1 and delivery.provider_payload["encoding"] == "GSM-7"
 
 
+def test_twilio_status_callback_to_the_url_we_gave_marks_the_sms_delivered(
+    celery_worker, fakes, app_api, make_user, channel_settings
+):
+    from urllib.parse import urlsplit
+
+    from django.test import Client
+
+    user = make_user("sms-loop")
+    RecipientProfile.objects.create(user=user, phone="+14155552671")
+    notification_id = post(app_api, "sms-loop", "sms")
+    fakes["twilio"].wait_for(1)
+    final_delivery(notification_id)
+
+    [message] = fakes["twilio"].created
+    url, params, signature = fakes["twilio"].status_callback(message, "delivered")
+    assert url.startswith(channel_settings.PUBLIC_BASE_URL)
+    response = Client().post(urlsplit(url).path, params, HTTP_X_TWILIO_SIGNATURE=signature)
+
+    assert response.status_code == 200
+    delivery = final_delivery(notification_id, DeliveryStatus.DELIVERED)
+    assert delivery.provider_message_id == params["MessageSid"]
+
+
 def test_sms_to_an_invalid_number_fails_for_good(celery_worker, fakes, app_api, make_user):
     user = make_user("sms-bad")
     RecipientProfile.objects.create(user=user, phone="+14155550100")

@@ -57,3 +57,28 @@ class WorkerProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
         self.log_file.close()
+
+
+class BeatProcess(WorkerProcess):
+    """A real `celery beat` with the project's scheduler, against the test database and broker."""
+
+    def __init__(self, env, log_dir, name="beat"):
+        super().__init__(env, log_dir, queues=(), name=name)
+
+    def start(self, timeout=60, wait_ready=True):
+        self.log_file = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "info",
+             "-S", "notifications.beat:SingleBeatScheduler", "--schedule", str(self.log_path) + ".db"],
+            cwd=ROOT, env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        if not wait_ready:
+            return self
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if "Sending due task" in self.log() or "DatabaseScheduler: Schedule changed" in self.log():
+                return self
+            if self.process.poll() is not None:
+                raise RuntimeError(f"beat exited early:\n{self.log()}")
+            time.sleep(0.1)
+        raise RuntimeError(f"beat not ticking in {timeout}s:\n{self.log()}")

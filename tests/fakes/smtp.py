@@ -1,8 +1,11 @@
 """A real SMTP server (aiosmtpd) on 127.0.0.1 that records messages and can refuse them.
 
 fail_next("451 4.3.0 Try again later") answers the next RCPT TO with that reply; any code works,
-so 4xx (deferral) and 5xx (rejection) paths are both real SMTP conversations.
+so 4xx (deferral) and 5xx (rejection) paths are both real SMTP conversations. fail_next(delay=s)
+answers late (past the client's timeout, a timeout), fail_next(drop=True) hangs up mid-conversation.
 """
+
+import asyncio
 
 import email
 import email.policy
@@ -45,13 +48,18 @@ class FakeSMTP:
             self.messages.clear()
             self.replies.clear()
 
-    def fail_next(self, reply, count=1):
+    def fail_next(self, reply=None, count=1, delay=0.0, drop=False):
         with self.lock:
-            self.replies.extend([reply] * count)
+            self.replies.extend([(reply, delay, drop)] * count)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         with self.lock:
-            reply = self.replies.pop(0) if self.replies else None
+            reply, delay, drop = self.replies.pop(0) if self.replies else (None, 0.0, False)
+        if delay:
+            await asyncio.sleep(delay)
+        if drop:
+            server.transport.close()
+            return "421 closing"
         if reply:
             return reply
         envelope.rcpt_tos.append(address)

@@ -12,6 +12,8 @@ import secrets
 from datetime import datetime, timezone
 from email.utils import format_datetime
 
+from twilio.request_validator import RequestValidator
+
 from channels_delivery.phone import segments
 
 from .server import FakeProvider
@@ -35,9 +37,13 @@ class FakeTwilio(FakeProvider):
         super().__init__()
         self.invalid_numbers = set()
         self.unsubscribed = set()
+        self.created = []  # the message resources answered, in order
+        self.callback_urls = {}  # message sid -> its StatusCallback
 
     def reset(self):
         super().reset()
+        self.created.clear()
+        self.callback_urls.clear()
         self.invalid_numbers.clear()
         self.unsubscribed.clear()
 
@@ -62,7 +68,11 @@ class FakeTwilio(FakeProvider):
             return twilio_error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
         if to in self.unsubscribed:
             return twilio_error(400, 21610, "Attempt to send to unsubscribed recipient")
-        return 201, {"Content-Type": "application/json"}, json.dumps(self.resource(form)).encode()
+        resource = self.resource(form)
+        with self.lock:
+            self.created.append(resource)
+            self.callback_urls[resource["sid"]] = form.get("StatusCallback")
+        return 201, {"Content-Type": "application/json"}, json.dumps(resource).encode()
 
     def resource(self, form):
         sid = "SM" + secrets.token_hex(16)
@@ -79,3 +89,13 @@ class FakeTwilio(FakeProvider):
 
     def messages(self):
         return [request.form() for request in self.requests]
+
+    def status_callback(self, message, status, error_code=None):
+        """What Twilio POSTs to a created message's StatusCallback: (url, form params, X-Twilio-Signature)."""
+        sid = message["sid"]
+        params = {"AccountSid": self.account_sid, "ApiVersion": "2010-04-01", "From": message["from"] or "",
+                  "To": message["to"], "MessageSid": sid, "SmsSid": sid, "MessageStatus": status, "SmsStatus": status}
+        if error_code:
+            params["ErrorCode"] = str(error_code)
+        url = self.callback_urls[sid]
+        return url, params, RequestValidator(self.auth_token).compute_signature(url, params)

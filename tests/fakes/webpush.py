@@ -91,6 +91,8 @@ class FakePushService(FakeProvider):
             return 401 if "unreadable" in problem or "bad" in problem else 403, {}, problem.encode()
         if request.headers.get("content-encoding") != "aes128gcm" or "ttl" not in request.headers:
             return 400, {}, b"aes128gcm body and TTL header required"
+        if len(request.body) > 4096:
+            return 413, {}, b"payload too large"
         key, auth = self.subscriptions[token]
         try:
             payload = http_ece.decrypt(request.body, private_key=key, auth_secret=auth, version="aes128gcm")
