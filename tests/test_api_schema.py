@@ -9,6 +9,7 @@ import schemathesis
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
 from hypothesis import HealthCheck, settings as hypothesis_settings
+from schemathesis.core import NOT_SET
 from rest_framework.authtoken.models import Token
 
 from django.core import signals
@@ -91,6 +92,54 @@ def callers(db, django_user_model, settings):
 def test_every_operation_keeps_to_the_schema(case, callers, in_process_requests):
     for name in callers_for(case):
         case.call_and_validate(headers=callers[name], checks=CHECKS)
+
+
+def test_real_objects_answer_within_the_schema(callers, in_process_requests, make_user):
+    """Random ids mostly meet 404s: this walks the success answers with real objects."""
+
+    def call(caller, method, path, status, body=None, **parameters):
+        case = schema[path][method].Case(
+            path_parameters=parameters or None, body=body if body else NOT_SET,
+            media_type="application/json" if body else None,
+        )
+        response = case.call_and_validate(headers=callers[caller], checks=CHECKS)
+        assert response.status_code == status, (method, path, response.text)
+        return response.json() if response.content else None
+
+    make_user("42")
+    sent = call("app", "POST", "/api/notifications/", 202,
+                {"recipients": ["reader"], "category": "orders", "title": "Hi", "data": {"n": 1}})
+    [notification_id] = sent["ids"]
+    assert call("user", "GET", "/api/notifications/", 200)["total"] == 2
+    call("app", "GET", "/api/notifications/{id}/", 200, id=notification_id)
+    for mark in ("read", "seen", "archived"):
+        call("user", "PUT", f"/api/notifications/{{id}}/{mark}/", 200, id=notification_id)
+        call("user", "DELETE", f"/api/notifications/{{id}}/{mark}/", 200, id=notification_id)
+    call("user", "GET", "/api/notifications/unread-count/", 200)
+    call("user", "POST", "/api/notifications/read-all/", 200)
+    call("app", "POST", "/api/notifications/{id}/cancel/", 200, id=notification_id)
+    call("operator", "POST", "/api/notifications/{id}/resend/", 409, {"reason": "x"}, id=notification_id)
+    broadcast = call("app", "POST", "/api/notifications/", 202,
+                     {"to": {"users": ["42"], "all": False}, "category": "orders", "title": "Hi"})
+    call("app", "GET", "/api/broadcasts/{id}/", 200, id=broadcast["broadcast_id"])
+    call("app", "GET", "/api/broadcasts/", 200)
+
+    call("user", "PUT", "/api/me/profile/", 200, {"phone": "+14155550123", "timezone": "America/New_York"})
+    call("user", "POST", "/api/me/push-subscriptions/", 201, {
+        "endpoint": "https://push.example.com/x", "keys": {"p256dh": "B" + "A" * 86, "auth": "A" * 22}})
+    call("user", "GET", "/api/me/push-subscriptions/", 200)
+    webhook = call("user", "POST", "/api/me/webhooks/", 201, {"url": "https://hooks.example.com/in"})
+    call("user", "DELETE", "/api/me/webhooks/{id}/", 204, id=webhook["id"])
+    call("user", "POST", "/api/me/slack-webhooks/", 201, {"url": "https://hooks.slack.com/services/T/B/X"})
+    call("user", "GET", "/api/me/slack-webhooks/", 200)
+    call("app", "PUT", "/api/recipients/{id}/", 201, {"email": "n@example.com", "groups": ["vip"]}, id="newbie")
+    call("app", "GET", "/api/recipients/{id}/", 200, id="newbie")
+
+    client = call("operator", "POST", "/api/clients/", 201, {"name": "CRM", "scopes": ["send"]})
+    call("operator", "GET", "/api/clients/{id}/", 200, id=client["id"])
+    call("operator", "POST", "/api/clients/{id}/revoke/", 200, id=client["id"])
+    call("operator", "GET", "/api/deliveries/", 200)
+    call("operator", "GET", "/api/analytics/summary/", 200)
 
 
 # --- Django's own error paths answer in the one format -------------------------------------
