@@ -289,6 +289,8 @@ NOTIFY_DEFAULT_LOCALE = env_str("NOTIFY_DEFAULT_LOCALE", "en")
 # --- api ---
 # Broadcast fan-out: recipients per chunk task (one bulk insert and one dispatch task each).
 NOTIFY_BROADCAST_CHUNK_SIZE = env_int("NOTIFY_BROADCAST_CHUNK_SIZE", 1000)
+# A broadcast still fanning out after this many seconds is planned again (its done chunks skipped).
+NOTIFY_BROADCAST_RESUME_AFTER = env_int("NOTIFY_BROADCAST_RESUME_AFTER", 600)
 # Throttling per API client and per user (DRF rate syntax: N/second|minute|hour|day).
 NOTIFY_THROTTLE_RATES = {
     "client": env_str("NOTIFY_THROTTLE_CLIENT_RATE", "6000/minute"),
