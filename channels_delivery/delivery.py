@@ -30,7 +30,9 @@ def claim(delivery_id):
     )
     if not claimed:
         return None
-    return Delivery.objects.get(id=delivery_id)
+    return Delivery.objects.select_related("notification").only(
+        *(f.name for f in Delivery._meta.concrete_fields), "notification__expires_at"
+    ).get(id=delivery_id)
 
 
 def attempt(delivery_id):
@@ -75,7 +77,8 @@ def attempt(delivery_id):
 def expired(delivery):
     """A notification past its expires_at is not sent any more: skipped with reason "expired"."""
     now = timezone.now()
-    if not Notification.objects.filter(id=delivery.notification_id, expires_at__lte=now).exists():
+    expires_at = delivery.notification.expires_at  # fetched with the claimed row
+    if expires_at is None or expires_at > now:
         return False
     DeliveryAttempt.objects.create(
         delivery=delivery, number=delivery.attempt_count, outcome=AttemptOutcome.SKIPPED, note="expired"
