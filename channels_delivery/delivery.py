@@ -1,4 +1,11 @@
-"""One try of one Delivery: claim it, call the provider, record the outcome."""
+"""One try of one Delivery: claim it, call its channel's providers in failover order, record it.
+
+Returns the provider's result, None when there was nothing to do, or raises:
+- RateLimited before anything was claimed or counted (the task re-queues itself);
+- TransientDeliveryError (CircuitOpen when every provider's circuit is open), with the row in
+  `retrying`; the task decides between a retry and the end of the line;
+- PermanentDeliveryError; the task marks the row failed and the chain moves on.
+"""
 
 import logging
 import time
@@ -15,17 +22,31 @@ from notifications.models import (
     NotificationStatus,
 )
 
+from . import fallback, ratelimit
+from .circuit import breaker
 from .errors import PermanentDeliveryError, TransientDeliveryError
 from .registry import providers_for
 
 logger = logging.getLogger(__name__)
 
-CLAIMABLE = [DeliveryStatus.QUEUED, DeliveryStatus.RETRYING]
+
+class RateLimited(Exception):
+    def __init__(self, provider, wait):
+        super().__init__(f"{provider} over its rate limit, next token in {wait:.2f}s")
+        self.provider, self.wait = provider, wait
 
 
-def claim(delivery_id):
-    """Move a delivery to `sending` unless another task already has it; returns it or None."""
-    claimed = Delivery.objects.filter(id=delivery_id, status__in=CLAIMABLE).update(
+class CircuitOpen(TransientDeliveryError):
+    """No provider of the channel may be called now."""
+
+
+def claim(delivery_id, expected):
+    """Move a delivery from `expected` to `sending`; returns it, or None if someone else has it.
+
+    A first message claims `queued` rows, a retry claims `retrying` rows: so a duplicate of a
+    first message cannot jump the queue of a delivery that is already waiting for its retry.
+    """
+    claimed = Delivery.objects.filter(id=delivery_id, status=expected).update(
         status=DeliveryStatus.SENDING, attempt_count=F("attempt_count") + 1, updated_at=timezone.now()
     )
     if not claimed:
@@ -35,42 +56,77 @@ def claim(delivery_id):
     ).get(id=delivery_id)
 
 
-def attempt(delivery_id):
-    """Try a delivery once through its channel's providers, in failover order.
+def attempt(delivery_id, *, retry=False):
+    expected = DeliveryStatus.RETRYING if retry else DeliveryStatus.QUEUED
+    row = Delivery.objects.filter(id=delivery_id).values("status", "channel").first()
+    if row is None:
+        return None
+    if row["status"] == DeliveryStatus.PENDING and not retry:
+        # Run as the errback of the channel before it: start only if that one really failed.
+        if not fallback.activate(delivery_id):
+            return None
+    elif row["status"] != expected:
+        logger.info("delivery %s is %s, not %s: nothing to do", delivery_id, row["status"], expected)
+        return None
 
-    Returns the provider's result, None when there was nothing to do, or raises a DeliveryError.
-    """
-    delivery = claim(delivery_id)
+    providers = providers_for(row["channel"])
+    usable = [provider for provider in providers if not breaker(provider.name).is_open()]
+    if usable:
+        # Waiting for a token is not an attempt: nothing is claimed or counted yet.
+        wait = ratelimit.take(usable[0].name)
+        if wait:
+            raise RateLimited(usable[0].name, wait)
+
+    delivery = claim(delivery_id, expected)
     if delivery is None:
-        logger.info("delivery %s not claimable, skipping", delivery_id)
+        logger.info("delivery %s already claimed by another task", delivery_id)
         return None
     if expired(delivery):
         return None
-    providers = providers_for(delivery.channel)
     if not providers:
         error = PermanentDeliveryError(f"no provider configured for {delivery.channel}")
-        record_failure(delivery, "", error, 0, final=True)
+        record_attempt(delivery, "", error, timezone.now(), time.monotonic())
         raise error
+    return call_providers(delivery, providers, token_for=usable[0] if usable else None)
+
+
+def call_providers(delivery, providers, token_for):
     last_error = None
+    circuit_waits = []
     for provider in providers:
-        started = time.monotonic()
-        started_at = timezone.now()
+        circuit = breaker(provider.name)
+        started, started_at = time.monotonic(), timezone.now()
+        if not circuit.allow():
+            # The provider is known to be down: fail over without calling it.
+            circuit_waits.append(circuit.remaining())
+            last_error = CircuitOpen(f"{provider.name}: circuit open, not called")
+            record_attempt(delivery, provider.name, last_error, started_at, started)
+            continue
+        if provider is not token_for and ratelimit.take(provider.name):
+            last_error = TransientDeliveryError(f"{provider.name}: over its rate limit, not called")
+            record_attempt(delivery, provider.name, last_error, started_at, started)
+            continue
         try:
             result = provider.send(delivery.id, delivery.message)
         except TransientDeliveryError as error:
             # The provider is in trouble, not the message: the next provider may still get it out.
+            circuit.record_failure()
             record_attempt(delivery, provider.name, error, started_at, started)
             last_error = error
             continue
         except PermanentDeliveryError as error:
+            circuit.record_success()  # it answered; the message is what is wrong
             record_attempt(delivery, provider.name, error, started_at, started)
-            mark(delivery, DeliveryStatus.FAILED, str(error))
             raise
+        circuit.record_success()
         record_attempt(delivery, provider.name, None, started_at, started, result.status_code)
         record_sent(delivery, provider.name, result)
         return result
-    transient = isinstance(last_error, TransientDeliveryError)
-    mark(delivery, DeliveryStatus.RETRYING if transient else DeliveryStatus.FAILED, str(last_error))
+    if len(circuit_waits) == len(providers):
+        last_error = CircuitOpen(str(last_error), retry_after=min(circuit_waits))
+    Delivery.objects.filter(id=delivery.id).update(
+        status=DeliveryStatus.RETRYING, last_error=str(last_error)[:2000], updated_at=timezone.now()
+    )
     raise last_error
 
 
@@ -96,7 +152,8 @@ def record_attempt(delivery, provider_name, error, started_at, started, status_c
         outcome = AttemptOutcome.TRANSIENT_ERROR
     else:
         outcome = AttemptOutcome.PERMANENT_ERROR
-    DeliveryAttempt.objects.create(
+    first_of_fallback = delivery.attempt_count == 1 and delivery.reason.startswith("fallback from")
+    return DeliveryAttempt.objects.create(
         delivery=delivery,
         number=delivery.attempt_count,
         provider=provider_name,
@@ -105,19 +162,8 @@ def record_attempt(delivery, provider_name, error, started_at, started, status_c
         outcome=outcome,
         error=str(error or "")[:2000],
         provider_status_code=str(getattr(error, "status_code", None) or status_code or ""),
+        note=delivery.reason[:300] if first_of_fallback else "",
     )
-
-
-def record_failure(delivery, provider_name, error, duration_ms, final):
-    DeliveryAttempt.objects.create(
-        delivery=delivery,
-        number=delivery.attempt_count,
-        provider=provider_name,
-        duration_ms=duration_ms,
-        outcome=AttemptOutcome.PERMANENT_ERROR,
-        error=str(error)[:2000],
-    )
-    mark(delivery, DeliveryStatus.FAILED, str(error))
 
 
 def record_sent(delivery, provider_name, result):
@@ -133,24 +179,15 @@ def record_sent(delivery, provider_name, result):
         updated_at=now,
     )
     Notification.objects.filter(id=delivery.notification_id).exclude(
-        status__in=[NotificationStatus.DELIVERED, NotificationStatus.CANCELLED]
+        status__in=[NotificationStatus.DELIVERED, *fallback.SETTLED_NOTIFICATION]
     ).update(status=NotificationStatus.DELIVERED)
 
 
-def mark(delivery, status, error=""):
-    Delivery.objects.filter(id=delivery.id).update(
-        status=status, last_error=error[:2000], updated_at=timezone.now()
-    )
-
-
-def mark_failed(delivery_id, reason):
-    """After the last retry: the delivery is a dead letter unless something already finished it."""
-    Delivery.objects.filter(id=delivery_id, status__in=[*CLAIMABLE, DeliveryStatus.SENDING]).update(
-        status=DeliveryStatus.FAILED, reason=reason[:500], next_retry_at=None, updated_at=timezone.now()
-    )
-
-
-def schedule_retry(delivery_id, countdown):
+def schedule_retry(delivery_id, countdown, note):
+    """Record when the retry will run, on the row and on the attempt that caused it."""
     Delivery.objects.filter(id=delivery_id, status=DeliveryStatus.RETRYING).update(
         next_retry_at=timezone.now() + timezone.timedelta(seconds=countdown)
     )
+    last = DeliveryAttempt.objects.filter(delivery_id=delivery_id).order_by("-started_at", "-id").first()
+    if last is not None:
+        DeliveryAttempt.objects.filter(id=last.id).update(note=note[:300])

@@ -10,10 +10,10 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.utils import DNS_NAME
 from python_http_client import exceptions as http_exceptions
 from sendgrid import SendGridAPIClient
-from sendgrid.helpers.mail import CustomArg, Mail
+from sendgrid.helpers.mail import CustomArg, Header, Mail
 
 from .base import Provider, SendResult
-from .errors import PermanentDeliveryError, TransientDeliveryError
+from .errors import PermanentDeliveryError, TransientDeliveryError, retry_after_seconds
 
 
 class SendGridEmail(Provider):
@@ -37,7 +37,10 @@ class SendGridEmail(Provider):
             html_content=message.get("html") or None,
         )
         # Our delivery id travels with the message so events and duplicates can be traced to it.
-        mail.custom_arg = CustomArg("delivery_id", str(delivery_id))
+        # It sits in the personalization: Mail Send v3 types a top-level custom_args as a string.
+        mail.custom_arg = CustomArg("delivery_id", str(delivery_id), p=0)
+        for name, value in (message.get("headers") or {}).items():
+            mail.header = Header(name, value)
         return mail
 
     def send(self, delivery_id, message):
@@ -56,8 +59,7 @@ class SendGridEmail(Provider):
         text = body.decode(errors="replace")[:500] if isinstance(body, bytes) else str(body)[:500]
         detail = f"SendGrid {status_code}: {text}"
         if status_code == 429 or status_code >= 500:
-            retry_after = headers.get("Retry-After") if headers else None
-            return TransientDeliveryError(detail, status_code=status_code, retry_after=retry_after)
+            return TransientDeliveryError(detail, status_code=status_code, retry_after=retry_after_seconds(headers))
         return PermanentDeliveryError(detail, status_code=status_code)
 
 
@@ -78,7 +80,11 @@ class DjangoEmail(Provider):
             body=message.get("text", ""),
             from_email=message.get("from") or settings.DEFAULT_FROM_EMAIL,
             to=[message["to"]],
-            headers={"X-Notify-Delivery-Id": str(delivery_id), "Message-ID": message_id},
+            headers={
+                **(message.get("headers") or {}),  # e.g. List-Unsubscribe, planned with the message
+                "X-Notify-Delivery-Id": str(delivery_id),
+                "Message-ID": message_id,
+            },
             connection=get_connection(timeout=settings.EMAIL_TIMEOUT),
         )
         if message.get("html"):
@@ -88,8 +94,18 @@ class DjangoEmail(Provider):
         except (socket.timeout, TimeoutError, ConnectionError, smtplib.SMTPServerDisconnected) as error:
             raise TransientDeliveryError(f"SMTP unreachable: {error}") from error
         except smtplib.SMTPResponseException as error:
-            error_class = TransientDeliveryError if 400 <= error.smtp_code < 500 else PermanentDeliveryError
-            raise error_class(f"SMTP {error.smtp_code}: {error.smtp_error!r}", status_code=error.smtp_code) from error
+            raise self.error_for(error.smtp_code, error.smtp_error) from error
+        except smtplib.SMTPRecipientsRefused as error:
+            # One recipient per message: its RCPT TO reply decides, 4xx deferred, 5xx refused.
+            code, reply = next(iter(error.recipients.values()))
+            raise self.error_for(code, reply) from error
         except smtplib.SMTPException as error:
             raise PermanentDeliveryError(f"SMTP: {error}") from error
         return SendResult(provider_message_id=message_id, status_code="250")
+
+    @staticmethod
+    def error_for(code, reply):
+        """The one place SMTP replies are sorted: 4xx is a deferral, anything else a refusal."""
+        text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
+        error_class = TransientDeliveryError if 400 <= code < 500 else PermanentDeliveryError
+        return error_class(f"SMTP {code}: {text[:300]}", status_code=code)

@@ -204,6 +204,112 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
 
+# --- channels ---------------------------------------------------------------
+# SMS through Twilio; TWILIO_API_BASE points the SDK at a proxy (or the fake provider in tests).
+TWILIO_ACCOUNT_SID = env_str("TWILIO_ACCOUNT_SID", "")
+TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN", "")
+TWILIO_FROM_NUMBER = env_str("TWILIO_FROM_NUMBER", "")
+TWILIO_MESSAGING_SERVICE_SID = env_str("TWILIO_MESSAGING_SERVICE_SID", "")
+TWILIO_API_BASE = env_str("TWILIO_API_BASE", "https://api.twilio.com")
+# Region for stored numbers written without +country code ("US", "DE"); empty: E.164 only.
+SMS_DEFAULT_REGION = env_str("SMS_DEFAULT_REGION", "")
+# Web Push: the VAPID private key as base64url (raw 32 bytes or DER), its public key for browsers.
+VAPID_PRIVATE_KEY = env_str("VAPID_PRIVATE_KEY", "")
+VAPID_PUBLIC_KEY = env_str("VAPID_PUBLIC_KEY", "")
+VAPID_SUBJECT = env_str("VAPID_SUBJECT", "mailto:notifications@example.com")
+PUSH_TTL_SECONDS = env_int("PUSH_TTL_SECONDS", 86400)
+# Webhooks (and push endpoints) may not reach private, loopback or link-local addresses unless
+# the host name or a network (CIDR) is listed here.
+WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", "")
+WEBHOOK_CONNECT_TIMEOUT = env_float("WEBHOOK_CONNECT_TIMEOUT", 3.0)
+# Standard Webhooks recommends giving receivers 15 to 30 seconds.
+WEBHOOK_READ_TIMEOUT = env_float("WEBHOOK_READ_TIMEOUT", 15.0)
+# Slack webhook URLs are only called on these hosts.
+SLACK_WEBHOOK_HOSTS = [host.lower() for host in env_list("SLACK_WEBHOOK_HOSTS", "hooks.slack.com")]
+
+# --- engine ---
+def parse_rate_limits(text):
+    """`sendgrid=100:200,twilio=10` -> {"sendgrid": (100.0 per second, burst 200), "twilio": (10.0, 10)}."""
+    limits = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        provider, _, spec = item.partition("=")
+        rate, _, burst = spec.partition(":")
+        limits[provider.strip()] = (float(rate), int(burst or max(1, float(rate))))
+    return limits
+
+
+# Fallback chains. A plan is a list of routes run side by side, each a chain of channels tried in
+# order until one gets through. Looked up by category, then priority, then the default; a send
+# that names its channels overrides this. A channel the user has no contact point for is skipped.
+NOTIFY_ROUTES = {
+    "categories": {},
+    "priorities": {
+        "urgent": [["inapp"], ["push", "sms", "email"]],
+        "high": [["inapp"], ["push", "email"]],
+    },
+    "default": [[channel] for channel in NOTIFY_DEFAULT_CHANNELS],
+}
+if os.environ.get("NOTIFY_ROUTES"):
+    import json
+
+    NOTIFY_ROUTES = {**NOTIFY_ROUTES, **json.loads(os.environ["NOTIFY_ROUTES"])}
+# Retry delay before retry n (0-based): factor * 2**n seconds, capped at the channel's backoff_max,
+# with "equal jitter" (a random half) so workers do not retry in lockstep; a provider's
+# Retry-After wins when longer. Waits beyond NOTIFY_MAX_COUNTDOWN are parked in Postgres
+# (Delivery.next_retry_at, status retrying) for the reaper instead of a broker countdown.
+NOTIFY_RETRY_BACKOFF = env_float("NOTIFY_RETRY_BACKOFF", 2.0)
+NOTIFY_RETRY_JITTER = env_bool("NOTIFY_RETRY_JITTER", True)
+NOTIFY_MAX_COUNTDOWN = env_int(
+    "NOTIFY_MAX_COUNTDOWN", CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] // 4
+)
+# Circuit breaker per provider (state in Redis at REDIS_URL, shared by every worker): it opens
+# after CIRCUIT_FAILURES transient failures within CIRCUIT_WINDOW seconds, stays open
+# CIRCUIT_OPEN_SECONDS, then lets one probe call through (owned for CIRCUIT_PROBE_SECONDS).
+NOTIFY_CIRCUIT_FAILURES = env_int("NOTIFY_CIRCUIT_FAILURES", 5)
+NOTIFY_CIRCUIT_WINDOW = env_float("NOTIFY_CIRCUIT_WINDOW", 60.0)
+NOTIFY_CIRCUIT_OPEN_SECONDS = env_float("NOTIFY_CIRCUIT_OPEN_SECONDS", 30.0)
+NOTIFY_CIRCUIT_PROBE_SECONDS = env_float("NOTIFY_CIRCUIT_PROBE_SECONDS", 20.0)
+# Global token bucket per provider, in Redis: "provider=per_second[:burst],...". Unlisted: unlimited.
+NOTIFY_RATE_LIMITS = parse_rate_limits(env_str("NOTIFY_RATE_LIMITS", ""))
+# Provider status callbacks (Twilio's are verified with TWILIO_AUTH_TOKEN, above).
+SENDGRID_WEBHOOK_PUBLIC_KEY = env_str("SENDGRID_WEBHOOK_PUBLIC_KEY", "")
+
+# --- prefs ---
+# System defaults, below users' and groups' own switches: channels off unless switched on, for
+# every category or (as `category:channel` pairs) for one category.
+NOTIFY_CHANNELS_OFF_BY_DEFAULT = env_list("NOTIFY_CHANNELS_OFF_BY_DEFAULT", "")
+NOTIFY_CATEGORY_CHANNELS_OFF_BY_DEFAULT = {}
+for _pair in env_list("NOTIFY_CATEGORY_CHANNELS_OFF_BY_DEFAULT", ""):
+    _category, _, _channel = _pair.partition(":")
+    NOTIFY_CATEGORY_CHANNELS_OFF_BY_DEFAULT.setdefault(_category.strip(), []).append(_channel.strip())
+# Templates fall back from the notification's or user's locale to its language, then to this.
+NOTIFY_DEFAULT_LOCALE = env_str("NOTIFY_DEFAULT_LOCALE", "en")
+# --- api ---
+# Broadcast fan-out: recipients per chunk task (one bulk insert and one dispatch task each).
+NOTIFY_BROADCAST_CHUNK_SIZE = env_int("NOTIFY_BROADCAST_CHUNK_SIZE", 1000)
+# Throttling per API client and per user (DRF rate syntax: N/second|minute|hour|day).
+NOTIFY_THROTTLE_RATES = {
+    "client": env_str("NOTIFY_THROTTLE_CLIENT_RATE", "6000/minute"),
+    "user": env_str("NOTIFY_THROTTLE_USER_RATE", "600/minute"),
+}
+# Throttle counters live in Redis so every web process shares them.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "throttle": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env_str("THROTTLE_REDIS_URL", REDIS_URL),
+        "KEY_PREFIX": "throttle",
+    },
+}
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["notifications.api.throttling.ClientRateThrottle"]
+REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "notifications.api.schema.ApiAutoSchema"
+SPECTACULAR_SETTINGS["COMPONENT_SPLIT_REQUEST"] = True
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
+    "NotificationStatusEnum": "notifications.models.NotificationStatus",
+    "DeliveryStatusEnum": "notifications.models.DeliveryStatus",
+    "BroadcastStatusEnum": "notifications.models.Broadcast.Status",
+    "ChannelEnum": "notifications.models.Channel",
+}
 # --- clock ---
 # Scheduled sends, digests, escalation, clean-up and the reaper: all driven by one celery beat.
 # Code declares the periodic tasks (notifications/schedules.py); sync_schedules writes them to

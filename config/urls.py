@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from notifications.unsubscribe import unsubscribe
 from notifications.views import health
 
 urlpatterns = [
@@ -10,4 +11,11 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/", include("notifications.api.urls")),
     path("healthz", health, name="health"),
+    path("callbacks/", include("channels_delivery.callbacks.urls")),
+    path("unsubscribe/<str:token>/", unsubscribe, name="unsubscribe"),
 ]
+
+# Django's own error pages answer in the API's error format on /api/ paths.
+handler400 = "notifications.api.errors.bad_request"
+handler404 = "notifications.api.errors.not_found"
+handler500 = "notifications.api.errors.server_error"

@@ -1,6 +1,9 @@
-from django.contrib import admin
+from urllib.parse import urlsplit
 
-from . import models
+from django import forms
+from django.contrib import admin, messages
+
+from . import models, templating
 
 
 class DeliveryAttemptInline(admin.TabularInline):
@@ -36,6 +39,24 @@ class DeliveryAdmin(admin.ModelAdmin):
     raw_id_fields = ["notification"]
     exclude = ["message"]
     inlines = [DeliveryAttemptInline]
+    actions = ["redrive"]
+
+    @admin.action(description="Re-drive selected deliveries", permissions=["change"])
+    def redrive(self, request, queryset):
+        import channels_delivery
+        from channels_delivery.fallback import NotRedrivable
+
+        done, refused = 0, 0
+        for delivery_id in queryset.values_list("id", flat=True):
+            try:
+                channels_delivery.redrive(delivery_id, by=f"staff {request.user.get_username()} (admin)")
+                done += 1
+            except NotRedrivable:
+                refused += 1
+        if done:
+            self.message_user(request, f"Re-queued {done} deliveries.", messages.SUCCESS)
+        if refused:
+            self.message_user(request, f"Skipped {refused} that are not failed.", messages.WARNING)
 
 
 @admin.register(models.DeliveryAttempt)
@@ -58,17 +79,54 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     exclude = ["secret"]
 
 
+class SlackWebhookForm(forms.ModelForm):
+    """A Slack webhook URL is a credential: it can be set here but is never shown again."""
+
+    url = forms.URLField(
+        required=False, max_length=500, widget=forms.PasswordInput(render_value=False),
+        help_text="https://hooks.slack.com/services/...; leave empty to keep the current URL.",
+    )
+
+    class Meta:
+        model = models.SlackWebhook
+        fields = ["user", "url", "channel_name", "active", "deactivated_reason"]
+
+    def clean_url(self):
+        url = self.cleaned_data["url"]
+        if url:
+            return url
+        if self.instance.pk:
+            return self.instance.url
+        raise forms.ValidationError("This field is required.")
+
+
+@admin.register(models.SlackWebhook)
+class SlackWebhookAdmin(admin.ModelAdmin):
+    form = SlackWebhookForm
+    list_display = ["user", "host", "channel_name", "active", "deactivated_reason", "created_at"]
+
+    @admin.display(description="host")
+    def host(self, webhook):
+        return urlsplit(webhook.url).hostname
+
+
 @admin.register(models.Template)
 class TemplateAdmin(admin.ModelAdmin):
     list_display = ["key", "channel", "locale", "version", "active", "created_at"]
     list_filter = ["channel", "locale", "active"]
+    readonly_fields = ["version", "active"]
+
+    def save_model(self, request, obj, form, change):
+        # An edit publishes a new version; the one edited stays as it was (inactive).
+        content = {name: getattr(obj, name) for name in ("subject", "body", "html_body", "blocks", "variables")}
+        published = templating.publish(obj.key, obj.channel, obj.locale, **content)
+        obj.pk, obj.version, obj.active = published.pk, published.version, published.active
 
 
 for model in [
     models.Category,
     models.RecipientProfile,
     models.PushSubscription,
-    models.SlackWebhook,
     models.Topic,
     models.ChannelPreference,
     models.GroupPreference,

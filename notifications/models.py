@@ -1,6 +1,7 @@
 """The domain's tables: what was asked (Notification), what was planned and tried (Delivery,
 DeliveryAttempt), and what decides it (templates, preferences, contact points)."""
 
+import base64
 import hashlib
 import secrets
 import uuid
@@ -160,10 +161,12 @@ class SlackWebhook(models.Model):
     channel_name = models.CharField(max_length=100, blank=True)
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    deactivated_reason = models.CharField(max_length=200, blank=True)
 
 
 def new_webhook_secret():
-    return "whsec_" + secrets.token_urlsafe(32)
+    # Standard Webhooks secrets are standard base64 (not base64url) after the prefix.
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 class WebhookEndpoint(models.Model):
@@ -173,6 +176,7 @@ class WebhookEndpoint(models.Model):
     description = models.CharField(max_length=200, blank=True)
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    deactivated_reason = models.CharField(max_length=200, blank=True)
 
 
 class Topic(models.Model):
@@ -256,6 +260,15 @@ class Template(models.Model):
     def __str__(self):
         return f"{self.key}/{self.channel}/{self.locale} v{self.version}"
 
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        from .templating import template_errors
+
+        errors = template_errors(self.subject, self.body, self.html_body, self.blocks, self.variables)
+        if errors:
+            raise ValidationError(errors)
+
 
 class Broadcast(models.Model):
     """One send request to an audience; fan-out progress is followed here."""
@@ -275,6 +288,21 @@ class Broadcast(models.Model):
     notifications_created = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+
+class BroadcastChunk(models.Model):
+    """A fixed range of recipient user ids of a broadcast, fanned out by one task."""
+
+    broadcast = models.ForeignKey(Broadcast, on_delete=models.CASCADE, related_name="chunks")
+    number = models.PositiveIntegerField()
+    first_user_id = models.BigIntegerField()
+    last_user_id = models.BigIntegerField()
+    created = models.PositiveIntegerField(default=0)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["broadcast", "number"]
+        constraints = [models.UniqueConstraint(fields=["broadcast", "number"], name="broadcast_chunk_unique")]
 
 
 class NotificationQuerySet(models.QuerySet):
@@ -303,6 +331,8 @@ class Notification(models.Model):
     priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.MEDIUM)
     status = models.CharField(max_length=16, choices=NotificationStatus.choices, default=NotificationStatus.PENDING)
     channels = ArrayField(models.CharField(max_length=16, choices=Channel.choices), default=list, blank=True)
+    # The sender's fallback chains, e.g. [["inapp"], ["push", "sms", "email"]]; empty: configured routes.
+    routes = models.JSONField(default=list, blank=True)
     template_key = models.SlugField(max_length=100, blank=True)
     context = models.JSONField(default=dict, blank=True)
     locale = models.CharField(max_length=16, blank=True)
@@ -313,6 +343,8 @@ class Notification(models.Model):
     read_at = models.DateTimeField(null=True, blank=True)
     seen_at = models.DateTimeField(null=True, blank=True)
     archived_at = models.DateTimeField(null=True, blank=True)
+    # What planning decided and why (channels used or skipped, quiet-hours deferrals); see /explain/.
+    trace = models.JSONField(default=list, blank=True)
     digest = models.ForeignKey(
         "Digest", on_delete=models.SET_NULL, null=True, blank=True, related_name="items",
         help_text="The digest this notification was batched into.",
@@ -326,7 +358,13 @@ class Notification(models.Model):
                 fields=["sender", "idempotency_key"],
                 condition=Q(idempotency_key__isnull=False),
                 name="notification_idempotency_per_sender",
-            )
+            ),
+            # A broadcast chunk that runs twice inserts nobody twice (ON CONFLICT DO NOTHING).
+            models.UniqueConstraint(
+                fields=["broadcast", "recipient"],
+                condition=Q(broadcast__isnull=False),
+                name="notification_once_per_broadcast",
+            ),
         ]
         indexes = [
             models.Index(fields=["recipient", "-created_at"], name="inbox_idx"),
@@ -341,7 +379,12 @@ class Notification(models.Model):
 
 class DeliveryQuerySet(models.QuerySet):
     def dead_letters(self):
-        return self.filter(status=DeliveryStatus.FAILED)
+        """Failed deliveries that ended their chain: nothing after them in their route is left to try."""
+        later = Delivery.objects.filter(
+            notification=models.OuterRef("notification"), route=models.OuterRef("route"),
+            position__gt=models.OuterRef("position"),
+        ).exclude(status=DeliveryStatus.SKIPPED)
+        return self.filter(status=DeliveryStatus.FAILED).exclude(models.Exists(later))
 
     def stuck(self, older_than):
         return self.filter(
@@ -426,6 +469,14 @@ class ProviderEvent(models.Model):
         constraints = [models.UniqueConstraint(fields=["provider", "event_id"], name="provider_event_unique")]
 
 
+class IdempotencyRecordQuerySet(models.QuerySet):
+    def expired(self, now=None):
+        return self.filter(created_at__lt=(now or timezone.now()) - IDEMPOTENCY_TTL)
+
+
+IDEMPOTENCY_TTL = timezone.timedelta(hours=24)
+
+
 class IdempotencyRecord(models.Model):
     """The first answer to a POST with an Idempotency-Key, replayed for 24 hours."""
 
@@ -437,10 +488,26 @@ class IdempotencyRecord(models.Model):
     response_body = models.JSONField(null=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = IdempotencyRecordQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["client", "user", "key"], name="idempotency_unique", nulls_distinct=False)
         ]
+
+
+class Resend(models.Model):
+    """An operator's request to try a notification's failed or skipped channels again."""
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="resends")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    client = models.ForeignKey(ApiClient, on_delete=models.SET_NULL, null=True, blank=True)
+    reason = models.CharField(max_length=500)
+    channels = ArrayField(models.CharField(max_length=16), default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
 
 
 # --- clock ---

@@ -6,17 +6,26 @@ before it fails for good.
 """
 
 from django.conf import settings
+from django.utils import timezone
 
 from .contact_points import address_for
-from .models import Delivery, DeliveryStatus
+from .models import Delivery, DeliveryStatus, NotificationStatus
+from .preferences import DEFER, SEND, SKIP, PreferenceBook
 from .rendering import render_content
 
 
 def routes_for(notification):
-    """Routes as lists of channels: the API's override, else the configured default."""
+    """Routes as lists of channels: what the sender asked for, else NOTIFY_ROUTES by category
+    (a list of routes, or a dict by priority with a "default"), then by priority, then the default."""
+    if notification.routes:
+        return notification.routes
     if notification.channels:
         return [[channel] for channel in notification.channels]
-    return [[channel] for channel in settings.NOTIFY_DEFAULT_CHANNELS]
+    config = settings.NOTIFY_ROUTES
+    by_category = config.get("categories", {}).get(notification.category_id)
+    if isinstance(by_category, dict):
+        by_category = by_category.get(notification.priority) or by_category.get("default")
+    return by_category or config.get("priorities", {}).get(notification.priority) or config["default"]
 
 
 def build_message(notification, channel):
@@ -27,21 +36,53 @@ def build_message(notification, channel):
     return {**common, **address, **render_content(notification, channel)}
 
 
-def plan(notification):
-    """Unsaved Delivery rows for a notification; a channel without a contact point is skipped."""
+def plan(notification, preferences=None, now=None):
+    """Unsaved Delivery rows for a notification, each channel decided by the recipient's preferences.
+
+    Inside the recipient's quiet hours nothing is planned: the notification becomes `scheduled`
+    until the window ends. Every decision lands in notification.trace (saved by the caller).
+    """
+    now = now or timezone.now()
+    preferences = preferences or PreferenceBook.load([notification.recipient_id])
+    routes = routes_for(notification)
+    decisions = preferences.decide_notification(notification, [c for route in routes for c in route], now)
+    if deferral := next((d for d in decisions.values() if d.action == DEFER), None):
+        defer(notification, deferral, now)
+        return []
     deliveries = []
-    for route, channels in enumerate(routes_for(notification)):
+    planned = set()
+    for route, channels in enumerate(routes):
         head_queued = False
+        # A channel is planned once per notification, in the first place it appears.
+        channels = [channel for channel in channels if channel not in planned]
+        planned.update(channels)
         for position, channel in enumerate(channels):
-            message = build_message(notification, channel)
+            decision = decisions[channel]
+            message = build_message(notification, channel) if decision.action == SEND else None
             delivery = Delivery(
-                notification=notification, channel=channel, route=route, position=position, message=message or {}
+                notification=notification, channel=channel, route=route, position=position, message=message or {},
+                template_version=(message or {}).get("template", {}).get("version"),
             )
-            if message is None:
+            if decision.action == SKIP:
+                delivery.status, delivery.reason = DeliveryStatus.SKIPPED, decision.reason
+            elif message is None:
                 delivery.status, delivery.reason = DeliveryStatus.SKIPPED, "no contact point"
             elif not head_queued:
                 delivery.status, head_queued = DeliveryStatus.QUEUED, True
             else:
                 delivery.status = DeliveryStatus.PENDING
+            used = delivery.status != DeliveryStatus.SKIPPED
+            record(notification, now, event="planned", channel=channel, route=route, position=position,
+                   decision="use" if used else "skip", reason=decision.reason if used else delivery.reason,
+                   template_version=delivery.template_version)
             deliveries.append(delivery)
     return deliveries
+
+
+def defer(notification, decision, now):
+    notification.status, notification.scheduled_at = NotificationStatus.SCHEDULED, decision.until
+    record(notification, now, event="deferred", until=decision.until.isoformat(), reason=decision.reason)
+
+
+def record(notification, now, **event):
+    notification.trace = [*(notification.trace or []), {"at": now.isoformat(), **event}]

@@ -6,13 +6,19 @@ from django.utils import timezone
 from .models import Notification, NotificationStatus
 
 
+def is_held(scheduled_at, now=None):
+    """A notification scheduled for later waits in Postgres; the beat task dispatches it when due."""
+    return scheduled_at is not None and scheduled_at > (now or timezone.now())
+
+
 @transaction.atomic
 def store_and_dispatch(
     *, recipients, category, title, message="", channels=None, priority, data, sender=None,
-    scheduled_at=None, expires_at=None,
+    template_key="", context=None, locale="", scheduled_at=None, expires_at=None,
 ):
-    # A send for later waits in Postgres; beat's dispatch_due_notifications picks it up on time.
-    later = scheduled_at is not None and scheduled_at > timezone.now()
+    held = is_held(scheduled_at)
+    # Each item of `channels` is a channel (a route of its own) or a list of channels (a fallback chain).
+    routes = [[item] if isinstance(item, str) else list(item) for item in channels or []]
     notifications = Notification.objects.bulk_create(
         Notification(
             recipient=user,
@@ -20,16 +26,20 @@ def store_and_dispatch(
             category=category,
             title=title,
             body=message,
-            channels=channels or [],
+            channels=[channel for route in routes for channel in route],
+            routes=routes,
             priority=priority,
             data=data,
+            template_key=template_key,
+            context=context or {},
+            locale=locale,
             scheduled_at=scheduled_at,
             expires_at=expires_at,
-            status=NotificationStatus.SCHEDULED if later else NotificationStatus.PENDING,
+            status=NotificationStatus.SCHEDULED if held else NotificationStatus.PENDING,
         )
         for user in recipients
     )
-    if later:
+    if held:
         return notifications
     ids = [str(n.id) for n in notifications]
     from .tasks import dispatch_notifications

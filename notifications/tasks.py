@@ -5,6 +5,8 @@ from channels_delivery import enqueue_deliveries
 
 from . import digests, escalation, planning
 from .models import Delivery, DeliveryStatus, Notification, NotificationStatus
+from .preferences import PreferenceBook
+from .templating import cached_templates
 
 
 @shared_task(name="notifications.dispatch_notifications")
@@ -13,18 +15,41 @@ def dispatch_notifications(notification_ids):
     with transaction.atomic():
         notifications = list(
             Notification.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("recipient")
+            .select_related("recipient", "recipient__profile", "category")
             .filter(id__in=notification_ids, status=NotificationStatus.PENDING)
         )
         notifications = digests.hold_for_digest(notifications)  # clock: digest categories wait
-        deliveries = [delivery for notification in notifications for delivery in planning.plan(notification)]
+        preferences = PreferenceBook.load(n.recipient_id for n in notifications)
+        with cached_templates():
+            deliveries = [d for notification in notifications for d in planning.plan(notification, preferences)]
         Delivery.objects.bulk_create(deliveries)
+        # Planning wrote each decision trace; a deferred notification (quiet hours) is `scheduled`.
+        Notification.objects.bulk_update(notifications, ["status", "scheduled_at", "trace"])
+        deferred = {n.id for n in notifications if n.status == NotificationStatus.SCHEDULED}
         queued = [d for d in deliveries if d.status == DeliveryStatus.QUEUED]
         escalation.plan_escalations(queued)  # clock: unread in-app goes out again later
         live = {d.notification_id for d in queued}
         Notification.objects.filter(id__in=live).update(status=NotificationStatus.DISPATCHED)
-        Notification.objects.filter(id__in=[n.id for n in notifications if n.id not in live]).update(
-            status=NotificationStatus.FAILED
-        )
-        transaction.on_commit(lambda: enqueue_deliveries(queued))
+        Notification.objects.filter(
+            id__in=[n.id for n in notifications if n.id not in live and n.id not in deferred]
+        ).update(status=NotificationStatus.FAILED)
+        transaction.on_commit(lambda: enqueue_deliveries(deliveries, whole_plan=True))
     return len(deliveries)
+
+
+@shared_task(name="notifications.plan_broadcast")
+def plan_broadcast(broadcast_id):
+    """Fix a broadcast's chunks and fan each out as its own task (re-running re-sends only the rest)."""
+    from .audiences import plan
+
+    numbers = plan(broadcast_id)
+    for number in numbers:
+        fan_out_broadcast_chunk.delay(broadcast_id, number)
+    return len(numbers)
+
+
+@shared_task(name="notifications.fan_out_broadcast_chunk")
+def fan_out_broadcast_chunk(broadcast_id, number):
+    from .audiences import fan_out_chunk
+
+    return fan_out_chunk(broadcast_id, number)

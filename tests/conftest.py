@@ -9,6 +9,11 @@ from config.celery import app as celery_app
 from notifications.models import ApiClient
 
 from .fakes.sendgrid import FakeSendGrid
+from .fakes.slack import FakeSlack
+from .fakes.smtp import FakeSMTP
+from .fakes.twilio import FakeTwilio
+from .fakes.webhook_receiver import FakeWebhookReceiver
+from .fakes.webpush import FakePushService, new_vapid_keys
 from .workers import WorkerProcess
 
 TEST_BROKER_URL = os.environ.get("TEST_CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
@@ -27,6 +32,9 @@ def isolated_broker():
 
         fresh_vhost(TEST_BROKER_URL)
     celery_app.conf.broker_url = TEST_BROKER_URL
+    # Circuit and rate-limit state, read by tests, lives beside the test broker.
+    settings.REDIS_URL = TEST_BROKER_URL
+    settings.CACHES["throttle"]["LOCATION"] = TEST_BROKER_URL
     yield TEST_BROKER_URL
 
 
@@ -53,8 +61,9 @@ def database_url():
 
 
 @pytest.fixture(scope="session")
-def worker_env(django_db_setup, django_db_blocker, fake_sendgrid, isolated_broker):
+def worker_env(django_db_setup, django_db_blocker, fake_sendgrid, isolated_broker, channel_env):
     return {
+        **channel_env,
         "DATABASE_URL": database_url(),
         "CELERY_BROKER_URL": isolated_broker,
         "REDIS_URL": TEST_REDIS_URL,
@@ -62,6 +71,15 @@ def worker_env(django_db_setup, django_db_blocker, fake_sendgrid, isolated_broke
         "SENDGRID_HOST": fake_sendgrid.url,
         "NOTIFY_EMAIL_BACKOFF_MAX": "2",
         "NOTIFY_INAPP_BACKOFF_MAX": "2",
+        # engine: fast retries, a circuit that trips and heals within a test, a visible rate limit
+        "NOTIFY_RETRY_BACKOFF": "0.25",
+        "NOTIFY_EMAIL_MAX_RETRIES": "3",
+        "NOTIFY_CIRCUIT_FAILURES": "4",
+        "NOTIFY_CIRCUIT_WINDOW": "30",
+        "NOTIFY_CIRCUIT_OPEN_SECONDS": "3",
+        "NOTIFY_CIRCUIT_PROBE_SECONDS": "10",
+        "NOTIFY_RATE_LIMITS": "sendgrid=10:3",
+        "NOTIFY_BROADCAST_CHUNK_SIZE": "10",
         # clock: one "minute" of digest windows and escalation delays lasts a second in tests
         "NOTIFY_CLOCK_MINUTE_SECONDS": "1",
     }
@@ -109,6 +127,75 @@ def user_api():
         return client
 
     return make
+
+
+# --- channels: one fake per provider, and the settings that point the channels at them ------
+@pytest.fixture(scope="session")
+def vapid_keys():
+    return new_vapid_keys()
+
+
+@pytest.fixture(scope="session")
+def fake_providers(vapid_keys):
+    fakes = {
+        "twilio": FakeTwilio(),
+        "push": FakePushService(vapid_public_key=vapid_keys[1]),
+        "slack": FakeSlack(),
+        "webhook": FakeWebhookReceiver(),
+    }
+    for fake in fakes.values():
+        fake.start()
+    fakes["smtp"] = FakeSMTP().start()
+    yield fakes
+    for fake in fakes.values():
+        fake.stop()
+
+
+@pytest.fixture(scope="session")
+def channel_env(fake_providers, vapid_keys):
+    """Environment of a worker whose channels all talk to the fakes."""
+    twilio = fake_providers["twilio"]
+    return {
+        "TWILIO_ACCOUNT_SID": twilio.account_sid,
+        "TWILIO_AUTH_TOKEN": twilio.auth_token,
+        "TWILIO_FROM_NUMBER": twilio.from_number,
+        "TWILIO_API_BASE": twilio.url,
+        "VAPID_PRIVATE_KEY": vapid_keys[0],
+        "VAPID_PUBLIC_KEY": vapid_keys[1],
+        "VAPID_SUBJECT": "mailto:ops@example.com",
+        "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
+        "SLACK_WEBHOOK_HOSTS": "127.0.0.1",
+        "PUBLIC_BASE_URL": "https://notify.example.com",
+        "NOTIFY_SMS_BACKOFF_MAX": "2",
+        "NOTIFY_PUSH_BACKOFF_MAX": "2",
+        "NOTIFY_WEBHOOK_BACKOFF_MAX": "2",
+        "NOTIFY_SLACK_BACKOFF_MAX": "2",
+    }
+
+
+@pytest.fixture
+def channel_settings(settings, channel_env, fake_providers):
+    """The test process's own settings pointed at the fakes, for calling a channel's send() directly."""
+    for name, value in channel_env.items():
+        if name.startswith("NOTIFY_"):
+            continue
+        setattr(settings, name, value.split(",") if name.endswith("_HOSTS") else value)
+    settings.PROVIDER_TIMEOUT_SECONDS = 1.0
+    settings.WEBHOOK_CONNECT_TIMEOUT = 1.0
+    settings.WEBHOOK_READ_TIMEOUT = 1.0
+    smtp = fake_providers["smtp"]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = smtp.host, smtp.port, 2
+    return settings
+
+
+@pytest.fixture
+def fakes(fake_providers):
+    for fake in fake_providers.values():
+        fake.reset()
+    yield fake_providers
+    for fake in fake_providers.values():
+        fake.reset()
 
 
 # --- clock ---

@@ -121,7 +121,7 @@ def drain_with_fault(fault, count, sendgrid, workers, worker_env, log_dir, broke
         time.sleep(0.2)
 
     statuses = Counter(Delivery.objects.values_list("status", flat=True))
-    ids = Counter(r.json()["custom_args"]["delivery_id"] for r in sendgrid.requests)
+    ids = Counter(r.json()["personalizations"][0]["custom_args"]["delivery_id"] for r in sendgrid.requests)
     duplicates = sum(n - 1 for n in ids.values())
     sent_ids = {str(i) for i in Delivery.objects.filter(status=DeliveryStatus.SENT).values_list("id", flat=True)}
     failed_without_reason = Delivery.objects.filter(status=DeliveryStatus.FAILED, reason="", last_error="").count()

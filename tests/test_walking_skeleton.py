@@ -30,7 +30,7 @@ def test_email_reaches_sendgrid_through_a_real_worker(celery_worker, sendgrid, a
         lambda: Delivery.objects.filter(notification_id=notification_id, status=DeliveryStatus.SENT).first(),
         message="delivery sent",
     )
-    assert mail["custom_args"] == {"delivery_id": str(delivery.id)}
+    assert mail["personalizations"][0]["custom_args"] == {"delivery_id": str(delivery.id)}
     assert delivery.provider == "sendgrid"
     assert delivery.provider_message_id
     assert delivery.attempt_count == 1

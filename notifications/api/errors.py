@@ -1,10 +1,36 @@
 """One error shape for every API failure:
-{"error": {"status": 400, "code": "invalid", "message": "...", "fields": {"title": ["..."]}}}"""
+{"error": {"status": 400, "code": "invalid", "message": "...", "fields": {"title": ["..."]}}}
+
+DRF's exceptions pass through exception_handler; Django's own 400/404/500 pages for /api/ paths
+answer the same shape through the handlers at the end (installed in config/urls.py).
+"""
 
 from django.core.exceptions import RequestDataTooBig
-from rest_framework import status
+from django.http import JsonResponse
+from django.views import defaults
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The resource is not in a state that allows this."
+    default_code = "conflict"
+
+
+class Unprocessable(APIException):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_detail = "The request cannot be processed."
+    default_code = "unprocessable"
+
+
+def error_body(status_code, code, message, fields=None):
+    error = {"status": status_code, "code": code, "message": message}
+    if fields is not None:
+        error["fields"] = fields
+    return {"error": error}
 
 
 def _first_code(codes):
@@ -18,22 +44,54 @@ def _first_code(codes):
 
 def exception_handler(exc, context):
     if isinstance(exc, RequestDataTooBig):
-        return Response(
-            {"error": {"status": 413, "code": "too_large", "message": "Request body is too large."}},
-            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-        )
+        return Response(error_body(413, "too_large", "Request body is too large."), status=413)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
     detail = response.data
-    error = {"status": response.status_code, "code": _first_code(getattr(exc, "get_codes", lambda: "error")())}
+    code = _first_code(getattr(exc, "get_codes", lambda: "error")())
     if isinstance(detail, dict) and set(detail) != {"detail"}:
-        error["message"] = "Invalid input."
-        error["fields"] = detail
+        response.data = error_body(response.status_code, code, "Invalid input.", detail)
     elif isinstance(detail, list):
-        error["message"] = "Invalid input."
-        error["fields"] = {"non_field_errors": detail}
+        response.data = error_body(response.status_code, code, "Invalid input.", {"non_field_errors": detail})
     else:
-        error["message"] = str(detail.get("detail", detail)) if isinstance(detail, dict) else str(detail)
-    response.data = {"error": error}
+        message = str(detail.get("detail", detail)) if isinstance(detail, dict) else str(detail)
+        response.data = error_body(response.status_code, code, message)
     return response
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    status = serializers.IntegerField()
+    code = serializers.CharField()
+    message = serializers.CharField()
+    fields = serializers.DictField(required=False, help_text="Field name -> list of messages (or nested errors).")
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The one error shape of the API (used by the OpenAPI schema)."""
+
+    error = ErrorDetailSerializer()
+
+
+def _is_api(request):
+    return request.path.startswith("/api/")
+
+
+def bad_request(request, exception):
+    if not _is_api(request):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):
+        return JsonResponse(error_body(413, "too_large", "Request body is too large."), status=413)
+    return JsonResponse(error_body(400, "bad_request", "Bad request."), status=400)
+
+
+def not_found(request, exception):
+    if not _is_api(request):
+        return defaults.page_not_found(request, exception)
+    return JsonResponse(error_body(404, "not_found", "Not found."), status=404)
+
+
+def server_error(request):
+    if not _is_api(request):
+        return defaults.server_error(request)
+    return JsonResponse(error_body(500, "server_error", "Internal server error."), status=500)

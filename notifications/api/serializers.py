@@ -1,11 +1,100 @@
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..models import Category, Channel, Delivery, DeliveryAttempt, Notification, Priority
+from ..models import Broadcast, Category, Channel, Delivery, DeliveryAttempt, Notification, Priority, Topic
+from ..templating import LOCALE, validate_send
 
 User = get_user_model()
 
 MAX_RECIPIENTS_PER_REQUEST = 1000
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "enum": Channel.values},
+            {"type": "array", "items": {"type": "string", "enum": Channel.values}, "minItems": 1},
+        ]
+    }
+)
+class RouteField(serializers.Field):
+    """A channel name (a route of its own) or a list of channels (a fallback chain, tried in order)."""
+
+    default_error_messages = {
+        "invalid": "Expected a channel name or a list of channel names.",
+        "unknown": "Unknown channel '{channel}'.",
+        "empty": "A fallback chain needs at least one channel.",
+    }
+
+    def to_internal_value(self, data):
+        chain = [data] if isinstance(data, str) else data
+        if not isinstance(chain, list) or not all(isinstance(item, str) for item in chain):
+            self.fail("invalid")
+        if not chain:
+            self.fail("empty")
+        for channel in chain:
+            if channel not in Channel.values:
+                self.fail("unknown", channel=channel[:50])
+        return chain
+
+    def to_representation(self, value):
+        return value
+
+
+def existing_users(usernames):
+    usernames = list(dict.fromkeys(usernames))
+    users = {user.username: user for user in User.objects.filter(username__in=usernames, is_active=True)}
+    unknown = [name for name in usernames if name not in users]
+    if unknown:
+        raise serializers.ValidationError(f"Unknown recipients: {', '.join(unknown[:20])}")
+    return [users[name] for name in usernames]
+
+
+def existing_keys(queryset, field, values, what):
+    values = list(dict.fromkeys(values))
+    found = set(queryset.filter(**{f"{field}__in": values}).values_list(field, flat=True))
+    unknown = [value for value in values if value not in found]
+    if unknown:
+        raise serializers.ValidationError(f"Unknown {what}: {', '.join(unknown[:20])}")
+    return values
+
+
+class AudienceSerializer(serializers.Serializer):
+    """Who a broadcast reaches: the union of users, group members and topic subscribers, or all."""
+
+    users = serializers.ListField(
+        child=serializers.CharField(max_length=150), required=False, max_length=MAX_RECIPIENTS_PER_REQUEST,
+        help_text="User ids (usernames).",
+    )
+    groups = serializers.ListField(
+        child=serializers.CharField(max_length=150), required=False, max_length=100, help_text="Group (role) names."
+    )
+    topics = serializers.ListField(
+        child=serializers.SlugField(max_length=100), required=False, max_length=100, help_text="Topic keys."
+    )
+    all = serializers.BooleanField(required=False, default=False, help_text="Every active user.")
+
+    def validate_users(self, usernames):
+        return [user.pk for user in existing_users(usernames)]
+
+    def validate_groups(self, names):
+        return existing_keys(Group.objects, "name", names, "groups")
+
+    def validate_topics(self, keys):
+        return existing_keys(Topic.objects, "key", keys, "topics")
+
+    def validate(self, audience):
+        if not (audience.get("all") or audience.get("users") or audience.get("groups") or audience.get("topics")):
+            raise serializers.ValidationError("Name users, groups or topics, or set all to true.")
+        return {
+            "user_ids": audience.get("users", []),
+            "groups": audience.get("groups", []),
+            "topics": audience.get("topics", []),
+            "all": audience.get("all", False),
+        }
 
 
 class SendNotificationSerializer(serializers.Serializer):
@@ -13,24 +102,35 @@ class SendNotificationSerializer(serializers.Serializer):
         child=serializers.CharField(max_length=150),
         min_length=1,
         max_length=MAX_RECIPIENTS_PER_REQUEST,
-        help_text="Recipient user ids (usernames).",
+        required=False,
+        help_text="Recipient user ids (usernames), sent at once. Give this or `to`.",
+    )
+    to = AudienceSerializer(
+        required=False, help_text="An audience fanned out in the background; answers with a broadcast id."
     )
     category = serializers.SlugField(max_length=64)
-    title = serializers.CharField(max_length=500)
+    title = serializers.CharField(max_length=500, required=False, help_text="Optional when a template applies.")
     message = serializers.CharField(max_length=20000, allow_blank=True, required=False, default="")
     channels = serializers.ListField(
-        child=serializers.ChoiceField(choices=Channel.choices), required=False, allow_empty=False
+        child=RouteField(),
+        required=False,
+        allow_empty=False,
+        help_text='Routes run side by side; a list inside is a fallback chain: ["inapp", ["push", "sms", "email"]].',
     )
     priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.MEDIUM)
     data = serializers.DictField(required=False, default=dict)
+    # --- prefs: templates ---
+    template = serializers.SlugField(
+        max_length=100, required=False, source="template_key", help_text="Template key; default: the category's."
+    )
+    context = serializers.DictField(required=False, default=dict, help_text="Values of the template's variables.")
+    locale = serializers.RegexField(LOCALE, max_length=16, required=False, default="")
+    # --- api: timing ---
+    scheduled_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
     def validate_recipients(self, usernames):
-        usernames = list(dict.fromkeys(usernames))
-        users = {user.username: user for user in User.objects.filter(username__in=usernames, is_active=True)}
-        unknown = [name for name in usernames if name not in users]
-        if unknown:
-            raise serializers.ValidationError(f"Unknown recipients: {', '.join(unknown[:20])}")
-        return [users[name] for name in usernames]
+        return existing_users(usernames)
 
     def validate_category(self, key):
         category = Category.objects.filter(key=key).first()
@@ -38,13 +138,50 @@ class SendNotificationSerializer(serializers.Serializer):
             raise serializers.ValidationError(f"Unknown category '{key}'.")
         return category
 
-    def validate_channels(self, channels):
-        return list(dict.fromkeys(channels))
+    def validate_channels(self, routes):
+        """A channel is used once per notification: later repeats are dropped, as are emptied routes."""
+        seen, unique_routes = set(), []
+        for chain in routes:
+            chain = [channel for channel in dict.fromkeys(chain) if channel not in seen]
+            seen.update(chain)
+            if chain:
+                unique_routes.append(chain)
+        return unique_routes
+
+    def validate_scheduled_at(self, when):
+        if when is not None and when < timezone.now():
+            raise serializers.ValidationError("Must not be in the past.")
+        return when
+
+    def validate(self, attrs):
+        if ("recipients" in attrs) == ("to" in attrs):
+            raise serializers.ValidationError({"recipients": ["Give either recipients or to (not both)."]})
+        expires_at = attrs.get("expires_at")
+        if expires_at is not None:
+            if expires_at <= (attrs.get("scheduled_at") or timezone.now()):
+                raise serializers.ValidationError({"expires_at": ["Must be after scheduled_at and in the future."]})
+        if errors := validate_send(attrs):
+            raise serializers.ValidationError(errors)
+        return attrs
 
 
 class SendResultSerializer(serializers.Serializer):
-    ids = serializers.ListField(child=serializers.UUIDField())
+    ids = serializers.ListField(child=serializers.UUIDField(), help_text="Notifications created (direct sends).")
+    broadcast_id = serializers.UUIDField(allow_null=True, help_text="Set when an audience (`to`) fans out.")
     status = serializers.CharField()
+
+
+class BroadcastSerializer(serializers.ModelSerializer):
+    total = serializers.IntegerField(source="total_recipients", read_only=True)
+    created = serializers.IntegerField(source="notifications_created", read_only=True)
+    chunks_total = serializers.IntegerField(read_only=True)
+    chunks_done = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Broadcast
+        fields = [
+            "id", "status", "audience", "total", "created", "chunks_total", "chunks_done", "created_at", "finished_at"
+        ]
 
 
 class DeliveryAttemptSerializer(serializers.ModelSerializer):
@@ -59,7 +196,7 @@ class DeliverySerializer(serializers.ModelSerializer):
     class Meta:
         model = Delivery
         fields = [
-            "id", "channel", "provider", "status", "position", "attempt_count", "next_retry_at",
+            "id", "channel", "provider", "status", "route", "position", "attempt_count", "next_retry_at",
             "provider_message_id", "reason", "last_error", "template_version", "created_at",
             "sent_at", "delivered_at", "attempts",
         ]
@@ -73,7 +210,7 @@ class NotificationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Notification
         fields = [
-            "id", "recipient", "category", "title", "message", "data", "priority", "status", "channels",
+            "id", "recipient", "category", "title", "message", "data", "priority", "status", "channels", "routes",
             "template_key", "locale", "scheduled_at", "expires_at", "created_at", "read_at", "seen_at",
             "archived_at",
         ]

@@ -1,7 +1,9 @@
 """A small threaded HTTP server on 127.0.0.1 that records requests and can inject faults.
 
 Each fake provider subclasses FakeProvider and implements handle(request) -> (status, headers, body).
-Faults are queued with fail_next(): a status code with headers, a delay, or a dropped connection.
+Faults are queued with fail_next(): a status code with headers, a delay, a dropped connection, or
+a timeout (the answer never comes before the client gives up). `requests` holds the requests the
+fake accepted; `received` holds every request that reached it, faulted or refused included.
 """
 
 import json
@@ -35,11 +37,16 @@ class Fault:
     body: bytes = b""
     delay: float = 0.0
     drop: bool = False  # close the connection without answering
+    timeout: bool = False  # hold the connection past any sane client timeout, then drop it
 
 
 class FakeProvider:
+    # How long a `timeout` fault holds the connection; clients under test time out well before.
+    hang_seconds = 3.0
+
     def __init__(self):
         self.requests = []
+        self.received = []  # every request, answered by a fault or not
         self.faults = []
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler_class())
@@ -62,6 +69,7 @@ class FakeProvider:
     def reset(self):
         with self.lock:
             self.requests.clear()
+            self.received.clear()
             self.faults.clear()
 
     def fail_next(self, count=1, **fault):
@@ -100,11 +108,14 @@ class FakeProvider:
                     body=body,
                 )
                 with fake.lock:
+                    fake.received.append(request)
                     fault = fake.faults.pop(0) if fake.faults else None
                 if fault is not None:
                     if fault.delay:
                         time.sleep(fault.delay)
-                    if fault.drop:
+                    if fault.timeout:
+                        time.sleep(fake.hang_seconds)
+                    if fault.drop or fault.timeout:
                         self.close_connection = True
                         self.connection.close()
                         return

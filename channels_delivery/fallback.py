@@ -1,0 +1,201 @@
+"""Fallback chains between channels, and what happens when a chain runs out.
+
+A route is a chain of Delivery rows (same notification and route, ordered by position). Its
+first row is queued; each later row waits as `pending`. The chain travels as Celery signatures:
+each delivery task carries the next one as its `link_error` errback, so when a task fails for
+good (a permanent error, or its last retry) Celery sends the next channel's task at once.
+
+The rows, not the messages, decide: a failing task marks its row `failed` *before* it raises (Celery
+sends errbacks before it calls on_failure), and the next task only starts if the row before it in
+its chain really failed (activate). A duplicate errback, or a stray message for a pending row
+whose predecessor got through, therefore sends nothing.
+"""
+
+import logging
+from collections import defaultdict
+
+from django.db import transaction
+from django.utils import timezone
+
+from notifications.models import (
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    Notification,
+    NotificationStatus,
+)
+
+logger = logging.getLogger(__name__)
+
+# A chain moves on when its current delivery ends in one of these.
+FALLBACK_TRIGGERS = {DeliveryStatus.FAILED, DeliveryStatus.UNDELIVERED, DeliveryStatus.BOUNCED}
+REACHED = {DeliveryStatus.SENT, DeliveryStatus.DELIVERED}
+LIVE = {DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.RETRYING}
+SETTLED_NOTIFICATION = [NotificationStatus.CANCELLED, NotificationStatus.EXPIRED]
+
+
+class NotRedrivable(Exception):
+    pass
+
+
+def chain_signature(rows):
+    """The first row's task, with the rest of the chain nested as errbacks."""
+    from .tasks import DELIVERY_TASKS
+
+    chain = None
+    for row in reversed(rows):
+        step = DELIVERY_TASKS[row.channel].si(str(row.id))
+        if chain is not None:
+            step.on_error(chain)
+        chain = step
+    return chain
+
+
+def enqueue(deliveries, *, whole_plan=False):
+    """Send each queued or retrying delivery's task with the pending rows after it as its chain.
+
+    whole_plan: `deliveries` holds every row of their routes (as planning returns them), so the
+    pending rows need no query.
+    """
+    heads = [d for d in deliveries if d.status in (DeliveryStatus.QUEUED, DeliveryStatus.RETRYING)]
+    if not heads:
+        return
+    if whole_plan:
+        pool = deliveries
+    else:
+        pool = Delivery.objects.filter(
+            notification_id__in={d.notification_id for d in heads}, status=DeliveryStatus.PENDING
+        ).only("id", "notification_id", "route", "position", "channel", "status")
+    if whole_plan:
+        expiries = {d.notification_id: d.notification.expires_at for d in heads}
+    else:
+        expiries = dict(
+            Notification.objects.filter(id__in={d.notification_id for d in heads}).values_list("id", "expires_at")
+        )
+    waiting = defaultdict(list)
+    for row in pool:
+        if row.status == DeliveryStatus.PENDING:
+            waiting[(row.notification_id, row.route)].append(row)
+    for head in heads:
+        after = sorted(
+            (row for row in waiting[(head.notification_id, head.route)] if row.position > head.position),
+            key=lambda row: row.position,
+        )
+        # A retrying row's task expects to be a retry; its attempts so far stand in for the count.
+        retries = max(head.attempt_count, 1) if head.status == DeliveryStatus.RETRYING else 0
+        # A notification's expires_at becomes the message's: a worker discards it unrun after that.
+        chain_signature([head, *after]).apply_async(retries=retries, expires=expiries.get(head.notification_id))
+
+
+def same_route(row):
+    return Delivery.objects.filter(notification_id=row.notification_id, route=row.route)
+
+
+def predecessor(row):
+    return (
+        same_route(row)
+        .filter(position__lt=row.position)
+        .exclude(status=DeliveryStatus.SKIPPED)
+        .order_by("-position")
+        .first()
+    )
+
+
+def successor(row):
+    return same_route(row).filter(position__gt=row.position, status=DeliveryStatus.PENDING).order_by("position").first()
+
+
+def successor_exists(delivery_id):
+    row = Delivery.objects.filter(id=delivery_id).only("notification_id", "route", "position").first()
+    return row is not None and successor(row) is not None
+
+
+def activate(delivery_id):
+    """Start a pending delivery if, and only if, the delivery before it in its chain failed."""
+    with transaction.atomic():
+        row = Delivery.objects.select_for_update().filter(id=delivery_id, status=DeliveryStatus.PENDING).first()
+        if row is None:
+            return False
+        before = predecessor(row)
+        if before is None or before.status not in FALLBACK_TRIGGERS:
+            logger.info("delivery %s stays pending: the %s before it is %s", delivery_id,
+                        before and before.channel, before and before.status)
+            return False
+        reason = f"fallback from {before.channel}: {before.reason or before.last_error or before.status}"
+        Delivery.objects.filter(id=row.id).update(
+            status=DeliveryStatus.QUEUED, reason=reason[:500], updated_at=timezone.now()
+        )
+    logger.info("delivery %s: %s", delivery_id, reason)
+    return True
+
+
+def fail(delivery_id, reason, error=""):
+    """A delivery is done trying: mark it failed (before Celery sends the errback) and note the hop."""
+    now = timezone.now()
+    updated = Delivery.objects.filter(
+        id=delivery_id, status__in=[DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.RETRYING]
+    ).update(status=DeliveryStatus.FAILED, reason=reason[:500], last_error=error[:2000], next_retry_at=None,
+             updated_at=now)
+    if not updated:
+        return
+    row = Delivery.objects.get(id=delivery_id)
+    after = successor(row)
+    if after is not None:
+        last = DeliveryAttempt.objects.filter(delivery_id=delivery_id).order_by("-started_at", "-id").first()
+        if last is not None:
+            DeliveryAttempt.objects.filter(id=last.id).update(note=f"falling back to {after.channel}")
+    else:
+        refresh_notification(row.notification_id)
+
+
+def continue_after(row):
+    """A provider reported a sent delivery undelivered or bounced: run the rest of its chain."""
+    after = successor(row)
+    if after is not None:
+        rest = list(same_route(row).filter(position__gte=after.position, status=DeliveryStatus.PENDING))
+        transaction.on_commit(lambda: chain_signature(rest).apply_async())
+    refresh_notification(row.notification_id)
+
+
+def refresh_notification(notification_id):
+    """delivered if any channel got through, dispatched while a chain is alive, else failed."""
+    rows = list(Delivery.objects.filter(notification_id=notification_id).values_list("route", "position", "status"))
+    statuses = {status for _route, _position, status in rows}
+    if statuses & REACHED:
+        status = NotificationStatus.DELIVERED
+    elif statuses & LIVE or any(fallback_in_flight(rows, route, position) for route, position, s in rows
+                                if s == DeliveryStatus.PENDING):
+        status = NotificationStatus.DISPATCHED
+    else:
+        status = NotificationStatus.FAILED
+    Notification.objects.filter(id=notification_id).exclude(status__in=SETTLED_NOTIFICATION).update(status=status)
+    return status
+
+
+def fallback_in_flight(rows, route, position):
+    """A pending row whose predecessor failed is about to be started by its errback."""
+    before = [(p, s) for r, p, s in rows if r == route and p < position and s != DeliveryStatus.SKIPPED]
+    return bool(before) and max(before)[1] in FALLBACK_TRIGGERS
+
+
+def redrive(delivery_id, by):
+    """Queue a failed delivery again; the failed rows after it in its chain wait behind it again."""
+    now = timezone.now()
+    with transaction.atomic():
+        row = Delivery.objects.select_for_update().get(id=delivery_id)
+        if row.status not in FALLBACK_TRIGGERS:
+            raise NotRedrivable(f"Only failed, undelivered or bounced deliveries can be re-driven; this one is {row.status}.")
+        same_route(row).filter(position__gt=row.position, status__in=FALLBACK_TRIGGERS).update(
+            status=DeliveryStatus.PENDING, reason=f"waiting: chain re-driven from {row.channel}", next_retry_at=None,
+            updated_at=now,
+        )
+        Delivery.objects.filter(id=row.id).update(
+            status=DeliveryStatus.QUEUED, reason=f"re-driven by {by}"[:500], next_retry_at=None, updated_at=now
+        )
+        Notification.objects.filter(id=row.notification_id).exclude(status__in=SETTLED_NOTIFICATION).exclude(
+            status=NotificationStatus.DELIVERED
+        ).update(status=NotificationStatus.DISPATCHED)
+        row.status = DeliveryStatus.QUEUED
+        transaction.on_commit(lambda: enqueue([row]))
+    logger.info("delivery %s re-driven by %s", delivery_id, by)
+    return row

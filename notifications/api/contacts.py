@@ -1,0 +1,284 @@
+"""Where users are reached: their profile (email, phone, locale, time zone), Web Push
+subscriptions, webhook endpoints and Slack webhooks; and recipients onboarded by apps."""
+
+import base64
+import binascii
+import re
+import zoneinfo
+
+import phonenumbers
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import transaction
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.generics import GenericAPIView
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+
+from ..models import PushSubscription, RecipientProfile, SlackWebhook, Topic, WebhookEndpoint
+from .idempotency import IDEMPOTENCY_PARAMETER, idempotent
+from .permissions import CanManageRecipients, IsEndUser
+
+User = get_user_model()
+TIME_ZONES = zoneinfo.available_timezones()
+LOCALE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
+
+
+def e164(value):
+    """The number in E.164, or a ValidationError: it must be a valid number with its country code."""
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException as error:
+        raise serializers.ValidationError(f"Not a phone number in international format (+...): {error}") from error
+    if not phonenumbers.is_valid_number(number):
+        raise serializers.ValidationError("Not a valid phone number.")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+class ProfileSerializer(serializers.Serializer):
+    id = serializers.CharField(source="username", read_only=True, help_text="The user id (username).")
+    email = serializers.EmailField(required=False, allow_blank=True)
+    phone = serializers.CharField(required=False, allow_blank=True, max_length=32, help_text="E.164, e.g. +14155550100.")
+    locale = serializers.CharField(required=False, allow_blank=True, max_length=16, help_text="e.g. en, pt-BR.")
+    timezone = serializers.CharField(required=False, max_length=64, help_text="An IANA time zone, e.g. Europe/Paris.")
+
+    def validate_phone(self, value):
+        return e164(value) if value else ""
+
+    def validate_locale(self, value):
+        if value and not LOCALE.match(value):
+            raise serializers.ValidationError("Not a locale (e.g. en, de-CH).")
+        return value.replace("_", "-")
+
+    def validate_timezone(self, value):
+        if value not in TIME_ZONES:
+            raise serializers.ValidationError(f"Unknown time zone '{value}'.")
+        return value
+
+    def to_representation(self, user):
+        profile = getattr(user, "profile", None) or RecipientProfile(user=user)
+        return {
+            "id": user.username, "email": user.email, "phone": profile.phone, "locale": profile.locale,
+            "timezone": profile.timezone,
+        }
+
+
+def write_profile(user, data):
+    if "email" in data:
+        user.email = data["email"]
+        user.save(update_fields=["email"])
+    profile, _ = RecipientProfile.objects.get_or_create(user=user)
+    fields = [name for name in ("phone", "locale", "timezone") if name in data]
+    for name in fields:
+        setattr(profile, name, data[name])
+    if fields:
+        profile.save(update_fields=fields)
+    user.profile = profile
+
+
+class ProfileView(GenericAPIView):
+    """The caller's own contact details: email, phone (E.164), locale, time zone."""
+
+    serializer_class = ProfileSerializer
+    permission_classes = [IsAuthenticated, IsEndUser]
+
+    def get(self, request):
+        return Response(ProfileSerializer(request.user).data)
+
+    @transaction.atomic
+    def put(self, request):
+        serializer = ProfileSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        write_profile(request.user, serializer.validated_data)
+        return Response(ProfileSerializer(request.user).data)
+
+    @extend_schema(request=ProfileSerializer, responses={200: ProfileSerializer})
+    def patch(self, request):
+        return self.put(request)
+
+
+def decoded_key(value, length, what):
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError) as error:
+        raise serializers.ValidationError(f"{what} must be base64url.") from error
+    if len(raw) != length:
+        raise serializers.ValidationError(f"{what} must decode to {length} bytes.")
+    return value
+
+
+class PushKeysSerializer(serializers.Serializer):
+    p256dh = serializers.CharField(max_length=200, help_text="The browser's P-256 public key, base64url.")
+    auth = serializers.CharField(max_length=100, help_text="The 16-byte auth secret, base64url.")
+
+    def validate_p256dh(self, value):
+        return decoded_key(value, 65, "p256dh")
+
+    def validate_auth(self, value):
+        return decoded_key(value, 16, "auth")
+
+
+class PushSubscriptionSerializer(serializers.ModelSerializer):
+    keys = PushKeysSerializer(write_only=True)
+
+    class Meta:
+        model = PushSubscription
+        fields = ["id", "endpoint", "keys", "user_agent", "active", "created_at"]
+        read_only_fields = ["id", "active", "created_at"]
+        # Uniqueness per user is an upsert here, not a validation error.
+        validators = []
+
+
+class PushEndpointSerializer(serializers.Serializer):
+    endpoint = serializers.URLField(max_length=1000)
+
+
+class OwnContactPoints(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    permission_classes = [IsAuthenticated, IsEndUser]
+
+    def get_queryset(self):
+        return self.serializer_class.Meta.model.objects.filter(user=self.request.user).order_by("-created_at", "-id")
+
+
+class PushSubscriptionViewSet(OwnContactPoints):
+    """The caller's Web Push subscriptions: register (upsert by endpoint) and unregister."""
+
+    serializer_class = PushSubscriptionSerializer
+
+    @extend_schema(parameters=[IDEMPOTENCY_PARAMETER], responses={201: PushSubscriptionSerializer,
+                                                                 200: PushSubscriptionSerializer})
+    @idempotent()
+    def create(self, request):
+        serializer = PushSubscriptionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        subscription, created = PushSubscription.objects.update_or_create(
+            user=request.user,
+            endpoint=data["endpoint"],
+            defaults={"p256dh": data["keys"]["p256dh"], "auth": data["keys"]["auth"],
+                      "user_agent": data.get("user_agent", ""), "active": True, "deactivated_reason": ""},
+        )
+        answer = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(PushSubscriptionSerializer(subscription).data, status=answer)
+
+    @extend_schema(request=PushEndpointSerializer, responses={204: None})
+    @action(detail=False, methods=["post"])
+    def unregister(self, request):
+        """Unregister by endpoint (what a browser knows); unknown endpoints are a 404."""
+        serializer = PushEndpointSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        deleted, _ = self.get_queryset().filter(endpoint=serializer.validated_data["endpoint"]).delete()
+        if not deleted:
+            from rest_framework.exceptions import NotFound
+
+            raise NotFound("No subscription with this endpoint.")
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WebhookEndpointSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["id", "url", "description", "active", "created_at"]
+        read_only_fields = ["id", "active", "created_at"]
+
+
+class NewWebhookEndpointSerializer(WebhookEndpointSerializer):
+    secret = serializers.CharField(read_only=True, help_text="The signing secret, shown this once.")
+
+    class Meta(WebhookEndpointSerializer.Meta):
+        fields = [*WebhookEndpointSerializer.Meta.fields, "secret"]
+
+
+class WebhookEndpointViewSet(OwnContactPoints):
+    """The caller's webhook endpoints; each request we send is signed with the endpoint's secret."""
+
+    serializer_class = WebhookEndpointSerializer
+
+    @extend_schema(parameters=[IDEMPOTENCY_PARAMETER], responses={201: NewWebhookEndpointSerializer})
+    @idempotent(redact=("secret",))
+    def create(self, request):
+        serializer = WebhookEndpointSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        endpoint = serializer.save(user=request.user)
+        return Response(NewWebhookEndpointSerializer(endpoint).data, status=status.HTTP_201_CREATED)
+
+
+class SlackWebhookSerializer(serializers.ModelSerializer):
+    url = serializers.URLField(max_length=500, write_only=True, help_text="The Slack incoming-webhook URL.")
+    url_hint = serializers.SerializerMethodField(help_text="The URL's host and last characters (it is a secret).")
+
+    class Meta:
+        model = SlackWebhook
+        fields = ["id", "url", "url_hint", "channel_name", "active", "created_at"]
+        read_only_fields = ["id", "active", "created_at"]
+
+    def get_url_hint(self, webhook) -> str:
+        host = webhook.url.split("/")[2] if webhook.url.count("/") >= 2 else ""
+        return f"{host}/…{webhook.url[-4:]}"
+
+
+class SlackWebhookViewSet(OwnContactPoints):
+    """The caller's Slack incoming webhooks."""
+
+    serializer_class = SlackWebhookSerializer
+
+    @extend_schema(parameters=[IDEMPOTENCY_PARAMETER], responses={201: SlackWebhookSerializer})
+    @idempotent()
+    def create(self, request):
+        serializer = SlackWebhookSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        webhook = serializer.save(user=request.user)
+        return Response(SlackWebhookSerializer(webhook).data, status=status.HTTP_201_CREATED)
+
+
+class RecipientSerializer(ProfileSerializer):
+    groups = serializers.ListField(
+        child=serializers.CharField(max_length=150), required=False, max_length=100,
+        help_text="Group (role) names; replaces the user's groups. Unknown groups are created.",
+    )
+    topics = serializers.ListField(
+        child=serializers.SlugField(max_length=100), required=False, max_length=100,
+        help_text="Topic keys the user follows; replaces them. Unknown topics are created.",
+    )
+
+    def to_representation(self, user):
+        return {
+            **super().to_representation(user),
+            "groups": sorted(user.groups.values_list("name", flat=True)),
+            "topics": sorted(user.topics.values_list("key", flat=True)),
+        }
+
+
+class RecipientViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Apps onboard their users: PUT creates or updates a recipient by user id (username)."""
+
+    serializer_class = RecipientSerializer
+    permission_classes = [IsAuthenticated, CanManageRecipients]
+    queryset = User.objects.filter(is_active=True).order_by("pk")
+    lookup_field = "username"
+    lookup_url_kwarg = "id"
+    lookup_value_regex = r"[\w.@+-]{1,150}"
+
+    @extend_schema(request=RecipientSerializer, responses={200: RecipientSerializer, 201: RecipientSerializer})
+    @transaction.atomic
+    def update(self, request, id=None):
+        serializer = RecipientSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        user, created = User.objects.get_or_create(username=id)
+        if user.is_staff or user.is_superuser:
+            raise PermissionDenied("Operator accounts are not managed through this endpoint.")
+        write_profile(user, data)
+        if "groups" in data:
+            for name in data["groups"]:
+                Group.objects.get_or_create(name=name)
+            user.groups.set(Group.objects.filter(name__in=data["groups"]))
+        if "topics" in data:
+            for key in data["topics"]:
+                Topic.objects.get_or_create(key=key)
+            user.topics.set(Topic.objects.filter(key__in=data["topics"]))
+        answer = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(RecipientSerializer(user).data, status=answer)

@@ -1,0 +1,34 @@
+from rest_framework import permissions
+
+from ..auth import api_client_of
+
+
+class IsOperator(permissions.BasePermission):
+    """Operators: staff users, or API clients holding the `admin` scope."""
+
+    message = "Operators only: a staff user, or an API key with the 'admin' scope."
+
+    def has_permission(self, request, view):
+        client = api_client_of(request)
+        if client is not None:
+            return "admin" in client.scopes
+        return bool(request.user and request.user.is_staff)
+
+
+class IsEndUser(permissions.BasePermission):
+    """The caller acts as themselves (token or session), not as an app's API key."""
+
+    message = "Only the user themselves may do this (use the user's token, not an API key)."
+
+    def has_permission(self, request, view):
+        return api_client_of(request) is None
+
+
+class CanManageRecipients(permissions.BasePermission):
+    message = "Needs an API key with the 'send' scope, or a staff user."
+
+    def has_permission(self, request, view):
+        client = api_client_of(request)
+        if client is not None:
+            return client.has_scope("send")
+        return bool(request.user and request.user.is_staff)

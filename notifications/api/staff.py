@@ -1,0 +1,179 @@
+"""Operator endpoints: resend, the deliveries list, and the analytics summary."""
+
+from datetime import timedelta
+
+from django.db import connection
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .. import lifecycle
+from ..auth import api_client_of
+from ..models import Channel, Delivery, DeliveryStatus, Notification
+from .errors import Conflict, ErrorSerializer
+from .idempotency import IDEMPOTENCY_PARAMETER, idempotent
+from .permissions import IsOperator
+from .serializers import DeliverySerializer
+
+
+class ResendSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500)
+
+
+class ResendResultSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The resend record.")
+    reason = serializers.CharField()
+    channels = serializers.ListField(child=serializers.CharField(), help_text="Channels planned again.")
+    queued = serializers.ListField(child=serializers.UUIDField(), help_text="Deliveries queued now.")
+
+
+class OperatorActions:
+    """Mixed into NotificationViewSet."""
+
+    @extend_schema(
+        request=ResendSerializer,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses={
+            202: ResendResultSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="Nothing failed or skipped to resend."),
+        },
+        description="Plan the notification's failed and skipped channels again as new attempts (staff).",
+    )
+    @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, IsOperator])
+    @idempotent()
+    def resend(self, request, pk=None):
+        notification = self.get_object()
+        body = ResendSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        client = api_client_of(request)
+        try:
+            record, queued = lifecycle.resend(
+                notification.id,
+                reason=body.validated_data["reason"],
+                requested_by=None if client else request.user,
+                client=client,
+            )
+        except lifecycle.NotAllowed as refusal:
+            raise Conflict(str(refusal)) from refusal
+        result = {"id": record.id, "reason": record.reason, "channels": record.channels,
+                  "queued": [str(d.id) for d in queued]}
+        return Response(result, status=status.HTTP_202_ACCEPTED)
+
+
+class DeliveryFilterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=DeliveryStatus.choices, required=False)
+    channel = serializers.ChoiceField(choices=Channel.choices, required=False)
+    provider = serializers.CharField(max_length=32, required=False)
+    since = serializers.DateTimeField(required=False, help_text="Created at or after this.")
+    notification = serializers.UUIDField(required=False)
+
+
+class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Every delivery, newest first, for operators."""
+
+    serializer_class = DeliverySerializer
+    permission_classes = [IsAuthenticated, IsOperator]
+    lookup_value_regex = "[0-9a-fA-F-]{36}"
+
+    def get_queryset(self):
+        queryset = Delivery.objects.prefetch_related("attempts").order_by("-created_at", "-id")
+        if self.action != "list":
+            return queryset
+        filters = DeliveryFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        wanted = filters.validated_data
+        for name in ("status", "channel", "provider"):
+            if name in wanted:
+                queryset = queryset.filter(**{name: wanted[name]})
+        if "since" in wanted:
+            queryset = queryset.filter(created_at__gte=wanted["since"])
+        if "notification" in wanted:
+            queryset = queryset.filter(notification_id=wanted["notification"])
+        return queryset
+
+    @extend_schema(parameters=[DeliveryFilterSerializer])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+
+class SummaryWindowSerializer(serializers.Serializer):
+    since = serializers.DateTimeField(required=False, help_text="Default: 24 hours before until.")
+    until = serializers.DateTimeField(required=False, help_text="Default: now.")
+
+    def validate(self, window):
+        until = window.get("until") or timezone.now()
+        since = window.get("since") or until - timedelta(hours=24)
+        if since >= until:
+            raise serializers.ValidationError({"since": ["Must be before until."]})
+        return {"since": since, "until": until}
+
+
+class ChannelSummarySerializer(serializers.Serializer):
+    channel = serializers.CharField()
+    provider = serializers.CharField()
+    total = serializers.IntegerField()
+    sent = serializers.IntegerField(help_text="Left the building (sent_at set).")
+    delivered = serializers.IntegerField(help_text="Confirmed by the provider.")
+    failed = serializers.IntegerField(help_text="Failed, bounced or undelivered.")
+    success_rate = serializers.FloatField(allow_null=True, help_text="Sent or delivered, over those plus failed (null when none decided).")
+    latency_ms = inline_serializer(
+        "LatencyPercentiles",
+        {"p50": serializers.FloatField(allow_null=True), "p95": serializers.FloatField(allow_null=True),
+         "p99": serializers.FloatField(allow_null=True)},
+        help_text="Notification created -> delivery sent.",
+    )
+
+
+class SummarySerializer(serializers.Serializer):
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    channels = ChannelSummarySerializer(many=True)
+
+
+SUMMARY_SQL = """
+SELECT d.channel, d.provider, count(*),
+       count(*) FILTER (WHERE d.sent_at IS NOT NULL),
+       count(*) FILTER (WHERE d.status = 'delivered'),
+       count(*) FILTER (WHERE d.status IN ('failed', 'bounced', 'undelivered')),
+       count(*) FILTER (WHERE d.status IN ('sent', 'delivered')),
+       percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (
+           ORDER BY extract(epoch FROM d.sent_at - n.created_at) * 1000
+       ) FILTER (WHERE d.sent_at IS NOT NULL)
+FROM {delivery} d JOIN {notification} n ON n.id = d.notification_id
+WHERE d.created_at >= %s AND d.created_at < %s
+GROUP BY d.channel, d.provider
+ORDER BY d.channel, d.provider
+"""
+
+
+def delivery_summary(since, until):
+    """Per channel and provider over deliveries created in [since, until): counts and latency."""
+    sql = SUMMARY_SQL.format(delivery=Delivery._meta.db_table, notification=Notification._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [since, until])
+        rows = cursor.fetchall()
+    summary = []
+    for channel, provider, total, sent, delivered, failed, succeeded, percentiles in rows:
+        decided = succeeded + failed
+        p50, p95, p99 = percentiles or (None, None, None)
+        summary.append({
+            "channel": channel, "provider": provider, "total": total, "sent": sent, "delivered": delivered,
+            "failed": failed, "success_rate": round(succeeded / decided, 4) if decided else None,
+            "latency_ms": {"p50": p50, "p95": p95, "p99": p99},
+        })
+    return summary
+
+
+class AnalyticsSummaryView(APIView):
+    permission_classes = [IsAuthenticated, IsOperator]
+
+    @extend_schema(parameters=[SummaryWindowSerializer], responses={200: SummarySerializer})
+    def get(self, request):
+        window = SummaryWindowSerializer(data=request.query_params)
+        window.is_valid(raise_exception=True)
+        since, until = window.validated_data["since"], window.validated_data["until"]
+        return Response({"since": since, "until": until, "channels": delivery_summary(since, until)})

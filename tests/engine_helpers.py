@@ -1,0 +1,46 @@
+"""Shared pieces of the delivery-engine tests."""
+
+import redis
+from django.conf import settings
+
+from notifications.models import Category, Delivery, DeliveryStatus, Notification, NotificationStatus
+
+
+def reset_engine_state():
+    """Forget circuit and rate-limit state so one test's outage does not leak into the next."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    keys = list(client.scan_iter("notify:*"))
+    if keys:
+        client.delete(*keys)
+
+
+def chain(user, *links, title="Hello"):
+    """A dispatched notification whose one route is the given (channel, status, extra) links."""
+    notification = Notification.objects.create(
+        recipient=user, category=Category.objects.get(key="orders"), title=title,
+        status=NotificationStatus.DISPATCHED, channels=[channel for channel, *_ in links],
+    )
+    rows = []
+    for position, (channel, status, *extra) in enumerate(links):
+        message = {"email": {"to": user.email, "subject": title, "text": "Body"},
+                   "inapp": {"user_id": user.pk, "title": title, "body": ""},
+                   "sms": {"to": "+14155550100", "body": title}}[channel]
+        rows.append(Delivery.objects.create(
+            notification=notification, channel=channel, status=status, position=position, message=message,
+            **(extra[0] if extra else {}),
+        ))
+    return notification, rows
+
+
+def window_max(times, width=1.0):
+    """The most events inside any window of `width` seconds."""
+    times = sorted(times)
+    best, start = 0, 0
+    for end, moment in enumerate(times):
+        while moment - times[start] > width:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+PENDING, QUEUED, SENT = DeliveryStatus.PENDING, DeliveryStatus.QUEUED, DeliveryStatus.SENT

@@ -1,0 +1,41 @@
+"""A broadcast end to end on a real worker: API -> plan -> chunk tasks -> dispatch -> in-app delivery."""
+
+import pytest
+from django.contrib.auth.models import Group, User
+
+from notifications.models import Broadcast, BroadcastChunk, Delivery, DeliveryStatus, Notification
+
+from .helpers import wait_until
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+
+
+def test_group_broadcast_fans_out_in_chunks_and_delivers(celery_worker, app_api):
+    members = User.objects.bulk_create(User(username=f"member{n}", email=f"m{n}@example.com") for n in range(35))
+    group = Group.objects.create(name="customers")
+    group.user_set.add(*members)
+
+    response = app_api.post(
+        "/api/notifications/",
+        {"to": {"groups": ["customers"]}, "category": "general", "title": "Spring sale", "channels": ["inapp"]},
+        format="json",
+    )
+    assert response.status_code == 202, response.content
+    broadcast_id = response.json()["broadcast_id"]
+
+    wait_until(
+        lambda: app_api.get(f"/api/broadcasts/{broadcast_id}/").json()["status"] == "done",
+        timeout=60, message="broadcast done",
+    )
+    progress = app_api.get(f"/api/broadcasts/{broadcast_id}/").json()
+    assert (progress["total"], progress["created"]) == (35, 35)
+    # The worker runs with NOTIFY_BROADCAST_CHUNK_SIZE=10.
+    assert progress["chunks_total"] == 4 == BroadcastChunk.objects.filter(broadcast_id=broadcast_id).count()
+    wait_until(
+        lambda: Delivery.objects.filter(
+            notification__broadcast_id=broadcast_id, channel="inapp", status=DeliveryStatus.SENT
+        ).count() == 35,
+        timeout=60, message="35 in-app deliveries sent",
+    )
+    assert Notification.objects.filter(broadcast_id=broadcast_id).count() == 35
+    assert Broadcast.objects.get(id=broadcast_id).finished_at is not None
