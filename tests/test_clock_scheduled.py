@@ -27,13 +27,23 @@ def schedule(users, when, title, channels=("email",), **extra):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.worker
 def test_scheduled_send_goes_out_within_5_seconds_and_a_cancelled_one_never(
-    celery_worker, beat, sendgrid, make_user, isolated_broker
+    celery_worker, beat, sendgrid, make_user, isolated_broker, app_api
 ):
-    ada = make_user("ada", email="ada@example.com")
+    make_user("ada", email="ada@example.com")
     due = timezone.now() + datetime.timedelta(seconds=4)
-    [kept] = schedule([ada], due, "Your sale starts now")
-    [cancelled] = schedule([ada], due, "Cancelled sale")
-    Notification.objects.filter(id=cancelled.id).update(status=NotificationStatus.CANCELLED)
+
+    def post(title):
+        response = app_api.post(
+            "/api/notifications/",
+            {"recipients": ["ada"], "category": "orders", "title": title, "channels": ["email"],
+             "scheduled_at": due.isoformat()},
+            format="json",
+        )
+        assert response.status_code == 202, response.content
+        return Notification.objects.get(id=response.json()["ids"][0])
+
+    kept, cancelled = post("Your sale starts now"), post("Cancelled sale")
+    assert app_api.post(f"/api/notifications/{cancelled.id}/cancel/").status_code == 200
     assert Notification.objects.get(id=kept.id).status == NotificationStatus.SCHEDULED
     # It waits in Postgres, not as an ETA task in the broker.
     if isolated_broker.startswith("redis"):
