@@ -130,3 +130,18 @@ def test_a_second_beat_refuses_to_run(beat, worker_env, tmp_path):
     assert second.process.returncode != 0
     assert "another beat is running" in second.log()
     assert beat.process.poll() is None
+
+
+@pytest.mark.django_db
+def test_sync_schedules_command_reports_what_it_did():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("sync_schedules", stdout=out)
+    assert out.getvalue().startswith("created: dispatch due notifications, send due digests")
+    out = StringIO()
+    call_command("sync_schedules", stdout=out)
+    assert out.getvalue().startswith("updated: dispatch due notifications")
+    assert PeriodicTask.objects.filter(name__startswith="clock: ", enabled=True).count() == len(schedules.declared())
