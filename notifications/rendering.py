@@ -119,6 +119,8 @@ def with_template(notification, channel, rendered):
     shown = copy.copy(notification)
     shown.title, shown.body = rendered.subject or notification.title, rendered.body
     content = default_content(shown, channel)
+    if channel == Channel.SMS:
+        content["text"] = clip(rendered.body.strip(), SMS_MAX_CHARS)  # an SMS template is the whole text
     if rendered.html and channel == Channel.EMAIL:
         content["html"] = rendered.html
     if rendered.blocks:
