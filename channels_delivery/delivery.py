@@ -53,7 +53,9 @@ def claim(delivery_id, expected):
     )
     if not claimed:
         return None
-    return Delivery.objects.get(id=delivery_id)
+    return Delivery.objects.select_related("notification").only(
+        *(f.name for f in Delivery._meta.concrete_fields), "notification__expires_at"
+    ).get(id=delivery_id)
 
 
 def attempt(delivery_id, *, retry=False):

@@ -326,11 +326,12 @@ NOTIFY_BEAT_LOCK_TTL = env_int("NOTIFY_BEAT_LOCK_TTL", 30)
 # Seconds in one "minute" of Category.digest_window_minutes and escalate_after_minutes (tests shrink it).
 NOTIFY_CLOCK_MINUTE_SECONDS = env_float("NOTIFY_CLOCK_MINUTE_SECONDS", 60.0)
 NOTIFY_SCHEDULED_CHUNK = env_int("NOTIFY_SCHEDULED_CHUNK", 500)
-# Reaper: a delivery queued, sending or overdue in retrying this long (seconds) is re-enqueued.
-# The sending threshold stays above CELERY_TASK_TIME_LIMIT so a live task is never taken over.
+# Reaper: a delivery queued or sending this long (seconds), or retrying this long past its
+# next_retry_at (a lost retry message, or a wait parked in Postgres), is re-enqueued. The sending
+# threshold stays above CELERY_TASK_TIME_LIMIT so a live task is never taken over.
 NOTIFY_REAPER_QUEUED_AFTER = env_int("NOTIFY_REAPER_QUEUED_AFTER", 300)
 NOTIFY_REAPER_SENDING_AFTER = max(env_int("NOTIFY_REAPER_SENDING_AFTER", 300), CELERY_TASK_TIME_LIMIT + 30)
-NOTIFY_REAPER_RETRYING_AFTER = env_int("NOTIFY_REAPER_RETRYING_AFTER", 300)
+NOTIFY_REAPER_RETRYING_AFTER = env_int("NOTIFY_REAPER_RETRYING_AFTER", 30)
 NOTIFY_REAPER_PENDING_AFTER = env_int("NOTIFY_REAPER_PENDING_AFTER", 300)
 # Retention in days: delivery attempts, read in-app notifications, expired notifications.
 NOTIFY_RETENTION_ATTEMPTS_DAYS = env_int("NOTIFY_RETENTION_ATTEMPTS_DAYS", 30)

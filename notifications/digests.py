@@ -145,6 +145,7 @@ def send_due(now=None, limit=200):
 
 def make_digest_notification(digest, items):
     title, body, context = digest_content(digest, items)
+    routes = [list(route) for route in dict.fromkeys(tuple(route) for item in items for route in item.routes)]
     channels = list(dict.fromkeys(channel for item in items for channel in item.channels))
     template_key = f"{digest.category_id}_digest"
     has_template = Template.objects.filter(key=template_key, active=True).exists()
@@ -154,6 +155,7 @@ def make_digest_notification(digest, items):
         title=title,
         body=body,
         channels=channels,
+        routes=routes,
         priority=max((item.priority for item in items), key=list(Priority.values).index),
         data={"digest": {"id": digest.pk, "count": len(items), "notification_ids": [str(i.id) for i in items]}},
         template_key=template_key if has_template else "",

@@ -100,9 +100,24 @@ def reap(now=None, queued_after=None, sending_after=None, retrying_after=None, p
         transaction.on_commit(lambda: enqueue_deliveries(deliveries))
         report = {status: len(rows) for status, rows in found.items()}
     report["pending notifications"] = redispatch_pending(now - seconds(pending_after), limit)
+    report["stalled fallbacks"] = resume_stalled_fallbacks(now - seconds(queued_after), limit)
     if any(report.values()):
         logger.warning("reaper re-enqueued %s", ", ".join(f"{n} {what}" for what, n in report.items()))
     return report
+
+
+def resume_stalled_fallbacks(older_than, limit):
+    """Pending chain steps whose predecessor failed but whose errback message was lost: the
+    delivery engine finds them (channels_delivery.stalled_fallbacks, once merged) and we resume them."""
+    import channels_delivery
+
+    stalled = getattr(channels_delivery, "stalled_fallbacks", None)
+    if stalled is None:
+        return 0
+    rows = list(stalled(older_than, limit))
+    if rows:
+        enqueue_deliveries(rows)
+    return len(rows)
 
 
 def redispatch_pending(older_than, limit):

@@ -54,8 +54,8 @@ def isolated_broker():
         fresh_vhost(TEST_BROKER_URL)
     celery_app.conf.broker_url = TEST_BROKER_URL
     # Circuit and rate-limit state, read by tests, lives beside the test broker.
-    settings.REDIS_URL = TEST_BROKER_URL
-    settings.CACHES["throttle"]["LOCATION"] = TEST_BROKER_URL
+    settings.REDIS_URL = TEST_REDIS_URL
+    settings.CACHES["throttle"]["LOCATION"] = TEST_REDIS_URL
     yield TEST_BROKER_URL
 
 

@@ -52,7 +52,8 @@ def test_reaper_recovers_lost_messages_and_dead_workers_but_leaves_live_tasks(ce
     report = reap(queued_after=300, sending_after=300, retrying_after=300, pending_after=300)
 
     print(f"\nreaper report: {report}")
-    assert report == {"sending": 1, "queued": 1, "retrying": 1, "pending notifications": 1}
+    assert {k: report[k] for k in ("sending", "queued", "retrying", "pending notifications")} == {
+        "sending": 1, "queued": 1, "retrying": 1, "pending notifications": 1}
     sendgrid.wait_for(4, timeout=30)
     wait_until(lambda: Delivery.objects.filter(status=DeliveryStatus.SENT).count() == 4, message="4 sent")
     subjects = sorted(r.json()["subject"] for r in sendgrid.requests)
@@ -63,8 +64,7 @@ def test_reaper_recovers_lost_messages_and_dead_workers_but_leaves_live_tasks(ce
     assert "in queued" in DeliveryAttempt.objects.get(delivery=lost_message, outcome="requeued").note
     assert "in retrying" in DeliveryAttempt.objects.get(delivery=lost_retry, outcome="requeued").note
     assert Notification.objects.get(id=lost_dispatch.id).status == NotificationStatus.DELIVERED
-    assert reap(queued_after=300, sending_after=300, retrying_after=300, pending_after=300) == {
-        "sending": 0, "queued": 0, "retrying": 0, "pending notifications": 0}
+    assert not any(reap(queued_after=300, sending_after=300, retrying_after=300, pending_after=300).values())
 
 
 @pytest.mark.django_db(transaction=True)
@@ -102,7 +102,7 @@ def test_expired_messages_are_discarded_by_the_worker_and_their_rows_skipped(
         time.sleep(2)  # RabbitMQ drops it itself: Celery sets the message's TTL (expiration) from expires
     assert Delivery.objects.get(id=row.id).attempts.count() == 0  # the task never ran
 
-    assert reap() == {"sending": 0, "queued": 0, "retrying": 0, "pending notifications": 0}
+    assert not any(reap().values())
     row.refresh_from_db()
     assert (row.status, row.reason) == (DeliveryStatus.SKIPPED, "expired")
     assert sendgrid.requests == []

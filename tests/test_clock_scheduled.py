@@ -27,13 +27,23 @@ def schedule(users, when, title, channels=("email",), **extra):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.worker
 def test_scheduled_send_goes_out_within_5_seconds_and_a_cancelled_one_never(
-    celery_worker, beat, sendgrid, make_user, isolated_broker
+    celery_worker, beat, sendgrid, make_user, isolated_broker, app_api
 ):
-    ada = make_user("ada", email="ada@example.com")
+    make_user("ada", email="ada@example.com")
     due = timezone.now() + datetime.timedelta(seconds=4)
-    [kept] = schedule([ada], due, "Your sale starts now")
-    [cancelled] = schedule([ada], due, "Cancelled sale")
-    Notification.objects.filter(id=cancelled.id).update(status=NotificationStatus.CANCELLED)
+
+    def post(title):
+        response = app_api.post(
+            "/api/notifications/",
+            {"recipients": ["ada"], "category": "orders", "title": title, "channels": ["email"],
+             "scheduled_at": due.isoformat()},
+            format="json",
+        )
+        assert response.status_code == 202, response.content
+        return Notification.objects.get(id=response.json()["ids"][0])
+
+    kept, cancelled = post("Your sale starts now"), post("Cancelled sale")
+    assert app_api.post(f"/api/notifications/{cancelled.id}/cancel/").status_code == 200
     assert Notification.objects.get(id=kept.id).status == NotificationStatus.SCHEDULED
     # It waits in Postgres, not as an ETA task in the broker.
     if isolated_broker.startswith("redis"):
@@ -120,3 +130,18 @@ def test_a_second_beat_refuses_to_run(beat, worker_env, tmp_path):
     assert second.process.returncode != 0
     assert "another beat is running" in second.log()
     assert beat.process.poll() is None
+
+
+@pytest.mark.django_db
+def test_sync_schedules_command_reports_what_it_did():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("sync_schedules", stdout=out)
+    assert out.getvalue().startswith("created: dispatch due notifications, send due digests")
+    out = StringIO()
+    call_command("sync_schedules", stdout=out)
+    assert out.getvalue().startswith("updated: dispatch due notifications")
+    assert PeriodicTask.objects.filter(name__startswith="clock: ", enabled=True).count() == len(schedules.declared())
