@@ -11,8 +11,7 @@ Returns the provider's result, None when there was nothing to do, or raises:
 import logging
 import time
 
-from django.db import InterfaceError, OperationalError
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
