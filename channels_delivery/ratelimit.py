@@ -4,7 +4,8 @@ so N workers would send N times the provider's limit; this one is shared by all 
 Over the limit, a delivery does not poll: it reserves the next free slot (the bucket goes into
 debt by one token) and is re-queued to run at that slot, when it finds its reservation and
 spends no further token. So a backlog drains at the provider's rate with one re-queue per
-delivery, instead of every waiting task retrying each time a token appears.
+delivery, instead of every waiting task retrying each time a token appears. A holder that turns
+up well after its slot loses it (calls must not bunch up behind a busy worker) and books again.
 """
 
 from django.conf import settings
@@ -20,11 +21,11 @@ local now_parts = redis.call('time')
 local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
 local slot = tonumber(redis.call('get', KEYS[2]))
 if slot then
-  if slot <= now + 0.005 then
-    redis.call('del', KEYS[2])
-    return '0'
-  end
-  return tostring(slot - now)
+  if slot > now + 0.005 then return tostring(slot - now) end
+  redis.call('del', KEYS[2])
+  -- On time: the booked token is this call's. Late (a busy worker): calls made long after their
+  -- slots would bunch up, so a late holder gives its slot up and queues again like anyone else.
+  if now - slot <= math.min(0.25, math.max(0.02, 1 / rate)) then return '0' end
 end
 local state = redis.call('hmget', KEYS[1], 'tokens', 'at')
 local tokens = tonumber(state[1]) or capacity

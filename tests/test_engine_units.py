@@ -105,6 +105,15 @@ def test_waiting_deliveries_book_successive_slots_and_spend_no_second_token(sett
     assert ratelimit.take("acme", "a") > 0.5  # a further call needs a new token, after c's slot
 
 
+def test_a_holder_late_for_its_slot_books_again(settings):
+    settings.NOTIFY_RATE_LIMITS = {"acme": (10.0, 1)}
+    assert ratelimit.take("acme", "first") == 0
+    assert 0.05 < ratelimit.take("acme", "late") <= 0.1
+    time.sleep(0.5)  # its slot (0.1 s) plus more than the grace of one interval
+    assert ratelimit.take("acme", "late") == 0  # the bucket has refilled meanwhile: a fresh token
+    assert ratelimit.take("acme", "next") > 0  # ...which it spent: no bunching behind the late one
+
+
 # --- routes ---------------------------------------------------------------------
 
 @pytest.mark.django_db
