@@ -63,7 +63,8 @@ def test_reaper_recovers_lost_messages_and_dead_workers_but_leaves_live_tasks(ce
     assert note.startswith("re-enqueued by reaper after 6") and note.endswith("s in sending")
     assert "in queued" in DeliveryAttempt.objects.get(delivery=lost_message, outcome="requeued").note
     assert "in retrying" in DeliveryAttempt.objects.get(delivery=lost_retry, outcome="requeued").note
-    assert Notification.objects.get(id=lost_dispatch.id).status == NotificationStatus.DELIVERED
+    wait_until(lambda: Notification.objects.get(id=lost_dispatch.id).status == NotificationStatus.DELIVERED,
+               message="the re-dispatched notification delivered")
     assert not any(reap(queued_after=300, sending_after=300, retrying_after=300, pending_after=300).values())
 
 
