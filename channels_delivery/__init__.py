@@ -1,5 +1,5 @@
-"""How a message leaves the building. Public entry points: enqueue_deliveries(), redrive(),
-continue_after() (a provider reported a sent delivery undelivered or bounced)."""
+"""How a message leaves the building. Public entry points: enqueue_deliveries(),
+stalled_fallbacks() (for the reaper) and redrive() (dead letters)."""
 
 
 def enqueue_deliveries(deliveries, *, whole_plan=False):
@@ -11,6 +11,14 @@ def enqueue_deliveries(deliveries, *, whole_plan=False):
     from .fallback import enqueue
 
     enqueue(deliveries, whole_plan=whole_plan)
+
+
+def stalled_fallbacks(older_than, limit=1000):
+    """Pending deliveries whose chain predecessor failed before `older_than` but which never
+    started (the errback message was lost). Pass them to enqueue_deliveries() to resume them."""
+    from .fallback import stalled
+
+    return stalled(older_than, limit)
 
 
 def redrive(delivery_id, by):

@@ -4,12 +4,14 @@ Returns the provider's result, None when there was nothing to do, or raises:
 - RateLimited before anything was claimed or counted (the task re-queues itself);
 - TransientDeliveryError (CircuitOpen when every provider's circuit is open), with the row in
   `retrying`; the task decides between a retry and the end of the line;
-- PermanentDeliveryError; the task marks the row failed and the chain moves on.
+- PermanentDeliveryError, with the row already `failed` and its reason (so that the errback,
+  which Celery sends before on_failure, finds it failed); the chain moves on.
 """
 
 import logging
 import time
 
+from django.db import InterfaceError, OperationalError
 from django.db.models import F
 from django.utils import timezone
 
@@ -32,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 class RateLimited(Exception):
     def __init__(self, provider, wait):
-        super().__init__(f"{provider} over its rate limit, next token in {wait:.2f}s")
+        super().__init__(f"{provider} over its rate limit, slot booked in {wait:.2f}s")
         self.provider, self.wait = provider, wait
 
 
@@ -58,7 +60,7 @@ def claim(delivery_id, expected):
 
 def attempt(delivery_id, *, retry=False):
     expected = DeliveryStatus.RETRYING if retry else DeliveryStatus.QUEUED
-    row = Delivery.objects.filter(id=delivery_id).values("status", "channel").first()
+    row = Delivery.objects.filter(id=delivery_id).values("status", "channel", "notification__expires_at").first()
     if row is None:
         return None
     if row["status"] == DeliveryStatus.PENDING and not retry:
@@ -73,7 +75,7 @@ def attempt(delivery_id, *, retry=False):
     usable = [provider for provider in providers if not breaker(provider.name).is_open()]
     if usable:
         # Waiting for a token is not an attempt: nothing is claimed or counted yet.
-        wait = ratelimit.take(usable[0].name)
+        wait = ratelimit.take(usable[0].name, delivery_id)
         if wait:
             raise RateLimited(usable[0].name, wait)
 
@@ -81,11 +83,14 @@ def attempt(delivery_id, *, retry=False):
     if delivery is None:
         logger.info("delivery %s already claimed by another task", delivery_id)
         return None
-    if expired(delivery):
+    expires_at = row["notification__expires_at"]
+    if expires_at is not None and expires_at <= timezone.now():
+        skip_expired(delivery)
         return None
     if not providers:
         error = PermanentDeliveryError(f"no provider configured for {delivery.channel}")
         record_attempt(delivery, "", error, timezone.now(), time.monotonic())
+        fallback.fail(delivery.id, f"permanent error: {error}", str(error))
         raise error
     return call_providers(delivery, providers, token_for=usable[0] if usable else None)
 
@@ -102,7 +107,7 @@ def call_providers(delivery, providers, token_for):
             last_error = CircuitOpen(f"{provider.name}: circuit open, not called")
             record_attempt(delivery, provider.name, last_error, started_at, started)
             continue
-        if provider is not token_for and ratelimit.take(provider.name):
+        if provider is not token_for and ratelimit.take(provider.name, delivery.id, reserve=False):
             last_error = TransientDeliveryError(f"{provider.name}: over its rate limit, not called")
             record_attempt(delivery, provider.name, last_error, started_at, started)
             continue
@@ -117,7 +122,18 @@ def call_providers(delivery, providers, token_for):
         except PermanentDeliveryError as error:
             circuit.record_success()  # it answered; the message is what is wrong
             record_attempt(delivery, provider.name, error, started_at, started)
+            fallback.fail(delivery.id, f"permanent error: {error}", str(error))
             raise
+        except (OperationalError, InterfaceError):
+            raise  # our database, not the provider: the task re-queues the message
+        except Exception as error:
+            # A bug or an unclassified failure in a channel module. Not retried (the provider may
+            # have accepted the message), but recorded, so the chain moves on instead of stalling.
+            logger.exception("delivery %s: unexpected error from %s", delivery.id, provider.name)
+            failure = PermanentDeliveryError(f"{provider.name}: unexpected {type(error).__name__}: {error}")
+            record_attempt(delivery, provider.name, failure, started_at, started)
+            fallback.fail(delivery.id, f"permanent error: {failure}", str(failure))
+            raise failure from error
         circuit.record_success()
         record_attempt(delivery, provider.name, None, started_at, started, result.status_code)
         record_sent(delivery, provider.name, result)
@@ -130,19 +146,14 @@ def call_providers(delivery, providers, token_for):
     raise last_error
 
 
-def expired(delivery):
-    """A notification past its expires_at is not sent any more: skipped with reason "expired"."""
-    now = timezone.now()
-    expires_at = delivery.notification.expires_at  # fetched with the claimed row
-    if expires_at is None or expires_at > now:
-        return False
+def skip_expired(delivery):
+    """A notification past its expires_at is not sent any more, by any channel of its chain."""
     DeliveryAttempt.objects.create(
         delivery=delivery, number=delivery.attempt_count, outcome=AttemptOutcome.SKIPPED, note="expired"
     )
     Delivery.objects.filter(id=delivery.id).update(
-        status=DeliveryStatus.SKIPPED, reason="expired", next_retry_at=None, updated_at=now
+        status=DeliveryStatus.SKIPPED, reason="expired", next_retry_at=None, updated_at=timezone.now()
     )
-    return True
 
 
 def record_attempt(delivery, provider_name, error, started_at, started, status_code=""):
@@ -168,8 +179,7 @@ def record_attempt(delivery, provider_name, error, started_at, started, status_c
 
 def record_sent(delivery, provider_name, result):
     now = timezone.now()
-    Delivery.objects.filter(id=delivery.id).update(
-        status=DeliveryStatus.SENT,
+    fields = dict(
         provider=provider_name,
         provider_message_id=result.provider_message_id[:200],
         provider_payload=result.payload,
@@ -178,6 +188,10 @@ def record_sent(delivery, provider_name, result):
         last_error="",
         updated_at=now,
     )
+    rows = Delivery.objects.filter(id=delivery.id)
+    # A status callback may already have moved it past `sent`; keep what the provider said.
+    if not rows.filter(status=DeliveryStatus.SENDING).update(status=DeliveryStatus.SENT, **fields):
+        rows.update(**fields)
     Notification.objects.filter(id=delivery.notification_id).exclude(
         status__in=[NotificationStatus.DELIVERED, *fallback.SETTLED_NOTIFICATION]
     ).update(status=NotificationStatus.DELIVERED)

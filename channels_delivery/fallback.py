@@ -15,6 +15,7 @@ import logging
 from collections import defaultdict
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from notifications.models import (
@@ -38,13 +39,16 @@ class NotRedrivable(Exception):
     pass
 
 
-def chain_signature(rows):
-    """The first row's task, with the rest of the chain nested as errbacks."""
+def chain_signature(rows, expires=None):
+    """The first row's task, with the rest of the chain nested as errbacks.
+
+    expires: the notification's expires_at; a worker discards a message past it unrun.
+    """
     from .tasks import DELIVERY_TASKS
 
     chain = None
     for row in reversed(rows):
-        step = DELIVERY_TASKS[row.channel].si(str(row.id))
+        step = DELIVERY_TASKS[row.channel].si(str(row.id)).set(expires=expires)
         if chain is not None:
             step.on_error(chain)
         chain = step
@@ -55,9 +59,12 @@ def enqueue(deliveries, *, whole_plan=False):
     """Send each queued or retrying delivery's task with the pending rows after it as its chain.
 
     whole_plan: `deliveries` holds every row of their routes (as planning returns them), so the
-    pending rows need no query.
+    pending rows need no query. Otherwise a pending row passed in is sent too (its task starts
+    only if the row before it failed): that is how a fallback whose errback was lost resumes.
     """
-    heads = [d for d in deliveries if d.status in (DeliveryStatus.QUEUED, DeliveryStatus.RETRYING)]
+    starts = (DeliveryStatus.QUEUED, DeliveryStatus.RETRYING) if whole_plan else (
+        DeliveryStatus.QUEUED, DeliveryStatus.RETRYING, DeliveryStatus.PENDING)
+    heads = [d for d in deliveries if d.status in starts]
     if not heads:
         return
     if whole_plan:
@@ -76,6 +83,12 @@ def enqueue(deliveries, *, whole_plan=False):
     for row in pool:
         if row.status == DeliveryStatus.PENDING:
             waiting[(row.notification_id, row.route)].append(row)
+    # A pending row already rides in the chain of an earlier head of its route: send that one only.
+    first = {}
+    for head in heads:
+        key = (head.notification_id, head.route)
+        first[key] = min(first.get(key, head.position), head.position)
+    heads = [h for h in heads if h.status != DeliveryStatus.PENDING or h.position == first[(h.notification_id, h.route)]]
     for head in heads:
         after = sorted(
             (row for row in waiting[(head.notification_id, head.route)] if row.position > head.position),
@@ -83,8 +96,8 @@ def enqueue(deliveries, *, whole_plan=False):
         )
         # A retrying row's task expects to be a retry; its attempts so far stand in for the count.
         retries = max(head.attempt_count, 1) if head.status == DeliveryStatus.RETRYING else 0
-        # A notification's expires_at becomes the message's: a worker discards it unrun after that.
-        chain_signature([head, *after]).apply_async(retries=retries, expires=expiries.get(head.notification_id))
+        # A notification's expires_at becomes every step's: a worker discards it unrun after that.
+        chain_signature([head, *after], expires=expiries.get(head.notification_id)).apply_async(retries=retries)
 
 
 def same_route(row):
@@ -108,6 +121,17 @@ def successor(row):
 def successor_exists(delivery_id):
     row = Delivery.objects.filter(id=delivery_id).only("notification_id", "route", "position").first()
     return row is not None and successor(row) is not None
+
+
+def stalled(older_than, limit=1000):
+    """Pending deliveries whose predecessor failed before `older_than`: their errback was lost
+    (a worker died between marking the row failed and sending it). enqueue() resumes them."""
+    failed_before = Delivery.objects.filter(
+        notification=OuterRef("notification"), route=OuterRef("route"), position__lt=OuterRef("position"),
+        status__in=FALLBACK_TRIGGERS, updated_at__lt=older_than,
+    )
+    candidates = Delivery.objects.filter(status=DeliveryStatus.PENDING).filter(Exists(failed_before))[:limit]
+    return [row for row in candidates if getattr(predecessor(row), "status", None) in FALLBACK_TRIGGERS]
 
 
 def activate(delivery_id):
@@ -143,7 +167,9 @@ def fail(delivery_id, reason, error=""):
     if after is not None:
         last = DeliveryAttempt.objects.filter(delivery_id=delivery_id).order_by("-started_at", "-id").first()
         if last is not None:
-            DeliveryAttempt.objects.filter(id=last.id).update(note=f"falling back to {after.channel}")
+            hop = f"falling back to {after.channel}"
+            note = f"{last.note[:300 - len(hop) - 2]}; {hop}" if last.note else hop
+            DeliveryAttempt.objects.filter(id=last.id).update(note=note)
     else:
         refresh_notification(row.notification_id)
 
@@ -153,7 +179,8 @@ def continue_after(row):
     after = successor(row)
     if after is not None:
         rest = list(same_route(row).filter(position__gte=after.position, status=DeliveryStatus.PENDING))
-        transaction.on_commit(lambda: chain_signature(rest).apply_async())
+        expires = Notification.objects.filter(id=row.notification_id).values_list("expires_at", flat=True).first()
+        transaction.on_commit(lambda: chain_signature(rest, expires=expires).apply_async())
     refresh_notification(row.notification_id)
 
 

@@ -19,7 +19,6 @@ from .delivery import CircuitOpen, RateLimited
 from .errors import PermanentDeliveryError, TransientDeliveryError
 
 logger = logging.getLogger(__name__)
-# Postgres restarting or dropping connections is not the delivery's fault: retry, never a dead letter.
 DATABASE_ERRORS = (OperationalError, InterfaceError)
 
 
@@ -44,13 +43,14 @@ class DeliveryTask(Task):
             return self.retry_or_fail(delivery_id, error)
         except TransientDeliveryError as error:
             return self.retry_or_fail(delivery_id, error)
-        except PermanentDeliveryError as error:
-            fallback.fail(delivery_id, f"permanent error: {error}", str(error))
-            raise
+        except PermanentDeliveryError:
+            raise  # attempt() has marked the row failed with its reason
         except DATABASE_ERRORS as error:
-            # The row is still queued or sending; retry soon, and the reaper covers a longer outage.
-            logger.warning("delivery %s: database error, retrying: %s", delivery_id, error)
-            raise self.retry(exc=error, countdown=min(2 ** self.request.retries, 30), max_retries=1000)
+            # Postgres restarting is not the delivery's fault: try the same message again later,
+            # never a dead letter (a row left in `sending` is the reaper's).
+            logger.warning("delivery %s: database unavailable (%s); re-queued", delivery_id, error)
+            self.requeue(settings.NOTIFY_DATABASE_RETRY_SECONDS)
+            return "database unavailable"
         return result.provider_message_id if result else None
 
     def retry_or_fail(self, delivery_id, error):

@@ -262,6 +262,8 @@ NOTIFY_RETRY_JITTER = env_bool("NOTIFY_RETRY_JITTER", True)
 NOTIFY_MAX_COUNTDOWN = env_int(
     "NOTIFY_MAX_COUNTDOWN", CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] // 4
 )
+# A delivery task that cannot reach Postgres re-queues its message after this many seconds.
+NOTIFY_DATABASE_RETRY_SECONDS = env_float("NOTIFY_DATABASE_RETRY_SECONDS", 5.0)
 # Circuit breaker per provider (state in Redis at REDIS_URL, shared by every worker): it opens
 # after CIRCUIT_FAILURES transient failures within CIRCUIT_WINDOW seconds, stays open
 # CIRCUIT_OPEN_SECONDS, then lets one probe call through (owned for CIRCUIT_PROBE_SECONDS).
@@ -287,6 +289,8 @@ NOTIFY_DEFAULT_LOCALE = env_str("NOTIFY_DEFAULT_LOCALE", "en")
 # --- api ---
 # Broadcast fan-out: recipients per chunk task (one bulk insert and one dispatch task each).
 NOTIFY_BROADCAST_CHUNK_SIZE = env_int("NOTIFY_BROADCAST_CHUNK_SIZE", 1000)
+# A broadcast still fanning out after this many seconds is planned again (its done chunks skipped).
+NOTIFY_BROADCAST_RESUME_AFTER = env_int("NOTIFY_BROADCAST_RESUME_AFTER", 600)
 # Throttling per API client and per user (DRF rate syntax: N/second|minute|hour|day).
 NOTIFY_THROTTLE_RATES = {
     "client": env_str("NOTIFY_THROTTLE_CLIENT_RATE", "6000/minute"),

@@ -99,7 +99,7 @@ def worker_env(django_db_setup, django_db_blocker, fake_sendgrid, isolated_broke
         "NOTIFY_CIRCUIT_WINDOW": "30",
         "NOTIFY_CIRCUIT_OPEN_SECONDS": "3",
         "NOTIFY_CIRCUIT_PROBE_SECONDS": "10",
-        "NOTIFY_RATE_LIMITS": "sendgrid=10:3",
+        "NOTIFY_RATE_LIMITS": "sendgrid=500:500",  # not binding; tests/test_engine_two_workers.py tightens it
         "NOTIFY_BROADCAST_CHUNK_SIZE": "10",
         # clock: one "minute" of digest windows and escalation delays lasts a second in tests
         "NOTIFY_CLOCK_MINUTE_SECONDS": "1",

@@ -3,7 +3,7 @@
 import redis
 from django.conf import settings
 
-from notifications.models import Category, Delivery, DeliveryStatus, Notification, NotificationStatus
+from notifications.models import Category, Delivery, Notification, NotificationStatus
 
 
 def reset_engine_state():
@@ -43,4 +43,7 @@ def window_max(times, width=1.0):
     return best
 
 
-PENDING, QUEUED, SENT = DeliveryStatus.PENDING, DeliveryStatus.QUEUED, DeliveryStatus.SENT
+def send(api, **body):
+    response = api.post("/api/notifications/", {"category": "orders", "title": "Order shipped", **body}, format="json")
+    assert response.status_code == 202, response.content
+    return response.json()["ids"]

@@ -1,18 +1,20 @@
 """The delivery engine end to end: real workers, the real SendGrid SDK, the fake SendGrid."""
 
 import re
+import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
-from channels_delivery import enqueue_deliveries
+from channels_delivery import enqueue_deliveries, fallback, stalled_fallbacks
 from channels_delivery.circuit import breaker
-from channels_delivery.tasks import deliver_email, deliver_inapp
-from notifications.models import ApiClient, Delivery, DeliveryStatus, Notification, NotificationStatus
+from channels_delivery.tasks import deliver_inapp
+from notifications.models import Delivery, DeliveryStatus, Notification, NotificationStatus, RecipientProfile
 
-from .engine_helpers import chain, reset_engine_state, window_max
+from .engine_helpers import chain, reset_engine_state, send
 from .helpers import wait_until
-from .workers import WorkerProcess
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -22,21 +24,6 @@ def clean_engine_state():
     reset_engine_state()
     yield
     reset_engine_state()
-
-
-@pytest.fixture(scope="module")
-def second_email_worker(worker_env, celery_worker, tmp_path_factory):
-    """Another worker process on the email queue, beside the session worker."""
-    worker = WorkerProcess(worker_env, log_dir=tmp_path_factory.mktemp("email2"), queues=["email"], name="email2")
-    worker.start()
-    yield worker
-    worker.stop()
-
-
-def send(api, **body):
-    response = api.post("/api/notifications/", {"category": "orders", "title": "Order shipped", **body}, format="json")
-    assert response.status_code == 202, response.content
-    return response.json()["ids"]
 
 
 def deliveries_of(notification_id):
@@ -164,7 +151,8 @@ def test_whole_chain_fails_then_a_redrive_succeeds(celery_worker, sendgrid, app_
     assert response.status_code == 202 and response.json() == {"id": str(email.id), "status": "queued"}
 
     email = wait_status(notification_id, "email", DeliveryStatus.SENT)
-    assert [a.outcome for a in email.attempts.all()] == ["permanent_error", "sent"]
+    outcomes = [(a.outcome, a.error) for a in email.attempts.all()]
+    assert [outcome for outcome, _error in outcomes] == ["permanent_error", "sent"], outcomes
     assert email.reason == "re-driven by staff ops"
     assert Notification.objects.get(id=notification_id).status == NotificationStatus.DELIVERED
     assert str(email.id) not in [item["id"] for item in staff.get("/api/dead-letters/").json()["results"]]
@@ -191,57 +179,6 @@ def test_provider_outage_opens_the_circuit_and_a_probe_closes_it(celery_worker, 
     assert breaker("sendgrid").state() == "closed"
 
 
-def test_two_workers_together_stay_under_the_provider_rate_limit(
-    celery_worker, second_email_worker, sendgrid, app_api, make_user
-):
-    usernames = [f"rl{n}" for n in range(24)]
-    for name in usernames:
-        make_user(name)
-
-    ids = send(app_api, recipients=usernames, channels=["email"])
-
-    sendgrid.wait_for(24, timeout=60)
-    wait_until(lambda: Delivery.objects.filter(notification_id__in=ids, status=DeliveryStatus.SENT).count() == 24,
-               timeout=30, message="all sent")
-    times = [request.received_at for request in sendgrid.requests]
-    # sendgrid=10:3 -> at most 3 + 10 per second; a little slack for arrival jitter on a busy machine.
-    assert window_max(times, 1.0) <= 15
-    assert max(times) - min(times) >= (24 - 3) / 10 * 0.8
-    # Waiting for a token is not an attempt: one claim and one attempt row per delivery.
-    for delivery in Delivery.objects.filter(notification_id__in=ids):
-        assert delivery.attempt_count == 1
-        assert [a.outcome for a in delivery.attempts.all()] == ["sent"]
-    logs = celery_worker.log() + second_email_worker.log()
-    assert "over its rate limit" in logs and "not counted as an attempt" in logs
-    assert "deliver_email" in second_email_worker.log() and "succeeded" in second_email_worker.log()
-
-
-def test_the_same_delivery_enqueued_twice_concurrently_is_sent_once(
-    celery_worker, second_email_worker, sendgrid, make_user
-):
-    user = make_user("49", email="ada@example.com")
-    rows = [chain(user, ("email", DeliveryStatus.QUEUED), title=f"Twice {n}")[1][0] for n in range(4)]
-    sendgrid.fail_next(8, status=0, delay=0.5)  # slow answers keep both copies in flight together
-
-    for row in rows:
-        deliver_email.delay(str(row.id))
-        deliver_email.delay(str(row.id))
-
-    wait_until(lambda: Delivery.objects.filter(id__in=[r.id for r in rows], status=DeliveryStatus.SENT).count() == 4,
-               timeout=40, message="all sent")
-
-    def refused(row):
-        lines = (celery_worker.log() + second_email_worker.log()).splitlines()
-        return any(str(row.id) in line and ("nothing to do" in line or "already claimed" in line) for line in lines)
-
-    wait_until(lambda: all(refused(row) for row in rows), timeout=20, message="every duplicate refused")
-    sent_ids = [request.json()["personalizations"][0]["custom_args"]["delivery_id"] for request in sendgrid.requests]
-    assert sorted(sent_ids) == sorted(str(row.id) for row in rows)
-    for row in rows:
-        row.refresh_from_db()
-        assert row.attempt_count == 1
-
-
 def test_enqueue_deliveries_builds_the_chain_from_the_rows(celery_worker, sendgrid, make_user):
     """What the reaper and dispatch use: a queued head with its pending chain behind it."""
     user = make_user("50", email="ada@example.com")
@@ -252,3 +189,125 @@ def test_enqueue_deliveries_builds_the_chain_from_the_rows(celery_worker, sendgr
 
     inapp = wait_status(notification.id, "inapp", DeliveryStatus.SENT)
     assert inapp.reason.startswith("fallback from email")
+
+
+def test_an_open_circuit_falls_back_to_the_next_channel_at_once(celery_worker, sendgrid, app_api, make_user):
+    make_user("51", email="ada@example.com")
+    while breaker("sendgrid").state() != "open":
+        breaker("sendgrid").record_failure()  # the outage other workers already saw
+
+    [notification_id] = send(app_api, recipients=["51"], channels=[["email", "inapp"]])
+
+    inapp = wait_status(notification_id, "inapp", DeliveryStatus.SENT)
+    email = Delivery.objects.get(notification_id=notification_id, channel="email")
+    assert email.status == DeliveryStatus.FAILED and email.attempt_count == 1
+    assert email.reason.startswith("circuit open, falling back")
+    assert "circuit open" in email.attempts.get().error
+    assert inapp.reason.startswith("fallback from email: circuit open")
+    assert sendgrid.received == []
+
+
+def test_retry_after_from_the_provider_is_honoured(celery_worker, sendgrid, app_api, make_user):
+    make_user("52", email="ada@example.com")
+    sendgrid.fail_next(status=429, headers={"Retry-After": "2"}, body=b'{"errors":[{"message":"too many"}]}')
+
+    [notification_id] = send(app_api, recipients=["52"], channels=["email"])
+
+    email = wait_status(notification_id, "email", DeliveryStatus.SENT)
+    first, second = email.attempts.all()
+    assert first.provider_status_code == "429" and first.note == "retry 1 in 2.00s"
+    assert (second.started_at - first.started_at).total_seconds() >= 1.9
+
+
+def test_a_wait_beyond_the_broker_limit_is_parked_in_postgres_for_the_reaper(
+    celery_worker, sendgrid, app_api, make_user
+):
+    make_user("53", email="ada@example.com")
+    sendgrid.fail_next(status=429, headers={"Retry-After": "7200"})
+
+    [notification_id] = send(app_api, recipients=["53"], channels=["email"])
+
+    email = wait_until(lambda: Delivery.objects.filter(notification_id=notification_id, next_retry_at__isnull=False,
+                                                      status=DeliveryStatus.RETRYING).first(), message="parked")
+    wait_until(lambda: f"delivery {email.id} parked" in celery_worker.log(), message="parked log line")
+    delay = (email.next_retry_at - email.attempts.get().started_at).total_seconds()
+    assert 7190 <= delay <= 7210  # no broker countdown of two hours: it waits in the row
+
+    # What the reaper does once next_retry_at has come: enqueue the retrying row again.
+    enqueue_deliveries([email])
+
+    email = wait_status(notification_id, "email", DeliveryStatus.SENT)
+    assert email.attempt_count == 2 and email.next_retry_at is None
+
+
+def test_a_fallback_whose_errback_was_lost_is_found_and_resumed(celery_worker, sendgrid, make_user):
+    user = make_user("54", email="ada@example.com")
+    notification, (email, inapp) = chain(user, ("email", DeliveryStatus.FAILED, {"reason": "permanent error: 400"}),
+                                         ("inapp", DeliveryStatus.PENDING))
+    _n2, (sent, waiting) = chain(user, ("email", DeliveryStatus.SENT), ("inapp", DeliveryStatus.PENDING))
+    Delivery.objects.filter(id__in=[email.id, sent.id]).update(updated_at=timezone.now() - timedelta(minutes=10))
+
+    stalled = stalled_fallbacks(older_than=timezone.now() - timedelta(minutes=5))
+    assert [row.id for row in stalled] == [inapp.id]  # not the one whose predecessor got through
+
+    enqueue_deliveries(stalled)
+
+    inapp = wait_status(notification.id, "inapp", DeliveryStatus.SENT)
+    assert inapp.reason == "fallback from email: permanent error: 400"
+    assert Delivery.objects.get(id=waiting.id).status == DeliveryStatus.PENDING
+
+
+def test_an_expired_notification_is_not_sent_by_any_channel_of_its_chain(celery_worker, sendgrid, make_user):
+    user = make_user("55", email="ada@example.com")
+    notification, (email, inapp) = chain(user, ("email", DeliveryStatus.FAILED), ("inapp", DeliveryStatus.PENDING))
+    Notification.objects.filter(id=notification.id).update(expires_at=timezone.now() + timedelta(seconds=1))
+    time.sleep(1.2)  # expires while its fallback is on the way: the message leaves before, runs after
+
+    fallback.chain_signature([inapp]).apply_async()  # no expires on the message: the row decides
+
+    inapp = wait_status(notification.id, "inapp", DeliveryStatus.SKIPPED)
+    assert inapp.reason == "expired" and inapp.attempts.get().outcome == "skipped"
+
+
+@pytest.fixture
+def twilio(fake_providers):
+    fake = fake_providers["twilio"]
+    fake.reset()
+    yield fake
+    fake.reset()
+
+
+def test_a_chain_hops_twice_through_nested_errbacks(celery_worker, sendgrid, twilio, app_api, make_user):
+    user = make_user("56", email="ada@example.com")
+    RecipientProfile.objects.create(user=user, phone="+14155550123")
+    twilio.invalid_numbers.add("+14155550123")
+    sendgrid.fail_next(status=400, body=b'{"errors":[{"message":"Invalid to email"}]}')
+
+    [notification_id] = send(app_api, recipients=["56"], channels=[["sms", "email", "inapp"]])
+
+    inapp = wait_status(notification_id, "inapp", DeliveryStatus.SENT)
+    rows = deliveries_of(notification_id)
+    assert rows["sms"].status == DeliveryStatus.FAILED and "21211" in rows["sms"].reason
+    assert rows["email"].status == DeliveryStatus.FAILED
+    assert rows["email"].reason.startswith("permanent error: SendGrid 400")
+    email_note = rows["email"].attempts.get().note
+    assert email_note.startswith("fallback from sms") and email_note.endswith("; falling back to inapp")
+    assert inapp.reason.startswith("fallback from email: permanent error")
+    assert [(a.note.split(":")[0]) for a in rows["sms"].attempts.all()] == ["falling back to email"]
+    assert Notification.objects.get(id=notification_id).status == NotificationStatus.DELIVERED
+
+
+def test_configured_routes_for_urgent_run_side_by_side(celery_worker, sendgrid, twilio, app_api, make_user):
+    user = make_user("57", email="ada@example.com")
+    RecipientProfile.objects.create(user=user, phone="+14155550124")
+
+    [notification_id] = send(app_api, recipients=["57"], priority="urgent")  # no channels: NOTIFY_ROUTES
+
+    wait_status(notification_id, "inapp", DeliveryStatus.SENT)
+    wait_status(notification_id, "sms", DeliveryStatus.SENT)
+    rows = deliveries_of(notification_id)
+    assert [(d.channel, d.route, d.position) for d in Delivery.objects.filter(notification_id=notification_id)] == [
+        ("inapp", 0, 0), ("push", 1, 0), ("sms", 1, 1), ("email", 1, 2)]
+    assert rows["push"].status == DeliveryStatus.SKIPPED and rows["push"].reason == "no contact point"
+    assert rows["email"].status == DeliveryStatus.PENDING  # sms got through: email never runs
+    assert len(twilio.requests) == 1 and sendgrid.received == []

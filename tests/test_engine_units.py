@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 from channels_delivery import backoff, ratelimit
 from channels_delivery.circuit import breaker
 from notifications import planning
-from notifications.models import ApiClient, Category, Delivery, DeliveryStatus, Notification, NotificationStatus
+from notifications.models import ApiClient, Delivery, DeliveryStatus, Notification, NotificationStatus
 
 from .engine_helpers import chain, reset_engine_state
 
@@ -88,12 +88,21 @@ def test_circuits_are_per_provider(fast_circuit):
 
 def test_token_bucket_allows_the_burst_then_the_rate(settings):
     settings.NOTIFY_RATE_LIMITS = {"acme": (5.0, 2)}
-    assert ratelimit.take("acme") == 0 and ratelimit.take("acme") == 0
-    wait = ratelimit.take("acme")
-    assert 0.1 < wait <= 0.2
-    time.sleep(wait + 0.02)
-    assert ratelimit.take("acme") == 0
-    assert ratelimit.take("unlimited") == 0
+    assert ratelimit.take("acme", "d1") == 0 and ratelimit.take("acme", "d2") == 0
+    assert 0.1 < ratelimit.take("acme", "d3", reserve=False) <= 0.2  # just asking books nothing
+    assert ratelimit.take("unlimited", "d1") == 0
+
+
+def test_waiting_deliveries_book_successive_slots_and_spend_no_second_token(settings):
+    settings.NOTIFY_RATE_LIMITS = {"acme": (5.0, 1)}
+    assert ratelimit.take("acme", "first") == 0
+    waits = [ratelimit.take("acme", holder) for holder in ["a", "b", "c"]]
+    # Each waiter gets its own slot, one token interval (0.2 s) after the one before.
+    assert [round(wait, 1) for wait in waits] == [0.2, 0.4, 0.6]
+    assert 0.1 < ratelimit.take("acme", "a") <= 0.2  # too early: still waiting for its slot
+    time.sleep(waits[0] + 0.01)
+    assert ratelimit.take("acme", "a") == 0  # its slot: goes through on the booked token
+    assert ratelimit.take("acme", "a") > 0.5  # a further call needs a new token, after c's slot
 
 
 # --- routes ---------------------------------------------------------------------
