@@ -103,7 +103,8 @@ def render_content(notification, channel):
     extra = {}
     headers = unsubscribe.email_headers(notification) if channel == Channel.EMAIL else {}
     if headers:
-        extra["unsubscribe_url"] = unsubscribe.url_for(notification.recipient_id, notification.category_id, channel)
+        # The same signed link as the header (signing again later would stamp another second).
+        extra["unsubscribe_url"] = headers["List-Unsubscribe"].strip("<>")
     rendered = templating.render_for(notification, channel, extra)
     if rendered is None:
         content = default_content(notification, channel)
