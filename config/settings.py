@@ -323,6 +323,8 @@ CELERY_BEAT_SCHEDULER = "notifications.beat:SingleBeatScheduler"
 NOTIFY_BEAT_TASK_EXPIRES = env_int("NOTIFY_BEAT_TASK_EXPIRES", 10)
 # A second beat refuses to start while the first one holds this Redis lock (refreshed every tick).
 NOTIFY_BEAT_LOCK_TTL = env_int("NOTIFY_BEAT_LOCK_TTL", 30)
+# A starting beat waits this long for a crashed predecessor's lock to expire before it gives up.
+NOTIFY_BEAT_LOCK_WAIT = env_int("NOTIFY_BEAT_LOCK_WAIT", NOTIFY_BEAT_LOCK_TTL + 5)
 # Seconds in one "minute" of Category.digest_window_minutes and escalate_after_minutes (tests shrink it).
 NOTIFY_CLOCK_MINUTE_SECONDS = env_float("NOTIFY_CLOCK_MINUTE_SECONDS", 60.0)
 NOTIFY_SCHEDULED_CHUNK = env_int("NOTIFY_SCHEDULED_CHUNK", 500)

@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from channels_delivery import enqueue_deliveries
+from channels_delivery import enqueue_deliveries, stalled_fallbacks
 
 from .cleanup import expire_overdue
 from .models import AttemptOutcome, Delivery, DeliveryAttempt, DeliveryStatus, Notification, NotificationStatus
@@ -107,14 +107,8 @@ def reap(now=None, queued_after=None, sending_after=None, retrying_after=None, p
 
 
 def resume_stalled_fallbacks(older_than, limit):
-    """Pending chain steps whose predecessor failed but whose errback message was lost: the
-    delivery engine finds them (channels_delivery.stalled_fallbacks, once merged) and we resume them."""
-    import channels_delivery
-
-    stalled = getattr(channels_delivery, "stalled_fallbacks", None)
-    if stalled is None:
-        return 0
-    rows = list(stalled(older_than, limit))
+    """Pending chain steps whose predecessor failed but whose errback message was lost."""
+    rows = stalled_fallbacks(older_than, limit)
     if rows:
         enqueue_deliveries(rows)
     return len(rows)

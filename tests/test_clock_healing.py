@@ -72,6 +72,28 @@ def test_reaper_recovers_lost_messages_and_dead_workers_but_leaves_live_tasks(ce
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.worker
+def test_reaper_resumes_a_fallback_whose_errback_was_lost(celery_worker, sendgrid, make_user):
+    ada = make_user("ada", email="ada@example.com")
+    notification = Notification.objects.create(
+        recipient=ada, category=Category.objects.get(key="orders"), title="fell back", channels=["inapp", "email"],
+        routes=[["inapp", "email"]], status=NotificationStatus.DISPATCHED,
+    )
+    inapp, email = planning.plan(notification)
+    inapp.status, inapp.reason = DeliveryStatus.FAILED, "permanent error: inbox closed"
+    Delivery.objects.bulk_create([inapp, email])
+    Delivery.objects.filter(id=inapp.id).update(updated_at=timezone.now() - datetime.timedelta(seconds=600))
+    assert Delivery.objects.get(id=email.id).status == DeliveryStatus.PENDING
+
+    report = reap(queued_after=300, sending_after=300, retrying_after=300, pending_after=300)
+
+    assert report["stalled fallbacks"] == 1
+    [request] = sendgrid.wait_for(1, timeout=30)
+    assert request.json()["subject"] == "fell back"
+    wait_until(lambda: Delivery.objects.get(id=email.id).status == DeliveryStatus.SENT, message="fallback sent")
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_delivery_task_for_an_expired_notification_is_skipped(sendgrid, make_user, settings):
     settings.SENDGRID_API_KEY, settings.SENDGRID_HOST = sendgrid.api_key, sendgrid.url
     ada = make_user("ada", email="ada@example.com")

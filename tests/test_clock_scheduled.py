@@ -124,11 +124,12 @@ def test_sync_schedules_creates_keeps_operator_edits_and_disables_removed_entrie
 
 @pytest.mark.django_db(transaction=True)
 def test_a_second_beat_refuses_to_run(beat, worker_env, tmp_path):
-    second = BeatProcess(worker_env, log_dir=tmp_path, name="second-beat").start(wait_ready=False)
+    env = {**worker_env, "NOTIFY_BEAT_LOCK_WAIT": "2"}
+    second = BeatProcess(env, log_dir=tmp_path, name="second-beat").start(wait_ready=False)
     second.process.wait(timeout=60)
     print("\n" + "\n".join(line for line in second.log().splitlines() if "beat" in line.lower())[-600:])
     assert second.process.returncode != 0
-    assert "another beat is running" in second.log()
+    assert "waiting for it to expire" in second.log() and "another beat is running" in second.log()
     assert beat.process.poll() is None
 
 
@@ -145,3 +146,18 @@ def test_sync_schedules_command_reports_what_it_did():
     call_command("sync_schedules", stdout=out)
     assert out.getvalue().startswith("updated: dispatch due notifications")
     assert PeriodicTask.objects.filter(name__startswith="clock: ", enabled=True).count() == len(schedules.declared())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_beat_restarted_after_a_crash_waits_for_the_dead_ones_lock(worker_env, tmp_path):
+    from notifications.beat import LOCK_KEY
+
+    # What a SIGKILLed beat leaves behind: its lock, until the TTL runs out.
+    redis.Redis.from_url(worker_env["REDIS_URL"]).set(LOCK_KEY, "crashed-host:4242", ex=10)
+    beat = BeatProcess({**worker_env, "NOTIFY_BEAT_LOCK_WAIT": "20"}, log_dir=tmp_path, name="restarted-beat")
+    try:
+        beat.start(timeout=60)
+        assert "beat lock held by crashed-host:4242; waiting for it to expire" in beat.log()
+        assert beat.process.poll() is None
+    finally:
+        beat.stop()
