@@ -85,6 +85,10 @@ rabbitmq_up() { rabbitmqctl -q status >/dev/null 2>&1; }
 
 ensure_rabbitmq() {
     rabbitmq_up && return 0
+    if ! command -v rabbitmq-server >/dev/null && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+        log "installing rabbitmq-server"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null
+    fi
     command -v rabbitmq-server >/dev/null || { log "no rabbitmq-server found; install rabbitmq-server"; return 1; }
     log "starting the machine's RabbitMQ"
     rabbitmq-server -detached

@@ -11,7 +11,7 @@ Returns the provider's result, None when there was nothing to do, or raises:
 import logging
 import time
 
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -53,7 +53,9 @@ def claim(delivery_id, expected):
     )
     if not claimed:
         return None
-    return Delivery.objects.get(id=delivery_id)
+    return Delivery.objects.select_related("notification").only(
+        *(f.name for f in Delivery._meta.concrete_fields), "notification__expires_at"
+    ).get(id=delivery_id)
 
 
 def attempt(delivery_id, *, retry=False):
@@ -187,12 +189,14 @@ def record_sent(delivery, provider_name, result):
         updated_at=now,
     )
     rows = Delivery.objects.filter(id=delivery.id)
-    # A status callback may already have moved it past `sent`; keep what the provider said.
-    if not rows.filter(status=DeliveryStatus.SENDING).update(status=DeliveryStatus.SENT, **fields):
-        rows.update(**fields)
-    Notification.objects.filter(id=delivery.notification_id).exclude(
-        status__in=[NotificationStatus.DELIVERED, *fallback.SETTLED_NOTIFICATION]
-    ).update(status=NotificationStatus.DELIVERED)
+    # One transaction, so nobody sees the delivery sent and its notification not yet delivered.
+    with transaction.atomic():
+        # A status callback may already have moved it past `sent`; keep what the provider said.
+        if not rows.filter(status=DeliveryStatus.SENDING).update(status=DeliveryStatus.SENT, **fields):
+            rows.update(**fields)
+        Notification.objects.filter(id=delivery.notification_id).exclude(
+            status__in=[NotificationStatus.DELIVERED, *fallback.SETTLED_NOTIFICATION]
+        ).update(status=NotificationStatus.DELIVERED)
 
 
 def schedule_retry(delivery_id, countdown, note):

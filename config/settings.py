@@ -289,6 +289,8 @@ NOTIFY_DEFAULT_LOCALE = env_str("NOTIFY_DEFAULT_LOCALE", "en")
 # --- api ---
 # Broadcast fan-out: recipients per chunk task (one bulk insert and one dispatch task each).
 NOTIFY_BROADCAST_CHUNK_SIZE = env_int("NOTIFY_BROADCAST_CHUNK_SIZE", 1000)
+# A broadcast still fanning out after this many seconds is planned again (its done chunks skipped).
+NOTIFY_BROADCAST_RESUME_AFTER = env_int("NOTIFY_BROADCAST_RESUME_AFTER", 600)
 # Throttling per API client and per user (DRF rate syntax: N/second|minute|hour|day).
 NOTIFY_THROTTLE_RATES = {
     "client": env_str("NOTIFY_THROTTLE_CLIENT_RATE", "6000/minute"),
@@ -321,14 +323,17 @@ CELERY_BEAT_SCHEDULER = "notifications.beat:SingleBeatScheduler"
 NOTIFY_BEAT_TASK_EXPIRES = env_int("NOTIFY_BEAT_TASK_EXPIRES", 10)
 # A second beat refuses to start while the first one holds this Redis lock (refreshed every tick).
 NOTIFY_BEAT_LOCK_TTL = env_int("NOTIFY_BEAT_LOCK_TTL", 30)
+# A starting beat waits this long for a crashed predecessor's lock to expire before it gives up.
+NOTIFY_BEAT_LOCK_WAIT = env_int("NOTIFY_BEAT_LOCK_WAIT", NOTIFY_BEAT_LOCK_TTL + 5)
 # Seconds in one "minute" of Category.digest_window_minutes and escalate_after_minutes (tests shrink it).
 NOTIFY_CLOCK_MINUTE_SECONDS = env_float("NOTIFY_CLOCK_MINUTE_SECONDS", 60.0)
 NOTIFY_SCHEDULED_CHUNK = env_int("NOTIFY_SCHEDULED_CHUNK", 500)
-# Reaper: a delivery queued, sending or overdue in retrying this long (seconds) is re-enqueued.
-# The sending threshold stays above CELERY_TASK_TIME_LIMIT so a live task is never taken over.
+# Reaper: a delivery queued or sending this long (seconds), or retrying this long past its
+# next_retry_at (a lost retry message, or a wait parked in Postgres), is re-enqueued. The sending
+# threshold stays above CELERY_TASK_TIME_LIMIT so a live task is never taken over.
 NOTIFY_REAPER_QUEUED_AFTER = env_int("NOTIFY_REAPER_QUEUED_AFTER", 300)
 NOTIFY_REAPER_SENDING_AFTER = max(env_int("NOTIFY_REAPER_SENDING_AFTER", 300), CELERY_TASK_TIME_LIMIT + 30)
-NOTIFY_REAPER_RETRYING_AFTER = env_int("NOTIFY_REAPER_RETRYING_AFTER", 300)
+NOTIFY_REAPER_RETRYING_AFTER = env_int("NOTIFY_REAPER_RETRYING_AFTER", 30)
 NOTIFY_REAPER_PENDING_AFTER = env_int("NOTIFY_REAPER_PENDING_AFTER", 300)
 # Retention in days: delivery attempts, read in-app notifications, expired notifications.
 NOTIFY_RETENTION_ATTEMPTS_DAYS = env_int("NOTIFY_RETENTION_ATTEMPTS_DAYS", 30)

@@ -136,3 +136,19 @@ for model in [
     models.IdempotencyRecord,
 ]:
     admin.site.register(model)
+
+
+# --- clock ---
+@admin.register(models.Digest)
+class DigestAdmin(admin.ModelAdmin):
+    list_display = ["user", "category", "window_start", "window_end", "status", "sent_at"]
+    list_filter = ["status", "category"]
+    raw_id_fields = ["user", "notification"]
+    date_hierarchy = "window_end"
+
+
+@admin.register(models.Escalation)
+class EscalationAdmin(admin.ModelAdmin):
+    list_display = ["notification", "channel", "due_at", "status", "reason", "done_at"]
+    list_filter = ["status", "channel"]
+    raw_id_fields = ["notification"]

@@ -2,13 +2,13 @@
 
 The request stores a Broadcast and returns. `plan` fixes the chunk boundaries once, as ranges of
 user ids (so a re-run sees the same chunks), and `fan_out_chunk` inserts one chunk's
-Notification rows in one bulk INSERT ... ON CONFLICT DO NOTHING (unique per broadcast and
+Notification rows in one INSERT ... SELECT ... ON CONFLICT DO NOTHING (unique per broadcast and
 recipient) and hands them to the dispatch task. Either task can run twice and insert nothing twice.
 """
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -92,6 +92,31 @@ def notification_for(broadcast, recipient_id, payload, held):
     )
 
 
+def insert_for_each(notification, recipients):
+    """Insert a copy of `notification` for every user in `recipients`, skipping those who already
+    have one for its broadcast: a single INSERT ... SELECT ... ON CONFLICT DO NOTHING, so no row
+    passes through Python. Every column's value comes from the unsaved `notification` (its
+    defaults included); only the id and the recipient vary."""
+    columns, values, params = [], [], []
+    for field in Notification._meta.concrete_fields:
+        columns.append(connection.ops.quote_name(field.column))
+        if field.primary_key:
+            values.append("gen_random_uuid()")
+        elif field.attname == "recipient_id":
+            values.append("audience.user_id")
+        else:
+            values.append(f"%s::{field.db_type(connection)}")
+            params.append(field.get_db_prep_save(field.pre_save(notification, add=True), connection))
+    audience_sql, audience_params = recipients.values("pk").query.sql_with_params()
+    sql = (
+        f"INSERT INTO {connection.ops.quote_name(Notification._meta.db_table)} ({', '.join(columns)}) "
+        f"SELECT {', '.join(values)} FROM ({audience_sql}) AS audience(user_id) ON CONFLICT DO NOTHING"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *audience_params])
+        return cursor.rowcount
+
+
 @transaction.atomic
 def fan_out_chunk(broadcast_id, number):
     """Insert one chunk's notifications and dispatch them; returns how many exist for the chunk."""
@@ -105,13 +130,8 @@ def fan_out_chunk(broadcast_id, number):
     scheduled_at = parse_datetime(payload["scheduled_at"]) if payload.get("scheduled_at") else None
     held = is_held(scheduled_at)
     in_chunk = {"recipient_id__gte": chunk.first_user_id, "recipient_id__lte": chunk.last_user_id}
-    recipient_ids = audience_users(broadcast.audience).filter(
-        pk__gte=chunk.first_user_id, pk__lte=chunk.last_user_id
-    ).values_list("pk", flat=True)
-    Notification.objects.bulk_create(
-        [notification_for(broadcast, recipient_id, payload, held) for recipient_id in recipient_ids],
-        ignore_conflicts=True,
-    )
+    recipients = audience_users(broadcast.audience).filter(pk__gte=chunk.first_user_id, pk__lte=chunk.last_user_id)
+    insert_for_each(notification_for(broadcast, None, payload, held), recipients)
     mine = Notification.objects.filter(broadcast=broadcast, **in_chunk)
     chunk.created = mine.count()
     chunk.done_at = timezone.now()
@@ -133,3 +153,23 @@ def finish_chunk(broadcast_id):
     if not chunks.filter(done_at__isnull=True).exists():
         progress.update(status=Broadcast.Status.DONE, finished_at=timezone.now())
     Broadcast.objects.filter(id=broadcast_id).update(**progress)
+
+
+def stalled(older_than):
+    """Broadcasts still fanning out long after they started: a lost broker message (a flushed
+    Redis, a killed worker past its retries) left a chunk undone. Planning again re-sends the rest."""
+    return Broadcast.objects.filter(
+        status__in=[Broadcast.Status.PENDING, Broadcast.Status.FANNING_OUT], created_at__lt=older_than
+    )
+
+
+def resume_stalled(now=None):
+    """Plan again every stalled broadcast (its done chunks are skipped); returns how many."""
+    from .tasks import plan_broadcast
+
+    now = now or timezone.now()
+    older_than = now - timezone.timedelta(seconds=settings.NOTIFY_BROADCAST_RESUME_AFTER)
+    ids = [str(pk) for pk in stalled(older_than).values_list("id", flat=True)]
+    for broadcast_id in ids:
+        plan_broadcast.delay(broadcast_id)
+    return len(ids)

@@ -4,6 +4,7 @@ start and refuses to run while another beat holds the Redis lock (two beats send
 import logging
 import os
 import socket
+import time
 
 import redis
 from django.conf import settings
@@ -53,9 +54,15 @@ class BeatLock:
 class SingleBeatScheduler(DatabaseScheduler):
     def setup_schedule(self):
         self.beat_lock = BeatLock()
-        if not self.beat_lock.acquire():
-            logger.critical("another beat is running (%s holds %s); exiting", self.beat_lock.holder(), LOCK_KEY)
-            raise SystemExit(1)
+        # A beat that crashed leaves its lock for up to its TTL: wait that long before giving up,
+        # so a quick restart (or honcho, which stops everything when one process exits) is safe.
+        deadline = time.monotonic() + settings.NOTIFY_BEAT_LOCK_WAIT
+        while not self.beat_lock.acquire():
+            if time.monotonic() >= deadline:
+                logger.critical("another beat is running (%s holds %s); exiting", self.beat_lock.holder(), LOCK_KEY)
+                raise SystemExit(1)
+            logger.warning("beat lock held by %s; waiting for it to expire", self.beat_lock.holder())
+            time.sleep(1)
         sync_schedules()
         super().setup_schedule()
 

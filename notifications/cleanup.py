@@ -10,7 +10,15 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from .models import Category, Delivery, DeliveryAttempt, DeliveryStatus, Notification, NotificationStatus
+from .models import (
+    Category,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    IdempotencyRecord,
+    Notification,
+    NotificationStatus,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +70,7 @@ def purge(now=None, batch=None):
             ),
             batch,
         ),
+        "idempotency keys": delete_in_chunks(IdempotencyRecord.objects.expired(now), batch),
     }
     for what, removed in report.items():
         logger.info("purge %s: removed %s", what, ", ".join(f"{n} {label}" for label, n in removed.items()) or "nothing")

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .models import Category, Digest, Notification, NotificationStatus, Priority, Template
+from .models import Category, Digest, Notification, NotificationStatus, Priority
 
 logger = logging.getLogger(__name__)
 
@@ -145,18 +145,20 @@ def send_due(now=None, limit=200):
 
 def make_digest_notification(digest, items):
     title, body, context = digest_content(digest, items)
+    routes = [list(route) for route in dict.fromkeys(tuple(route) for item in items for route in item.routes)]
     channels = list(dict.fromkeys(channel for item in items for channel in item.channels))
-    template_key = f"{digest.category_id}_digest"
-    has_template = Template.objects.filter(key=template_key, active=True).exists()
     return Notification.objects.create(
         recipient=digest.user,
         category=digest.category,
         title=title,
         body=body,
         channels=channels,
+        routes=routes,
         priority=max((item.priority for item in items), key=list(Priority.values).index),
         data={"digest": {"id": digest.pk, "count": len(items), "notification_ids": [str(i.id) for i in items]}},
-        template_key=template_key if has_template else "",
+        # `<category>_digest` when an operator wrote one, else the default layout with the title
+        # and the list above (never the category's own template, which expects other variables).
+        template_key=f"{digest.category_id}_digest",
         context=context,
         status=NotificationStatus.PENDING,
     )

@@ -58,8 +58,12 @@ def resend(notification_id, *, reason, requested_by=None, client=None):
     redo = [d for d in deliveries if d.status in RESENDABLE and d.route not in done_routes]
     if not redo:
         raise NotAllowed("No failed or skipped channel to resend.")
-    fresh = {d.channel: d for d in planning.plan(notification)}
     now = timezone.now()
+    status_before = notification.status
+    planning.record(notification, now, event="resend", reason=reason, channels=[d.channel for d in redo])
+    fresh = {d.channel: d for d in planning.plan(notification, now=now)}
+    if notification.status == NotificationStatus.SCHEDULED and status_before != NotificationStatus.SCHEDULED:
+        raise NotAllowed("The recipient's quiet hours defer this notification; resend it after they end.")
     for delivery in redo:
         delivery.updated_at = now
         planned = fresh.get(delivery.channel)
@@ -67,9 +71,12 @@ def resend(notification_id, *, reason, requested_by=None, client=None):
             delivery.status, delivery.reason = DeliveryStatus.SKIPPED, "not planned on resend"
             continue
         delivery.status, delivery.message = planned.status, planned.message
+        delivery.template_version = planned.template_version
         delivery.reason = planned.reason or f"resent: {reason}"[:500]
         delivery.last_error, delivery.next_retry_at = "", None
-    Delivery.objects.bulk_update(redo, ["status", "message", "reason", "last_error", "next_retry_at", "updated_at"])
+    Delivery.objects.bulk_update(
+        redo, ["status", "message", "template_version", "reason", "last_error", "next_retry_at", "updated_at"]
+    )
     queued = [d for d in redo if d.status == DeliveryStatus.QUEUED]
     record = Resend.objects.create(
         notification=notification,
@@ -80,6 +87,6 @@ def resend(notification_id, *, reason, requested_by=None, client=None):
     )
     if queued:
         notification.status = NotificationStatus.DISPATCHED
-        notification.save(update_fields=["status"])
         transaction.on_commit(lambda: enqueue_deliveries(queued))
+    notification.save(update_fields=["status", "trace"])
     return record, queued

@@ -3,7 +3,7 @@ calls into the module that does the work."""
 
 from celery import shared_task
 
-from . import cleanup, digests, escalation, reaper, scheduled
+from . import audiences, cleanup, digests, escalation, reaper, scheduled
 
 
 @shared_task(name="maintenance.dispatch_due_notifications")
@@ -34,3 +34,8 @@ def purge_past_retention():
 @shared_task(name="maintenance.send_dead_letter_summary")
 def send_dead_letter_summary():
     return cleanup.send_dead_letter_summary()
+
+
+@shared_task(name="maintenance.resume_stalled_broadcasts")
+def resume_stalled_broadcasts():
+    return audiences.resume_stalled()

@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from channels_delivery import enqueue_deliveries
+from channels_delivery import enqueue_deliveries, stalled_fallbacks
 
 from .cleanup import expire_overdue
 from .models import AttemptOutcome, Delivery, DeliveryAttempt, DeliveryStatus, Notification, NotificationStatus
@@ -100,9 +100,18 @@ def reap(now=None, queued_after=None, sending_after=None, retrying_after=None, p
         transaction.on_commit(lambda: enqueue_deliveries(deliveries))
         report = {status: len(rows) for status, rows in found.items()}
     report["pending notifications"] = redispatch_pending(now - seconds(pending_after), limit)
+    report["stalled fallbacks"] = resume_stalled_fallbacks(now - seconds(queued_after), limit)
     if any(report.values()):
         logger.warning("reaper re-enqueued %s", ", ".join(f"{n} {what}" for what, n in report.items()))
     return report
+
+
+def resume_stalled_fallbacks(older_than, limit):
+    """Pending chain steps whose predecessor failed but whose errback message was lost."""
+    rows = stalled_fallbacks(older_than, limit)
+    if rows:
+        enqueue_deliveries(rows)
+    return len(rows)
 
 
 def redispatch_pending(older_than, limit):

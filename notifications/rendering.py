@@ -103,7 +103,8 @@ def render_content(notification, channel):
     extra = {}
     headers = unsubscribe.email_headers(notification) if channel == Channel.EMAIL else {}
     if headers:
-        extra["unsubscribe_url"] = unsubscribe.url_for(notification.recipient_id, notification.category_id, channel)
+        # The same signed link as the header (signing again later would stamp another second).
+        extra["unsubscribe_url"] = headers["List-Unsubscribe"].strip("<>")
     rendered = templating.render_for(notification, channel, extra)
     if rendered is None:
         content = default_content(notification, channel)
@@ -119,6 +120,8 @@ def with_template(notification, channel, rendered):
     shown = copy.copy(notification)
     shown.title, shown.body = rendered.subject or notification.title, rendered.body
     content = default_content(shown, channel)
+    if channel == Channel.SMS:
+        content["text"] = clip(rendered.body.strip(), SMS_MAX_CHARS)  # an SMS template is the whole text
     if rendered.html and channel == Channel.EMAIL:
         content["html"] = rendered.html
     if rendered.blocks:

@@ -52,6 +52,8 @@ def declared():
                  doc="Re-enqueue deliveries stuck in queued, sending or retrying; expire what is past expires_at."),
         Schedule("purge past retention", "maintenance.purge_past_retention", every=3600, expires=1800,
                  doc="Delete delivery attempts, read in-app notifications and expired notifications past retention."),
+        Schedule("resume stalled broadcasts", "maintenance.resume_stalled_broadcasts", every=60, expires=60,
+                 doc="Broadcasts still fanning out after NOTIFY_BROADCAST_RESUME_AFTER are planned again."),
         Schedule("dead-letter summary", "maintenance.send_dead_letter_summary",
                  crontab={"minute": "0", "hour": "7"}, expires=3600,
                  doc="Daily email to operators: failed deliveries of the last 24 hours per channel and reason."),

@@ -53,3 +53,4 @@ def fan_out_broadcast_chunk(broadcast_id, number):
     from .audiences import fan_out_chunk
 
     return fan_out_chunk(broadcast_id, number)
+

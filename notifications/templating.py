@@ -38,10 +38,29 @@ ALWAYS_BOUND = {"forloop", "True", "False", "None", "var"}  # `var` is bound by 
 VARIABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}$")
 LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 
+# Filters whose argument sizes their output: a width of a billion would exhaust a worker's memory.
+BOUNDED_FILTERS = {"ljust", "rjust", "center", "floatformat", "stringformat", "truncatechars", "wordwrap"}
+MAX_FILTER_NUMBER = 1000
+
+
+def bounded(function):
+    """The filter, except that an argument naming a number over MAX_FILTER_NUMBER leaves the value as is."""
+
+    @functools.wraps(function)  # keeps the flags, and __wrapped__ for Django's argument check
+    def guarded(value, *args):
+        if any(int(number) > MAX_FILTER_NUMBER for arg in args for number in re.findall(r"\d+", str(arg))):
+            return value
+        return function(value, *args)
+
+    return guarded
+
+
 sandbox_library = Library()
 sandbox_library.tags = {name: defaulttags.register.tags[name] for name in ALLOWED_TAGS}
 sandbox_library.filters = {
-    name: function for name, function in defaultfilters.register.filters.items() if name not in FORBIDDEN_FILTERS
+    name: bounded(function) if name in BOUNDED_FILTERS else function
+    for name, function in defaultfilters.register.filters.items()
+    if name not in FORBIDDEN_FILTERS
 }
 
 

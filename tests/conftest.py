@@ -1,8 +1,11 @@
 import os
+import time
 
 import pytest
 import redis
 from django.conf import settings
+from django.db import OperationalError
+from django.test import TransactionTestCase
 from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
@@ -15,6 +18,24 @@ from .fakes.twilio import FakeTwilio
 from .fakes.webhook_receiver import FakeWebhookReceiver
 from .fakes.webpush import FakePushService, new_vapid_keys
 from .workers import WorkerProcess
+
+def _flush_despite_workers(original):
+    """A worker still finishing a task of the previous test can deadlock with the TRUNCATE that
+    empties the tables between transactional tests; Postgres aborts one side, so try again."""
+
+    def teardown(self):
+        for attempt in range(5):
+            try:
+                return original(self)
+            except Exception as error:  # flush wraps the database error in a CommandError
+                if attempt == 4 or not isinstance(error.__cause__ or error, OperationalError):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+    return teardown
+
+
+TransactionTestCase._fixture_teardown = _flush_despite_workers(TransactionTestCase._fixture_teardown)
 
 TEST_BROKER_URL = os.environ.get("TEST_CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
 # With a RabbitMQ broker, Redis still holds the channel layer, rate limits and the beat lock.
@@ -33,8 +54,8 @@ def isolated_broker():
         fresh_vhost(TEST_BROKER_URL)
     celery_app.conf.broker_url = TEST_BROKER_URL
     # Circuit and rate-limit state, read by tests, lives beside the test broker.
-    settings.REDIS_URL = TEST_BROKER_URL
-    settings.CACHES["throttle"]["LOCATION"] = TEST_BROKER_URL
+    settings.REDIS_URL = TEST_REDIS_URL
+    settings.CACHES["throttle"]["LOCATION"] = TEST_REDIS_URL
     yield TEST_BROKER_URL
 
 

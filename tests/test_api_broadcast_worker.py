@@ -2,8 +2,10 @@
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.utils import timezone
 
-from notifications.models import Broadcast, BroadcastChunk, Delivery, DeliveryStatus, Notification
+from notifications import audiences
+from notifications.models import ApiClient, Broadcast, BroadcastChunk, Delivery, DeliveryStatus, Notification
 
 from .helpers import wait_until
 
@@ -39,3 +41,24 @@ def test_group_broadcast_fans_out_in_chunks_and_delivers(celery_worker, app_api)
     )
     assert Notification.objects.filter(broadcast_id=broadcast_id).count() == 35
     assert Broadcast.objects.get(id=broadcast_id).finished_at is not None
+
+
+def test_stalled_broadcast_is_resumed_and_finishes(celery_worker, app_api, settings):
+    """The fan-out messages were lost (a flushed Redis) after one chunk: resuming finishes the rest."""
+    settings.NOTIFY_BROADCAST_CHUNK_SIZE = 10  # as the worker's
+    User.objects.bulk_create(User(username=f"late{n}") for n in range(25))
+    client = ApiClient.objects.get()
+    stalled = Broadcast.objects.create(
+        sender=client, audience={"user_ids": [], "groups": [], "topics": [], "all": True},
+        payload={"category": "general", "title": "Late", "priority": "low", "channels": ["inapp"]},
+    )
+    numbers = audiences.plan(stalled.id)
+    audiences.fan_out_chunk(stalled.id, numbers[0])
+    Broadcast.objects.filter(id=stalled.id).update(created_at=timezone.now() - timezone.timedelta(hours=1))
+    young = Broadcast.objects.create(sender=client, audience={"all": True}, payload=stalled.payload)
+
+    assert audiences.resume_stalled() == 1
+
+    wait_until(lambda: Broadcast.objects.get(id=stalled.id).status == "done", timeout=60, message="resumed")
+    assert Notification.objects.filter(broadcast=stalled).count() == User.objects.filter(is_active=True).count()
+    assert Broadcast.objects.get(id=young.id).status == "pending"

@@ -162,8 +162,33 @@ def test_recipient_upsert_validates_and_protects_operators(app_api, make_user):
     assert not User.objects.filter(username="cust-78").exists()
     make_user("root", is_staff=True)
     assert app_api.put("/api/recipients/root/", {"email": "evil@example.com"}, format="json").status_code == 403
+    assert app_api.get("/api/recipients/root/").status_code == 404
     assert User.objects.get(username="root").email == "root@example.com"
 
 
 def test_end_users_cannot_upsert_recipients(api):
     assert api.put("/api/recipients/someone/", {}, format="json").status_code == 403
+
+
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/api/me/webhooks/", {"url": "http://127.0.0.1:8080/hook"}),
+        ("/api/me/webhooks/", {"url": "http://localhost/hook"}),
+        ("/api/me/webhooks/", {"url": "http://169.254.169.254/latest/meta-data/"}),
+        ("/api/me/webhooks/", {"url": "http://[::1]/hook"}),
+        ("/api/me/push-subscriptions/", subscription("http://10.0.0.5/push")),
+        ("/api/me/slack-webhooks/", {"url": "https://evil.example.com/services/T/B/X"}),
+    ],
+)
+def test_unreachable_or_foreign_targets_are_refused(api, path, body, settings):
+    settings.WEBHOOK_ALLOWED_HOSTS = []
+    response = api.post(path, body, format="json")
+    assert response.status_code == 400
+    assert set(response.json()["error"]["fields"]) & {"url", "endpoint"}
+    assert not WebhookEndpoint.objects.exists() and not PushSubscription.objects.exists()
+
+
+def test_allow_list_opens_a_private_webhook_target(api, settings):
+    settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    assert api.post("/api/me/webhooks/", {"url": "http://127.0.0.1:8080/hook"}, format="json").status_code == 201

@@ -110,3 +110,15 @@ def test_concurrent_duplicates_create_once(sender_key, make_user):
     assert [a.status_code for a in answers] == [202] * 4
     assert len({tuple(a.json()["ids"]) for a in answers}) == 1
     assert Notification.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_expired_keys_are_purged_by_the_retention_task(app_api, recipient):
+    from notifications import cleanup
+
+    post(app_api, key="old")
+    post(app_api, key="new")
+    IdempotencyRecord.objects.filter(key="old").update(created_at=timezone.now() - timezone.timedelta(hours=25))
+    report = cleanup.purge()
+    assert report["idempotency keys"] == {"notifications.IdempotencyRecord": 1}
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]

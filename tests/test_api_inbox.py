@@ -109,3 +109,10 @@ def test_only_the_recipient_may_mark(user_api, app_api, ada, inbox, make_user):
 def test_detail_of_own_notification(user_api, ada, inbox):
     response = user_api(ada).get(f"{INBOX}{inbox[0].id}/")
     assert response.status_code == 200 and response.json()["deliveries"] == []
+
+
+def test_staff_see_any_notification_but_keep_their_own_inbox(user_api, ada, inbox, make_user):
+    operator = user_api(make_user("operator", is_staff=True))
+    assert operator.get(f"{INBOX}{inbox[0].id}/").status_code == 200
+    assert operator.get(INBOX).json()["total"] == 0
+    assert operator.put(f"{INBOX}{inbox[0].id}/read").status_code == 404  # only the recipient marks

@@ -10,6 +10,7 @@ from notifications.models import (
     DeliveryStatus,
     Notification,
     NotificationStatus,
+    QuietHours,
     Resend,
 )
 
@@ -73,6 +74,17 @@ def test_bad_client_is_a_field_error(operator, body, field):
 def test_clients_are_for_operators_only(user_api, app_api, ada):
     assert user_api(ada).get("/api/clients/").status_code == 403
     assert app_api.post("/api/clients/", {"name": "mine"}, format="json").status_code == 403
+
+
+def test_api_key_scopes(make_user):
+    make_user("42")
+    _client, send_only = ApiClient.issue("Sender", make_user("sender-app"), scopes=["send"])
+    _client, read_only = ApiClient.issue("Reader", make_user("reader-app"), scopes=["read"])
+    body = {"recipients": ["42"], "category": "orders", "title": "Hi"}
+    assert key_api(send_only).post("/api/notifications/", body, format="json").status_code == 202
+    assert key_api(send_only).get("/api/notifications/").status_code == 403
+    assert key_api(read_only).get("/api/notifications/").status_code == 200
+    assert key_api(read_only).post("/api/notifications/", body, format="json").status_code == 403
 
 
 def test_admin_scope_key_is_an_operator(make_user):
@@ -199,3 +211,24 @@ def test_throttled_per_client_with_the_error_format(app_api, settings, make_user
     assert response.json()["error"]["code"] == "throttled" and int(response["Retry-After"]) > 0
     # Another caller has its own budget.
     assert user_api(make_user("bob")).get("/api/notifications/").status_code == 200
+
+
+def test_resend_is_traced_for_explain(operator, ada):
+    notification = make_notification(ada, status=NotificationStatus.FAILED, channels=["inapp"])
+    Delivery.objects.create(notification=notification, channel="inapp", status="failed")
+    operator.post(f"/api/notifications/{notification.id}/resend/", {"reason": "retry by hand"}, format="json")
+    events = [step["event"] for step in Notification.objects.get(id=notification.id).trace]
+    assert events[0] == "resend" and "planned" in events
+
+
+def test_resend_inside_quiet_hours_is_a_409(operator, ada):
+    now = timezone.now()
+    QuietHours.objects.create(user=ada, timezone="UTC", start=(now - timezone.timedelta(hours=1)).time(),
+                              end=(now + timezone.timedelta(hours=1)).time())
+    notification = make_notification(ada, status=NotificationStatus.FAILED, channels=["email"])
+    failed = Delivery.objects.create(notification=notification, channel="email", status="failed")
+    response = operator.post(f"/api/notifications/{notification.id}/resend/", {"reason": "now"}, format="json")
+    assert response.status_code == 409 and "quiet hours" in response.json()["error"]["message"]
+    failed.refresh_from_db()
+    assert failed.status == "failed" and Resend.objects.count() == 0
+    assert Notification.objects.get(id=notification.id).status == NotificationStatus.FAILED

@@ -32,7 +32,7 @@ def send(user, category, title, channels):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.worker
-def test_escalation_fires_when_unread_and_not_when_read(celery_worker, beat, sendgrid, make_user):
+def test_escalation_fires_when_unread_and_not_when_read(celery_worker, beat, sendgrid, make_user, user_api):
     category = Category.objects.get(key="messages")
     category.escalate_after_minutes, category.escalate_to = 3, "email"  # a "minute" lasts 1 s in tests
     category.save()
@@ -43,7 +43,8 @@ def test_escalation_fires_when_unread_and_not_when_read(celery_worker, beat, sen
     read = send(grace, category, "Grace, you have a message", ["inapp"])
     wait_until(lambda: Delivery.objects.filter(status=DeliveryStatus.SENT, channel="inapp").count() == 2,
                message="both in-app deliveries")
-    Notification.objects.filter(id=read.id).update(read_at=timezone.now())  # Grace reads it in time
+    # Grace reads hers in time, through the inbox API.
+    assert user_api(grace).put(f"/api/notifications/{read.id}/read/").status_code == 200
 
     [request] = sendgrid.wait_for(1, timeout=30)
     escalation = Escalation.objects.get(notification=unread)
@@ -127,3 +128,37 @@ def test_digest_windows_rolling_and_daily_in_the_users_time_zone(settings):
     assert end == datetime.datetime(2026, 3, 8, 13, 0, tzinfo=datetime.UTC)
     assert start == datetime.datetime(2026, 3, 7, 14, 0, tzinfo=datetime.UTC)
     assert window_for(Category(key="z"), User(), moment) is None
+
+
+@pytest.mark.django_db
+def test_a_digest_uses_the_category_digest_template_or_else_lists_the_titles(make_user, settings):
+    from notifications import digests
+    from notifications.models import Template
+    from notifications.tasks import dispatch_notifications
+
+    settings.NOTIFY_CLOCK_MINUTE_SECONDS = 60
+    Category.objects.filter(key="orders").update(digest_window_minutes=10)
+    Category.objects.filter(key="messages").update(digest_window_minutes=10)
+    # The category's own template must not render the digest.
+    Template.objects.create(key="orders", channel="email", subject="Order {{ order_id }}", body="Order {{ order_id }}")
+    Template.objects.create(
+        key="messages_digest", channel="email", subject="{{ count }} new messages",
+        body="{% for item in items %}* {{ item.title }}\n{% endfor %}",
+    )
+    ada = make_user("ada", email="ada@example.com")
+    sent = []
+    for category, titles in [("orders", ["Order 1 shipped", "Order 2 shipped"]), ("messages", ["Hi", "Hello"])]:
+        for title in titles:
+            sent.append(send(ada, Category.objects.get(key=category), title, ["email"]))
+    dispatch_notifications([str(n.id) for n in sent])
+    assert Notification.objects.filter(status=NotificationStatus.BATCHED).count() == 4
+
+    assert digests.send_due(now=timezone.now() + datetime.timedelta(minutes=11)) == 2
+    dispatch_notifications([str(d.notification_id) for d in Digest.objects.all()])
+
+    orders = Delivery.objects.get(notification__digest_sent__category="orders").message
+    messages = Delivery.objects.get(notification__digest_sent__category="messages").message
+    assert orders["subject"] == "2 new Orders notifications"
+    assert orders["text"] == "- Order 1 shipped\n- Order 2 shipped"
+    assert messages["subject"] == "2 new messages"
+    assert messages["text"] == "* Hi\n* Hello\n"

@@ -63,6 +63,20 @@ def flush_redis(workers, worker_env, log_dir, broker_url):
     return f"FLUSHDB on {broker_url} (the test broker's own Redis database)"
 
 
+def drop_redis_connections(workers, worker_env, log_dir, broker_url):
+    """What a Redis restart does to our processes, without restarting the Redis other tests use:
+    every client connection on the test broker's database is closed by the server."""
+    if not broker_url.startswith("redis"):
+        pytest.skip("needs the Redis broker")
+    client = redis.Redis.from_url(broker_url)
+    db = client.connection_pool.connection_kwargs.get("db", 0)
+    me = client.client_id()
+    victims = [c["id"] for c in client.client_list() if int(c.get("db", -1)) == db and int(c["id"]) != me]
+    for victim in victims:
+        client.client_kill_filter(_id=victim)
+    return f"CLIENT KILL on all {len(victims)} connections to Redis db {db} (a Redis restart, for our clients only)"
+
+
 def terminate_postgres_backends(workers, worker_env, log_dir, broker_url):
     with connection.cursor() as cursor:
         cursor.execute(
@@ -73,7 +87,12 @@ def terminate_postgres_backends(workers, worker_env, log_dir, broker_url):
     return f"pg_terminate_backend on all {killed} other connections to {connection.settings_dict['NAME']}"
 
 
-FAULTS = {"sigkill-worker": kill_email_worker, "flush-redis": flush_redis, "postgres-drop": terminate_postgres_backends}
+FAULTS = {
+    "sigkill-worker": kill_email_worker,
+    "flush-redis": flush_redis,
+    "redis-drop": drop_redis_connections,
+    "postgres-drop": terminate_postgres_backends,
+}
 
 
 def drain_with_fault(fault, count, sendgrid, workers, worker_env, log_dir, broker_url, make_user):

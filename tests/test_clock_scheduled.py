@@ -27,13 +27,23 @@ def schedule(users, when, title, channels=("email",), **extra):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.worker
 def test_scheduled_send_goes_out_within_5_seconds_and_a_cancelled_one_never(
-    celery_worker, beat, sendgrid, make_user, isolated_broker
+    celery_worker, beat, sendgrid, make_user, isolated_broker, app_api
 ):
-    ada = make_user("ada", email="ada@example.com")
+    make_user("ada", email="ada@example.com")
     due = timezone.now() + datetime.timedelta(seconds=4)
-    [kept] = schedule([ada], due, "Your sale starts now")
-    [cancelled] = schedule([ada], due, "Cancelled sale")
-    Notification.objects.filter(id=cancelled.id).update(status=NotificationStatus.CANCELLED)
+
+    def post(title):
+        response = app_api.post(
+            "/api/notifications/",
+            {"recipients": ["ada"], "category": "orders", "title": title, "channels": ["email"],
+             "scheduled_at": due.isoformat()},
+            format="json",
+        )
+        assert response.status_code == 202, response.content
+        return Notification.objects.get(id=response.json()["ids"][0])
+
+    kept, cancelled = post("Your sale starts now"), post("Cancelled sale")
+    assert app_api.post(f"/api/notifications/{cancelled.id}/cancel/").status_code == 200
     assert Notification.objects.get(id=kept.id).status == NotificationStatus.SCHEDULED
     # It waits in Postgres, not as an ETA task in the broker.
     if isolated_broker.startswith("redis"):
@@ -114,9 +124,40 @@ def test_sync_schedules_creates_keeps_operator_edits_and_disables_removed_entrie
 
 @pytest.mark.django_db(transaction=True)
 def test_a_second_beat_refuses_to_run(beat, worker_env, tmp_path):
-    second = BeatProcess(worker_env, log_dir=tmp_path, name="second-beat").start(wait_ready=False)
+    env = {**worker_env, "NOTIFY_BEAT_LOCK_WAIT": "2"}
+    second = BeatProcess(env, log_dir=tmp_path, name="second-beat").start(wait_ready=False)
     second.process.wait(timeout=60)
     print("\n" + "\n".join(line for line in second.log().splitlines() if "beat" in line.lower())[-600:])
     assert second.process.returncode != 0
-    assert "another beat is running" in second.log()
+    assert "waiting for it to expire" in second.log() and "another beat is running" in second.log()
     assert beat.process.poll() is None
+
+
+@pytest.mark.django_db
+def test_sync_schedules_command_reports_what_it_did():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("sync_schedules", stdout=out)
+    assert out.getvalue().startswith("created: dispatch due notifications, send due digests")
+    out = StringIO()
+    call_command("sync_schedules", stdout=out)
+    assert out.getvalue().startswith("updated: dispatch due notifications")
+    assert PeriodicTask.objects.filter(name__startswith="clock: ", enabled=True).count() == len(schedules.declared())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_beat_restarted_after_a_crash_waits_for_the_dead_ones_lock(worker_env, tmp_path):
+    from notifications.beat import LOCK_KEY
+
+    # What a SIGKILLed beat leaves behind: its lock, until the TTL runs out.
+    redis.Redis.from_url(worker_env["REDIS_URL"]).set(LOCK_KEY, "crashed-host:4242", ex=10)
+    beat = BeatProcess({**worker_env, "NOTIFY_BEAT_LOCK_WAIT": "20"}, log_dir=tmp_path, name="restarted-beat")
+    try:
+        beat.start(timeout=60)
+        assert "beat lock held by crashed-host:4242; waiting for it to expire" in beat.log()
+        assert beat.process.poll() is None
+    finally:
+        beat.stop()

@@ -4,9 +4,11 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from django.contrib.auth.models import Group
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
-from notifications import planning
+from notifications import planning, scheduled
 from notifications.models import (
     Category,
     ChannelPreference,
@@ -15,6 +17,8 @@ from notifications.models import (
     Notification,
     NotificationStatus,
     QuietHours,
+    RecipientProfile,
+    Template,
 )
 from notifications.preferences import DEFER, SEND, SKIP, decide
 from notifications.tasks import dispatch_notifications
@@ -136,9 +140,9 @@ def test_dispatch_defers_in_quiet_hours_and_does_not_defer_again_at_the_window_e
     assert list(Notification.objects.due(window_end)) == [notification]
     assert notification.trace[0]["event"] == "deferred"
 
-    # The beat task (clock) moves due notifications back to pending and dispatches them.
-    Notification.objects.filter(id=notification.id).update(status=NotificationStatus.PENDING)
+    # The beat task moves due notifications back to pending and enqueues their dispatch.
     monkeypatch.setattr("django.utils.timezone.now", lambda: window_end)
+    assert scheduled.dispatch_due(window_end)["dispatched"] == 1
     dispatch_notifications([str(notification.id)])
     notification.refresh_from_db()
     assert notification.status == NotificationStatus.DISPATCHED
@@ -170,3 +174,26 @@ def test_critical_notification_goes_out_during_quiet_hours(ada):
     QuietHours.objects.create(user=ada, timezone="UTC", start=time(11, 0), end=time(13, 0))
     deliveries = planning.plan(notify(ada, category="system"), now=NOON)
     assert [d.status for d in deliveries] == ["queued", "queued"]
+
+
+def test_planning_a_batch_costs_the_same_queries_for_2_or_40_recipients(make_user):
+    Template.objects.create(key="orders", channel="email", subject="Order {{ n }}", body="b", variables=["n"])
+    Template.objects.create(key="orders", channel="email", locale="pt", subject="Pedido {{ n }}", body="b",
+                            variables=["n"])
+    helpers = Group.objects.create(name="helpers")
+
+    def batch(size, prefix):
+        ids = []
+        for number in range(size):
+            user = make_user(f"{prefix}{number}")
+            RecipientProfile.objects.create(user=user, locale="pt-BR" if number % 2 else "")
+            ChannelPreference.objects.create(user=user, channel="inapp", enabled=bool(number % 3))
+            helpers.user_set.add(user)
+            ids.append(str(notify(user, context={"n": number}).id))
+        with CaptureQueriesContext(connection) as queries:
+            dispatch_notifications(ids)
+        return len(queries)
+
+    assert batch(2, "a") == batch(40, "b")
+    subjects = set(Delivery.objects.filter(channel="email").values_list("message__subject", flat=True))
+    assert "Pedido 1" in subjects and "Order 0" in subjects

@@ -63,3 +63,27 @@ def test_preferences_templates_and_unsubscribe_end_to_end(celery_worker, worker_
     skipped = Delivery.objects.get(notification_id=second, channel="email")
     assert (skipped.status, skipped.reason) == ("skipped", "switched off for category orders by user")
     assert len(sendgrid.requests) == 1
+
+
+def test_explain_shows_the_attempts_and_fallback_hop_of_a_real_chain(celery_worker, sendgrid, app_api, make_user):
+    make_user("ada", email="ada@example.com")
+    sendgrid.fail_next(status=400, body=b'{"errors":[{"message":"Invalid to email"}]}')
+
+    response = app_api.post(
+        "/api/notifications/",
+        {"recipients": ["ada"], "category": "orders", "title": "Hi", "channels": [["email", "inapp"]]},
+        format="json",
+    )
+
+    [notification_id] = response.json()["ids"]
+    wait_until(
+        lambda: Delivery.objects.filter(notification_id=notification_id, channel="inapp", status="sent").exists(),
+        timeout=30, message="fallback to in-app",
+    )
+    explanation = app_api.get(f"/api/notifications/{notification_id}/explain/").json()
+    [hop] = explanation["fallback_hops"]
+    assert (hop["source"], hop["target"]) == ("email", "inapp") and "Invalid to email" in hop["reason"]
+    email, inapp = explanation["deliveries"]
+    assert email["status"] == "failed" and [a["outcome"] for a in email["attempts"]] == ["permanent_error"]
+    assert inapp["status"] == "sent" and inapp["position"] == 1
+    assert [(d["channel"], d["decision"]) for d in explanation["decisions"]] == [("email", "use"), ("inapp", "use")]

@@ -266,3 +266,22 @@ def test_admin_edits_publish_versions_and_validate(client, make_user):
     refused = client.post("/admin/notifications/template/add/", {**form, "body": "{% debug %}"})
     assert refused.status_code == 200 and b"the tag &#x27;debug&#x27; is not allowed" in refused.content
     assert Template.objects.count() == 2
+
+
+def test_size_arguments_of_filters_are_bounded(make_user):
+    source = '{{ order_id|ljust:"1000000000" }}|{{ order_id|ljust:"5" }}|{{ 1.5|floatformat:"99999999" }}|'
+    source += "{{ 1.25|floatformat }}"
+    make_template(body=source)
+    [delivery] = planning.plan(notify(make_user("ada"), context={"order_id": "7"}))
+    assert delivery.message["text"] == "7|7    |1.5|1.3"
+    with pytest.raises(ValidationError, match="ljust requires 2 arguments"):
+        Template(key="x", channel="email", body="{{ title|ljust }}").full_clean()
+
+
+def test_templates_fill_each_channels_layout(make_user):
+    make_template(channel="sms", subject="", body="Code {{ order_id }} <b>", variables=["order_id"])
+    make_template(channel="webhook", subject="Order {{ order_id }}", body="{{ order_id }} shipped")
+    notification = notify(make_user("ada"), context={"order_id": "7"})
+    assert render_content(notification, "sms")["text"] == "Code 7 <b>"
+    event = render_content(notification, "webhook")["event"]["data"]
+    assert (event["title"], event["body"]) == ("Order 7", "7 shipped")

@@ -36,7 +36,11 @@ def test_email_reaches_sendgrid_through_a_real_worker(celery_worker, sendgrid, a
     assert delivery.attempt_count == 1
     [attempt] = delivery.attempts.all()
     assert attempt.outcome == "sent" and attempt.provider_status_code == "202"
-    assert Notification.objects.get(id=notification_id).status == NotificationStatus.DELIVERED
+    # The notification's status follows its delivery's in a separate statement.
+    wait_until(
+        lambda: Notification.objects.filter(id=notification_id, status=NotificationStatus.DELIVERED).exists(),
+        message="notification delivered",
+    )
 
     detail = app_api.get(f"/api/notifications/{notification_id}/").json()
     assert detail["deliveries"][0]["status"] == "sent"

@@ -6,6 +6,7 @@ from rest_framework.permissions import IsAuthenticated
 
 from ..auth import CanSend, api_client_of
 from ..models import Broadcast
+from .permissions import ClientScopes
 from .serializers import BroadcastSerializer
 
 
@@ -13,7 +14,7 @@ class BroadcastViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     """Broadcasts the calling API client started (staff see all), with their progress."""
 
     serializer_class = BroadcastSerializer
-    permission_classes = [IsAuthenticated, CanSend]
+    permission_classes = [IsAuthenticated, CanSend, ClientScopes]
     lookup_value_regex = "[0-9a-fA-F-]{36}"
 
     def get_queryset(self):

@@ -3,20 +3,25 @@ subscriptions, webhook endpoints and Slack webhooks; and recipients onboarded by
 
 import base64
 import binascii
+import ipaddress
 import re
 import zoneinfo
+from urllib.parse import urlsplit
 
 import phonenumbers
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
+
+from channels_delivery.netguard import BlockedAddressError, check_address
 
 from ..models import PushSubscription, RecipientProfile, SlackWebhook, Topic, WebhookEndpoint
 from .idempotency import IDEMPOTENCY_PARAMETER, idempotent
@@ -36,6 +41,23 @@ def e164(value):
     if not phonenumbers.is_valid_number(number):
         raise serializers.ValidationError("Not a valid phone number.")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def reachable_url(url):
+    """Refuse a target that names a private, loopback or link-local address outright (an IP
+    literal or localhost), unless WEBHOOK_ALLOWED_HOSTS opens it. Names are checked again at
+    every send, where the resolved address is what counts."""
+    host = (urlsplit(url).hostname or "").lower()
+    literal = "127.0.0.1" if host == "localhost" else host
+    try:
+        ipaddress.ip_address(literal)
+    except ValueError:
+        return url
+    try:
+        check_address(host, literal)
+    except BlockedAddressError as error:
+        raise serializers.ValidationError("This address is not reachable from the service.") from error
+    return url
 
 
 class ProfileSerializer(serializers.Serializer):
@@ -85,6 +107,9 @@ class ProfileView(GenericAPIView):
     serializer_class = ProfileSerializer
     permission_classes = [IsAuthenticated, IsEndUser]
 
+    def get_object(self):
+        return self.request.user
+
     def get(self, request):
         return Response(ProfileSerializer(request.user).data)
 
@@ -131,6 +156,9 @@ class PushSubscriptionSerializer(serializers.ModelSerializer):
         # Uniqueness per user is an upsert here, not a validation error.
         validators = []
 
+    def validate_endpoint(self, url):
+        return reachable_url(url)
+
 
 class PushEndpointSerializer(serializers.Serializer):
     endpoint = serializers.URLField(max_length=1000)
@@ -172,8 +200,6 @@ class PushSubscriptionViewSet(OwnContactPoints):
         serializer.is_valid(raise_exception=True)
         deleted, _ = self.get_queryset().filter(endpoint=serializer.validated_data["endpoint"]).delete()
         if not deleted:
-            from rest_framework.exceptions import NotFound
-
             raise NotFound("No subscription with this endpoint.")
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -183,6 +209,9 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
         model = WebhookEndpoint
         fields = ["id", "url", "description", "active", "created_at"]
         read_only_fields = ["id", "active", "created_at"]
+
+    def validate_url(self, url):
+        return reachable_url(url)
 
 
 class NewWebhookEndpointSerializer(WebhookEndpointSerializer):
@@ -214,6 +243,13 @@ class SlackWebhookSerializer(serializers.ModelSerializer):
         model = SlackWebhook
         fields = ["id", "url", "url_hint", "channel_name", "active", "created_at"]
         read_only_fields = ["id", "active", "created_at"]
+
+    def validate_url(self, url):
+        host = (urlsplit(url).hostname or "").lower()
+        if host not in settings.SLACK_WEBHOOK_HOSTS:
+            allowed = ", ".join(settings.SLACK_WEBHOOK_HOSTS)
+            raise serializers.ValidationError(f"Not a Slack webhook host (allowed: {allowed}).")
+        return url
 
     def get_url_hint(self, webhook) -> str:
         host = webhook.url.split("/")[2] if webhook.url.count("/") >= 2 else ""
@@ -257,7 +293,8 @@ class RecipientViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
 
     serializer_class = RecipientSerializer
     permission_classes = [IsAuthenticated, CanManageRecipients]
-    queryset = User.objects.filter(is_active=True).order_by("pk")
+    # Operators' accounts are not recipients an app may read or change.
+    queryset = User.objects.filter(is_active=True, is_staff=False, is_superuser=False).order_by("pk")
     lookup_field = "username"
     lookup_url_kwarg = "id"
     lookup_value_regex = r"[\w.@+-]{1,150}"

@@ -57,6 +57,9 @@ def may_see(request, notification):
     return is_operator(request)
 
 
+GAVE_UP = {DeliveryStatus.FAILED, DeliveryStatus.SKIPPED, DeliveryStatus.UNDELIVERED, DeliveryStatus.BOUNCED}
+
+
 def fallback_hops(deliveries):
     """A hop is a later channel of a route that ran because the one before it failed or was skipped."""
     hops = []
@@ -66,7 +69,7 @@ def fallback_hops(deliveries):
     for route, chain in sorted(by_route.items()):
         chain.sort(key=lambda d: d.position)
         for previous, current in pairwise(chain):
-            gave_up = previous.status in (DeliveryStatus.FAILED, DeliveryStatus.SKIPPED)
+            gave_up = previous.status in GAVE_UP
             if gave_up and current.status != DeliveryStatus.PENDING:
                 reason = previous.reason or previous.last_error or previous.status
                 hops.append({"route": route, "source": previous.channel, "target": current.channel, "reason": reason})

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from ..models import NotificationStatus, Priority
 from .permissions import IsEndUser
+from .serializers import NotificationSerializer
 
 PRIORITY_RANK = Case(
     *[When(priority=priority, then=Value(rank)) for rank, priority in enumerate(Priority.values)],
@@ -58,6 +59,7 @@ def filter_inbox(queryset, params):
 
 MARK_SCHEMA = extend_schema(
     request=None,
+    responses={200: NotificationSerializer},
     description="PUT sets the mark (keeps the first time), DELETE clears it. Only the recipient may mark.",
 )
 

@@ -32,3 +32,15 @@ class CanManageRecipients(permissions.BasePermission):
         if client is not None:
             return client.has_scope("send")
         return bool(request.user and request.user.is_staff)
+
+
+class ClientScopes(permissions.BasePermission):
+    """An API key reads with the `read` scope and writes with `send`; users are judged elsewhere."""
+
+    message = "This API key lacks the scope for this ('read' to read, 'send' to write)."
+
+    def has_permission(self, request, view):
+        client = api_client_of(request)
+        if client is None:
+            return True
+        return client.has_scope("read" if request.method in permissions.SAFE_METHODS else "send")

@@ -1,6 +1,7 @@
 """Template CRUD for operators. Editing publishes a new version (the old one stays, inactive);
 deleting deactivates. `POST /api/templates/{id}/preview/` renders one version with a sample context."""
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -18,7 +19,7 @@ class VersionConflict(exceptions.APIException):
 
 
 class TemplateSerializer(serializers.ModelSerializer):
-    locale = serializers.RegexField(templating.LOCALE, max_length=16, default="en")
+    locale = serializers.RegexField(templating.LOCALE, max_length=16, default=lambda: settings.NOTIFY_DEFAULT_LOCALE)
     variables = serializers.ListField(child=serializers.CharField(max_length=100), max_length=100, default=list)
     blocks = serializers.JSONField(default=list, help_text="Slack Block Kit blocks; strings are templates.")
 

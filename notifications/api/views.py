@@ -10,6 +10,7 @@ from ..auth import CanSend, api_client_of
 from ..models import Delivery, Notification
 from .errors import Conflict, ErrorSerializer
 from .idempotency import IDEMPOTENCY_PARAMETER, idempotent
+from .permissions import ClientScopes
 from .inbox import InboxActions, InboxFilterSerializer, filter_inbox
 from .serializers import (
     NotificationDetailSerializer,
@@ -55,7 +56,7 @@ class NotificationViewSet(
     def get_permissions(self):
         if self.action == "create":
             return [*super().get_permissions(), CanSend()]
-        return super().get_permissions()
+        return [*super().get_permissions(), ClientScopes()]
 
     @extend_schema(parameters=[InboxFilterSerializer])
     def list(self, request, *args, **kwargs):
