@@ -1,16 +1,18 @@
 """One Celery task per channel queue. The task only routes; delivery.py does the work.
 
-Retries are explicit rather than `autoretry_for`: the wait must honour a provider's Retry-After,
-stay below the broker's visibility timeout, and be written to the row before the task raises.
-Transient errors (TransientDeliveryError) are retried with backoff and jitter up to the
-channel's max_retries; permanent ones (PermanentDeliveryError) are never retried. Either way the
-row is marked failed before the exception leaves the task, because Celery sends the
+`autoretry_for` decides *that* a transient error (TransientDeliveryError) is retried, up to the
+channel's max_retries; `dont_autoretry_for` keeps permanent ones (PermanentDeliveryError) from
+ever being retried. *When* is decided in retry(), which Celery's autoretry calls: exponential
+backoff with jitter that honours a provider's Retry-After, stays below the broker's visibility
+timeout (longer waits are parked in Postgres for the reaper) and is written to the row first.
+The row is marked failed before the exception leaves the task, because Celery sends the
 `link_error` errback (the next channel of the chain) before it calls on_failure.
 """
 
 import logging
 
 from celery import Task, shared_task
+from celery.exceptions import Ignore
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
@@ -23,6 +25,8 @@ DATABASE_ERRORS = (OperationalError, InterfaceError)
 
 
 class DeliveryTask(Task):
+    autoretry_for = (TransientDeliveryError,)
+    dont_autoretry_for = (PermanentDeliveryError,)
     acks_late = True
     reject_on_worker_lost = True
     retry_backoff = settings.NOTIFY_RETRY_BACKOFF
@@ -37,12 +41,10 @@ class DeliveryTask(Task):
             logger.info("delivery %s: %s; re-queued, not counted as an attempt", delivery_id, limited)
             return "rate limited"
         except CircuitOpen as error:
-            if fallback.successor_exists(delivery_id):
-                fallback.fail(delivery_id, f"circuit open, falling back: {error}", str(error))
-                raise
-            return self.retry_or_fail(delivery_id, error)
-        except TransientDeliveryError as error:
-            return self.retry_or_fail(delivery_id, error)
+            if not fallback.successor_exists(delivery_id):
+                raise  # the last channel of its chain waits for the circuit (autoretry)
+            fallback.fail(delivery_id, f"circuit open, falling back: {error}", str(error))
+            raise PermanentDeliveryError(f"circuit open, falling back: {error}") from error
         except PermanentDeliveryError:
             raise  # attempt() has marked the row failed with its reason
         except DATABASE_ERRORS as error:
@@ -53,25 +55,30 @@ class DeliveryTask(Task):
             return "database unavailable"
         return result.provider_message_id if result else None
 
-    def retry_or_fail(self, delivery_id, error):
+    def retry(self, args=None, kwargs=None, exc=None, throw=True, eta=None, countdown=None, max_retries=None,
+              **options):
+        if not isinstance(exc, TransientDeliveryError):
+            return super().retry(args, kwargs, exc, throw, eta, countdown, max_retries, **options)
+        delivery_id = self.request.args[0]
         retries = self.request.retries
-        if retries >= self.max_retries:
-            fallback.fail(delivery_id, f"retries exhausted ({retries + 1} attempts): {error}", str(error))
-            raise error
+        limit = self.max_retries if max_retries is None else max_retries
+        if retries >= limit:
+            fallback.fail(delivery_id, f"retries exhausted ({retries + 1} attempts): {exc}", str(exc))
+            raise exc
         wait = backoff.countdown(
             retries,
             factor=self.retry_backoff,
             maximum=self.retry_backoff_max,
             jitter=self.retry_jitter,
-            retry_after=error.retry_after,
+            retry_after=exc.retry_after,
         )
         delivery.schedule_retry(delivery_id, wait, f"retry {retries + 1} in {wait:.2f}s")
         if wait > settings.NOTIFY_MAX_COUNTDOWN:
             # Too long for a broker countdown (it would run twice after the visibility timeout):
             # the row waits in Postgres with next_retry_at and the reaper re-enqueues it.
             logger.info("delivery %s parked for %.0fs until next_retry_at", delivery_id, wait)
-            return "parked"
-        raise self.retry(exc=error, countdown=wait)
+            raise Ignore()
+        return super().retry(exc=exc, countdown=wait, max_retries=limit, throw=throw)
 
     def requeue(self, countdown):
         """Run this same message again later without spending one of its retries."""
