@@ -90,11 +90,13 @@ def main():
     parser.add_argument("--channels", default="inapp,email")
     parser.add_argument("--noop", type=int, default=None, help="empty tasks per run (default: --notifications)")
     parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--worker-settings", default="", help="DJANGO_SETTINGS_MODULE of the workers (experiments)")
     args = parser.parse_args()
     channels = args.channels.split(",")
     noops = args.noop or args.notifications
     h.header("throughput: end-to-end deliveries/s vs empty Celery tasks/s",
-             notifications=args.notifications, runs=args.runs, channels=args.channels, noop_tasks=noops)
+             notifications=args.notifications, runs=args.runs, channels=args.channels, noop_tasks=noops,
+             worker_settings=args.worker_settings or "config.settings")
 
     h.ensure_database()
     h.reset_database()
@@ -102,6 +104,8 @@ def main():
     users = h.create_users(args.notifications)
     sendgrid = FakeSendGrid().start()
     worker_env = {"SENDGRID_API_KEY": sendgrid.api_key, "SENDGRID_HOST": sendgrid.url}
+    if args.worker_settings:
+        worker_env["DJANGO_SETTINGS_MODULE"] = args.worker_settings
     processes = [h.worker("dispatch")] + [h.worker(channel) for channel in channels]
     for process in processes:
         process.env.update(worker_env)
