@@ -13,11 +13,11 @@ omission). Latency counts from the scheduled time to the full answer; the time f
 send is printed too. At most MAX_IN_FLIGHT (32) requests are open at once (see below). Each request sends one notification to one of 1,000 users with the default
 channels (inapp, email). Errors are non-202 answers and failed connections.
 
-The web process runs with DATABASE_CONN_MAX_AGE=0 unless --conn-max-age says otherwise. With the
-settings' default (600 s) under ASGI, Django keeps one persistent connection per request thread
-(each request gets its own thread), so a burst of concurrent requests opens a connection each
-and keeps them: at 100 requests/s this exhausted Postgres' max_connections (100) within seconds
-and answered 500 "too many clients" (see README, Benchmarks). 0 closes each at request end.
+The web process runs with DATABASE_CONN_MAX_AGE=0 unless --conn-max-age says otherwise. Under
+ASGI every request runs in a thread of its own with its own connection; with the settings'
+default (600 s) those connections also outlive the request, and without the in-flight cap an
+overloaded web process exhausted Postgres' max_connections (100) and answered 500 "too many
+clients" (see README, Benchmarks).
 """
 
 import argparse
