@@ -1,0 +1,138 @@
+"""`POST /api/notifications/` latency at a fixed offered load (open loop).
+
+    python -m bench.api_latency [--rate 100] [--seconds 30] [--warmup 3] [--no-workers]
+
+Starts the Procfile's web process (uvicorn config.asgi:application, WEB_CONCURRENCY=1) on a free
+port and, unless --no-workers, the dispatch, inapp and email workers (so every accepted send is
+also planned and delivered on the same machine while the API is measured; email goes to the
+console backend as on a developer machine, no SendGrid key). An API key is issued here.
+
+Open loop: request i is scheduled at start + i/rate on the clock and sent then whether or not
+earlier ones have answered, so a slow server cannot slow the offered load down (no coordinated
+omission). Latency counts from the scheduled time to the full answer; the time from the actual
+send is printed too. At most MAX_IN_FLIGHT (32) requests are open at once (see below). Each request sends one notification to one of 1,000 users with the default
+channels (inapp, email). Errors are non-202 answers and failed connections.
+
+The web process runs with DATABASE_CONN_MAX_AGE=0 unless --conn-max-age says otherwise. Under
+ASGI every request runs in a thread of its own with its own connection; with the settings'
+default (600 s) those connections also outlive the request, and without the in-flight cap an
+overloaded web process exhausted Postgres' max_connections (100) and answered 500 "too many
+clients" (see README, Benchmarks).
+"""
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import time
+
+import aiohttp
+
+from bench import harness as h
+
+# Requests in flight at once. Each in-flight request holds a Postgres connection in the web
+# process (a thread per request under ASGI); unbounded, an overloaded server exhausts the shared
+# server's max_connections. A request waiting for a free slot still counts from its scheduled
+# time, so the cap hides no latency.
+MAX_IN_FLIGHT = 32
+
+
+async def fire(session, url, key, body, scheduled, results):
+    sent = time.perf_counter()
+    try:
+        async with session.post(url, data=body, headers={
+            "Authorization": f"Bearer {key}", "Content-Type": "application/json"
+        }) as response:
+            await response.read()
+            status = response.status
+    except Exception as error:  # noqa: BLE001 - every failure is counted as an error
+        status = type(error).__name__
+    done = time.perf_counter()
+    results.append((scheduled, done - scheduled, done - sent, status))
+
+
+async def offered_load(url, key, users, rate, seconds):
+    results, tasks = [], []
+    connector = aiohttp.TCPConnector(limit=MAX_IN_FLIGHT)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        start = time.perf_counter()
+        for i in range(int(rate * seconds)):
+            scheduled = start + i / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            body = json.dumps({
+                "recipients": [random.choice(users)], "category": "orders", "title": "Order 123 shipped",
+                "message": "Your order is on its way.", "data": {"order": i},
+            })
+            tasks.append(asyncio.create_task(fire(session, url, key, body, scheduled, results)))
+        await asyncio.gather(*tasks)
+        lag = max((r[0] for r in results), default=start) - start
+    return results, lag
+
+
+def summarize(label, results, seconds):
+    total = [r[1] * 1000 for r in results]
+    service = [r[2] * 1000 for r in results]
+    errors = [r[3] for r in results if r[3] != 202]
+    achieved = len(results) / seconds
+    print(
+        f"{label}: {len(results)} requests ({achieved:.0f}/s offered), errors {len(errors)}"
+        + (f" {sorted(set(map(str, errors)))}" if errors else "")
+    )
+    for name, values in (("from schedule", total), ("from send", service)):
+        print(
+            f"  latency {name:13} ms: p50 {h.percentile(values, 50):.1f}  p95 {h.percentile(values, 95):.1f}  "
+            f"p99 {h.percentile(values, 99):.1f}  max {max(values):.1f}"
+        )
+    return h.percentile(total, 95)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rate", type=float, default=100.0, help="requests per second offered")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load first, not counted")
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--no-workers", action="store_true", help="only the web process runs")
+    parser.add_argument("--conn-max-age", default="0", help="DATABASE_CONN_MAX_AGE of the web process")
+    args = parser.parse_args()
+    h.header("api_latency: POST /api/notifications/ at a fixed offered load (open loop)",
+             rate=args.rate, seconds=args.seconds, warmup=args.warmup, runs=args.runs,
+             workers="no" if args.no_workers else "dispatch, inapp, email", web_conn_max_age=args.conn_max_age)
+
+    h.ensure_database()
+    h.reset_database()
+    h.reset_redis()
+    users = h.create_users(1000)
+    key = h.issue_api_key()
+    port = h.free_port()
+    processes = [h.web(port)]
+    processes[0].env["DATABASE_CONN_MAX_AGE"] = args.conn_max_age
+    if not args.no_workers:
+        processes += [h.worker("dispatch"), h.worker("inapp"), h.worker("email")]
+    for process in processes:
+        process.start(ready="Application startup complete" if process.name == "web" else " ready.")
+    print(f"processes: {h.describe(processes)}")
+    sys.stdout.flush()
+    url = f"http://127.0.0.1:{port}/api/notifications/"
+
+    if args.warmup:
+        asyncio.run(offered_load(url, key, users, args.rate, args.warmup))
+    p95s = []
+    for run in range(1, args.runs + 1):
+        results, lag = asyncio.run(offered_load(url, key, users, args.rate, args.seconds))
+        p95s.append(summarize(f"run {run}", results, args.seconds))
+        print(f"  load generator: last request scheduled {lag:.2f}s after start; load now {h.loadavg()}")
+        sys.stdout.flush()
+    if args.runs > 1:
+        print(f"median p95 over {args.runs} runs: {h.median(p95s):.1f} ms")
+    accepted = h.count("SELECT count(*) FROM notifications_notification")
+    print(f"notifications stored: {accepted}")
+    h.stop_all()
+
+
+if __name__ == "__main__":
+    main()

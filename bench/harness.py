@@ -1,0 +1,300 @@
+"""What every benchmark shares: its own database and Redis db, the machine, real processes, timing.
+
+A benchmark is a script (`python -m bench.<name>`), never part of the test suite. It prints
+figures. It runs against its own Postgres database (`bench_notify`, created and migrated here)
+and its own Redis database (9), empties both before it starts, and starts the service's real
+processes from the Procfile (uvicorn, one Celery worker per queue) in their own process groups,
+which it stops again on exit.
+"""
+
+import atexit
+import fcntl
+import os
+import re
+import shlex
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DB = os.environ.get("BENCH_DB_NAME", "bench_notify")
+BENCH_REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
+
+# Set before Django reads its settings, so this process and every child use the bench stores.
+BENCH_ENV = {
+    "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}",
+    "CELERY_BROKER_URL": BENCH_REDIS,
+    "REDIS_URL": BENCH_REDIS,
+    "THROTTLE_REDIS_URL": BENCH_REDIS,
+    "DJANGO_SETTINGS_MODULE": "config.settings",
+    "PYTHONUNBUFFERED": "1",
+}
+os.environ.update(BENCH_ENV)
+sys.path.insert(0, str(ROOT))
+os.chdir(ROOT)
+
+import django  # noqa: E402
+
+django.setup()
+
+import redis  # noqa: E402
+from django.db import connection  # noqa: E402
+
+# One benchmark at a time: they share the bench database and Redis db, and would skew each other.
+_LOCK = open(os.path.join(tempfile.gettempdir(), f"{BENCH_DB}.lock"), "w")
+try:
+    fcntl.flock(_LOCK, fcntl.LOCK_EX | fcntl.LOCK_NB)
+except BlockingIOError:
+    sys.exit(f"another benchmark holds {_LOCK.name}; run one at a time")
+
+LOG_DIR = Path(tempfile.mkdtemp(prefix="bench-"))
+
+
+# --- the machine and the command --------------------------------------------------------------
+def machine():
+    with open("/proc/loadavg") as f:
+        load = " ".join(f.read().split()[:3])
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return {
+        "nproc": os.cpu_count(),
+        "load": load,
+        "python": sys.version.split()[0],
+        "commit": commit.stdout.strip() or "?",
+    }
+
+
+def header(title, **parameters):
+    m = machine()
+    print(f"== {title}")
+    print(f"command: {shlex.join(['python', '-m', f'bench.{Path(sys.argv[0]).stem}', *sys.argv[1:]])}")
+    print(f"machine: nproc={m['nproc']} loadavg(1/5/15 min)={m['load']} python={m['python']} commit={m['commit']}")
+    print(f"stores: database {BENCH_DB}, redis {BENCH_REDIS}; logs in {LOG_DIR}")
+    if parameters:
+        print("parameters: " + ", ".join(f"{k}={v}" for k, v in parameters.items()))
+    sys.stdout.flush()
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+# --- the stores --------------------------------------------------------------------------------
+def ensure_database():
+    """Create and migrate bench_notify if needed (the only database this code touches)."""
+    exists = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-tAc",
+         f"SELECT 1 FROM pg_database WHERE datname='{BENCH_DB}'"],
+        capture_output=True, text=True,
+    )
+    if "1" not in exists.stdout:
+        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", BENCH_DB], check=True)
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+TABLES_TO_EMPTY = [
+    "auth_user", "notifications_notification", "notifications_delivery", "notifications_deliveryattempt",
+    "notifications_broadcast", "notifications_broadcastchunk", "notifications_digest",
+    "notifications_escalation", "notifications_idempotencyrecord", "notifications_resend",
+    "notifications_providerevent", "notifications_apiclient",
+]
+
+
+def reset_database():
+    """Empty the bench database's users and everything sent (categories and templates stay)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(TABLES_TO_EMPTY)} RESTART IDENTITY CASCADE")
+    connection.close()
+
+
+def broker():
+    return redis.Redis.from_url(BENCH_REDIS)
+
+
+def reset_redis():
+    """FLUSHDB on the bench Redis database only (never another db, never FLUSHALL)."""
+    broker().flushdb()
+
+
+def vacuum_analyze():
+    with connection.cursor() as cursor:
+        for table in ("notifications_notification", "notifications_delivery", "notifications_deliveryattempt",
+                      "auth_user"):
+            cursor.execute(f"VACUUM ANALYZE {table}")
+
+
+def create_users(count, prefix="u", email=True):
+    """`count` active users by COPY (unusable passwords); returns their usernames."""
+    names = [f"{prefix}{i:07d}" for i in range(count)]
+    with connection.cursor() as wrapper:
+        with wrapper.cursor.copy(
+            "COPY auth_user (password, is_superuser, username, first_name, last_name, email, is_staff, "
+            "is_active, date_joined) FROM STDIN"
+        ) as copy:
+            for name in names:
+                copy.write_row(("!", False, name, "", "", f"{name}@example.com" if email else "", False, True,
+                                "2026-01-01T00:00:00Z"))
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE auth_user")
+    return names
+
+
+def issue_api_key(owner_name="bench-app"):
+    from django.contrib.auth import get_user_model
+
+    from notifications.models import ApiClient
+
+    owner = get_user_model().objects.create_user(owner_name, email="")
+    _client, key = ApiClient.issue("bench", owner, scopes=["send", "read"])
+    return key
+
+
+def count(sql, *params):
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()[0]
+
+
+def queue_depth(queue):
+    """Messages waiting in a Celery queue on the Redis transport (every priority sub-list)."""
+    r = broker()
+    return sum(r.llen(key) for key in r.scan_iter(match=f"{queue}*") if r.type(key) == b"list")
+
+
+def unacked():
+    """Messages reserved by workers and not yet acknowledged (acks_late: until the task ran)."""
+    return broker().hlen("unacked")
+
+
+# --- processes from the Procfile ----------------------------------------------------------------
+PROCESSES = []
+
+
+def procfile():
+    entries = {}
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if ":" in line and not line.startswith("#"):
+            name, _, command = line.partition(":")
+            entries[name.strip()] = command.strip()
+    return entries
+
+
+def expand(command, env):
+    """${NAME:-default} as a shell would, from `env`."""
+    return re.sub(
+        r"\$\{(\w+)(?::-([^}]*))?\}", lambda m: env.get(m.group(1)) or (m.group(2) or ""), command
+    )
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Process:
+    """One Procfile entry, run as `python -m <program>` from the venv, in its own process group."""
+
+    def __init__(self, name, env=None, extra_args=()):
+        self.name = name
+        self.env = {**os.environ, **BENCH_ENV, **(env or {})}
+        command = expand(procfile()[name], self.env)
+        argv = shlex.split(command)
+        self.argv = [sys.executable, "-m", argv[0], *argv[1:], *extra_args]
+        self.shown = shlex.join([*argv, *extra_args])
+        self.log_path = LOG_DIR / f"{name}.log"
+        self.process = None
+
+    def start(self, ready=" ready.", timeout=120):
+        self.log_file = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            self.argv, cwd=ROOT, env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        PROCESSES.append(self)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if ready in self.log():
+                return self
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early:\n{self.log()[-3000:]}")
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} not ready in {timeout}s:\n{self.log()[-3000:]}")
+
+    def log(self):
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    @property
+    def pids(self):
+        """The process and its children (a prefork worker's pool processes)."""
+        out = subprocess.run(["pgrep", "-g", str(self.process.pid)], capture_output=True, text=True).stdout
+        return [int(pid) for pid in out.split()]
+
+    def stop(self, timeout=30):
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        except ProcessLookupError:
+            pass
+        self.log_file.close()
+
+
+def worker(queue, concurrency=None, include_noop=True):
+    """The Procfile's worker for `queue`, which also knows the bench's no-op task."""
+    env = {f"{queue.upper()}_CONCURRENCY": str(concurrency)} if concurrency else {}
+    extra = ["-I", "bench.noop"] if include_noop else []
+    return Process(queue, env=env, extra_args=extra)
+
+
+def web(port):
+    return Process("web", env={"WEB_PORT": str(port)})
+
+
+def stop_all():
+    for process in reversed(PROCESSES):
+        process.stop()
+    PROCESSES.clear()
+
+
+atexit.register(stop_all)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+
+
+def describe(processes):
+    return "; ".join(p.shown for p in processes)
+
+
+# --- waiting and figures ------------------------------------------------------------------------
+def wait_until(condition, timeout, interval=0.25, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not reached in {timeout}s")
+
+
+def percentile(values, p):
+    """Linear interpolation between closest ranks (numpy's default)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100
+    low, high = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
+
+
+def median(values):
+    return statistics.median(values) if values else float("nan")
