@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from config.celery import message_priority
 from notifications.models import (
     Delivery,
     DeliveryAttempt,
@@ -39,16 +40,18 @@ class NotRedrivable(Exception):
     pass
 
 
-def chain_signature(rows, expires=None):
+def chain_signature(rows, expires=None, priority=None):
     """The first row's task, with the rest of the chain nested as errbacks.
 
     expires: the notification's expires_at; a worker discards a message past it unrun.
+    priority: the notification's priority, which picks every step's lane on the broker.
     """
     from .tasks import DELIVERY_TASKS
 
+    lane = message_priority(priority)
     chain = None
     for row in reversed(rows):
-        step = DELIVERY_TASKS[row.channel].si(str(row.id)).set(expires=expires)
+        step = DELIVERY_TASKS[row.channel].si(str(row.id)).set(expires=expires, priority=lane)
         if chain is not None:
             step.on_error(chain)
         chain = step
@@ -74,11 +77,14 @@ def enqueue(deliveries, *, whole_plan=False):
             notification_id__in={d.notification_id for d in heads}, status=DeliveryStatus.PENDING
         ).only("id", "notification_id", "route", "position", "channel", "status")
     if whole_plan:
-        expiries = {d.notification_id: d.notification.expires_at for d in heads}
+        timing = {d.notification_id: (d.notification.expires_at, d.notification.priority) for d in heads}
     else:
-        expiries = dict(
-            Notification.objects.filter(id__in={d.notification_id for d in heads}).values_list("id", "expires_at")
-        )
+        timing = {
+            notification_id: (expires_at, priority)
+            for notification_id, expires_at, priority in Notification.objects.filter(
+                id__in={d.notification_id for d in heads}
+            ).values_list("id", "expires_at", "priority")
+        }
     waiting = defaultdict(list)
     for row in pool:
         if row.status == DeliveryStatus.PENDING:
@@ -97,7 +103,8 @@ def enqueue(deliveries, *, whole_plan=False):
         # A retrying row's task expects to be a retry; its attempts so far stand in for the count.
         retries = max(head.attempt_count, 1) if head.status == DeliveryStatus.RETRYING else 0
         # A notification's expires_at becomes every step's: a worker discards it unrun after that.
-        chain_signature([head, *after], expires=expiries.get(head.notification_id)).apply_async(retries=retries)
+        expires, priority = timing.get(head.notification_id, (None, None))
+        chain_signature([head, *after], expires=expires, priority=priority).apply_async(retries=retries)
 
 
 def same_route(row):
@@ -179,8 +186,10 @@ def continue_after(row):
     after = successor(row)
     if after is not None:
         rest = list(same_route(row).filter(position__gte=after.position, status=DeliveryStatus.PENDING))
-        expires = Notification.objects.filter(id=row.notification_id).values_list("expires_at", flat=True).first()
-        transaction.on_commit(lambda: chain_signature(rest, expires=expires).apply_async())
+        expires, priority = Notification.objects.filter(id=row.notification_id).values_list(
+            "expires_at", "priority"
+        ).first() or (None, None)
+        transaction.on_commit(lambda: chain_signature(rest, expires=expires, priority=priority).apply_async())
     refresh_notification(row.notification_id)
 
 

@@ -7,6 +7,17 @@ from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
+# Message priority per notification priority. On Redis, 0 is served first: each queue is a list
+# per step (0, 3, 6, 9) and a worker pops the lower step first, so an urgent message never waits
+# behind a bulk backlog, only behind what a worker has already prefetched. RabbitMQ ignores
+# priorities on these (non-priority) queues.
+PRIORITY_LANES = {"urgent": 0, "high": 3, "medium": 6, "low": 9}
+
+
+def message_priority(priority):
+    return PRIORITY_LANES.get(priority, PRIORITY_LANES["medium"])
+
+
 QUEUES = ["dispatch", "email", "sms", "push", "webhook", "slack", "inapp", "maintenance"]
 
 app = Celery("notify")

@@ -13,6 +13,8 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from config.celery import message_priority
+
 from .models import Broadcast, BroadcastChunk, Notification, NotificationStatus
 from .sending import is_held
 
@@ -140,7 +142,8 @@ def fan_out_chunk(broadcast_id, number):
         ids = [str(pk) for pk in mine.filter(status=NotificationStatus.PENDING).values_list("id", flat=True)]
         from .tasks import dispatch_notifications
 
-        transaction.on_commit(lambda: dispatch_notifications.delay(ids))
+        lane = message_priority(payload.get("priority"))
+        transaction.on_commit(lambda: dispatch_notifications.apply_async((ids,), priority=lane))
     finish_chunk(broadcast_id)
     return chunk.created
 

@@ -3,6 +3,8 @@
 from django.db import transaction
 from django.utils import timezone
 
+from config.celery import message_priority
+
 from .models import Notification, NotificationStatus
 
 
@@ -44,5 +46,6 @@ def store_and_dispatch(
     ids = [str(n.id) for n in notifications]
     from .tasks import dispatch_notifications
 
-    transaction.on_commit(lambda: dispatch_notifications.delay(ids))
+    lane = message_priority(priority)
+    transaction.on_commit(lambda: dispatch_notifications.apply_async((ids,), priority=lane))
     return notifications
