@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from ..auth import api_client_of
 from ..models import Delivery, DeliveryStatus, Notification
-from .access import is_operator
+from .permissions import is_operator
 from .serializers import DeliverySerializer
 
 

@@ -13,17 +13,8 @@ from channels_delivery.fallback import NotRedrivable
 
 from ..auth import api_client_of
 from ..models import Channel, Delivery
+from .permissions import IsOperator
 from .serializers import DeliverySerializer
-
-
-class IsOperator(permissions.BasePermission):
-    message = "Needs a staff user or an API key with the 'admin' scope."
-
-    def has_permission(self, request, view):
-        client = api_client_of(request)
-        if client is not None:
-            return "admin" in client.scopes
-        return bool(request.user and request.user.is_staff)
 
 
 def operator_name(request):

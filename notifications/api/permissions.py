@@ -1,18 +1,23 @@
+"""Who may call what: the one place the API's permission rules live."""
+
 from rest_framework import permissions
 
-from ..auth import api_client_of
+from ..auth import CanSend, api_client_of
+
+
+def is_operator(request):
+    """Operators: staff users, or API clients holding the `admin` scope."""
+    client = api_client_of(request)
+    if client is not None:
+        return client.has_scope("admin")
+    return bool(request.user and request.user.is_staff)
 
 
 class IsOperator(permissions.BasePermission):
-    """Operators: staff users, or API clients holding the `admin` scope."""
-
     message = "Operators only: a staff user, or an API key with the 'admin' scope."
 
     def has_permission(self, request, view):
-        client = api_client_of(request)
-        if client is not None:
-            return "admin" in client.scopes
-        return bool(request.user and request.user.is_staff)
+        return is_operator(request)
 
 
 class IsEndUser(permissions.BasePermission):
@@ -24,14 +29,8 @@ class IsEndUser(permissions.BasePermission):
         return api_client_of(request) is None
 
 
-class CanManageRecipients(permissions.BasePermission):
+class CanManageRecipients(CanSend):
     message = "Needs an API key with the 'send' scope, or a staff user."
-
-    def has_permission(self, request, view):
-        client = api_client_of(request)
-        if client is not None:
-            return client.has_scope("send")
-        return bool(request.user and request.user.is_staff)
 
 
 class ClientScopes(permissions.BasePermission):

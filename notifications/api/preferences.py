@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 from ..models import Category, Channel, ChannelPreference, QuietHours
 from ..preferences import PreferenceBook
 from ..quiet_hours import is_known_time_zone
-from .access import IsEndUser, IsOperator
+from .permissions import IsEndUser, IsOperator
 
 CHANNEL_KEYS = {"inApp" if channel == Channel.INAPP else channel.value: channel.value for channel in Channel}
 

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 
 from .. import templating
 from ..models import Template
-from .access import IsOperator
+from .permissions import IsOperator
 
 
 class VersionConflict(exceptions.APIException):
