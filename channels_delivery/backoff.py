@@ -1,8 +1,8 @@
 """How long to wait before the next try of a delivery."""
 
-import email.utils
 import random
-import time
+
+from .errors import retry_after_seconds
 
 
 def countdown(retries, *, factor, maximum, jitter=True, retry_after=None):
@@ -16,21 +16,13 @@ def countdown(retries, *, factor, maximum, jitter=True, retry_after=None):
     delay = min(maximum, factor * 2**retries)
     if jitter:
         delay = delay / 2 + random.uniform(0, delay / 2)
-    return max(delay, parse_retry_after(retry_after) or 0.0)
+    return max(delay, wait_asked(retry_after))
 
 
-def parse_retry_after(value):
-    """A Retry-After value (seconds or an HTTP date) as seconds from now, or None."""
-    if value in (None, ""):
-        return None
-    if isinstance(value, (int, float)):
-        return max(float(value), 0.0)
-    try:
-        return max(float(value), 0.0)
-    except (TypeError, ValueError):
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(str(value))
-    except (TypeError, ValueError):
-        return None
-    return max(when.timestamp() - time.time(), 0.0)
+def wait_asked(retry_after):
+    """The provider's wait in seconds: a number already parsed, or a raw Retry-After value."""
+    if retry_after in (None, ""):
+        return 0.0
+    if isinstance(retry_after, (int, float)):
+        return max(float(retry_after), 0.0)
+    return retry_after_seconds({"Retry-After": retry_after}) or 0.0

@@ -37,8 +37,8 @@ def test_backoff_honours_retry_after_when_longer():
     assert backoff.countdown(0, factor=1.0, maximum=10, jitter=False, retry_after="30") == 30
     assert backoff.countdown(5, factor=1.0, maximum=10, jitter=False, retry_after=2) == 10
     in_a_minute = email.utils.formatdate(time.time() + 60, usegmt=True)
-    assert 55 <= backoff.parse_retry_after(in_a_minute) <= 61
-    assert backoff.parse_retry_after("soon") is None and backoff.parse_retry_after("") is None
+    assert 55 <= backoff.countdown(0, factor=1.0, maximum=10, jitter=False, retry_after=in_a_minute) <= 61
+    assert backoff.countdown(0, factor=1.0, maximum=10, jitter=False, retry_after="soon") == 1
 
 
 # --- circuit breaker (state in the test Redis) ---------------------------------
