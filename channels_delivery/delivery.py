@@ -197,6 +197,8 @@ def record_sent(delivery, provider_name, result):
         Notification.objects.filter(id=delivery.notification_id).exclude(
             status__in=[NotificationStatus.DELIVERED, *fallback.SETTLED_NOTIFICATION]
         ).update(status=NotificationStatus.DELIVERED)
+    logger.info("delivery %s sent: %s via %s, attempt %d (notification %s)", delivery.id, delivery.channel,
+                provider_name, delivery.attempt_count, delivery.notification_id)
 
 
 def schedule_retry(delivery_id, countdown, note):

@@ -203,12 +203,21 @@ EMAIL_BACKEND = env_str(
     else "django.core.mail.backends.console.EmailBackend",
 )
 
+# INFO is what a person watching wants: one line per notification accepted and per delivery
+# sent, failed, retried or fallen back, and what a clock task really did. Celery's own line per
+# task received and succeeded, and beat's per message sent (several a second), are routine: they
+# log at CELERY_ROUTINE_LOG_LEVEL (INFO shows them again).
+CELERY_ROUTINE_LOG_LEVEL = env_str("CELERY_ROUTINE_LOG_LEVEL", "WARNING").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {
+        name: {"level": CELERY_ROUTINE_LOG_LEVEL}
+        for name in ("celery.app.trace", "celery.worker.strategy", "celery.beat")
+    },
 }
 
 # --- channels ---------------------------------------------------------------
