@@ -9,7 +9,7 @@ spends. Prints per Procfile entry: processes, RSS, PSS and USS (pages no other p
 each the median of --samples readings.
 
     python -m bench.footprint                          # the Procfile of this checkout
-    python -m bench.footprint --procfile /tmp/Procfile.before
+    python -m bench.footprint --procfile /tmp/Procfile.before   # or BENCH_PROCFILE=...
 """
 
 import argparse
@@ -58,6 +58,8 @@ def cmdline(pid):
 def role(argv):
     """Which Procfile entry a process belongs to (prefork children carry their parent's argv)."""
     text = " ".join(argv)
+    if argv and os.path.basename(argv[0]) in {"sh", "bash", "dash"}:
+        return "shell"  # honcho's `sh -c <command>`, whose child is the command itself
     if "honcho" in text:
         return "honcho"
     if "uvicorn" in text:
@@ -68,8 +70,6 @@ def role(argv):
         return "beat"
     if "celery" in text and "worker" in argv and "-Q" in argv:
         return argv[argv.index("-Q") + 1]
-    if argv and os.path.basename(argv[0]) in {"sh", "bash", "dash"}:
-        return "shell"
     return os.path.basename(argv[0]) if argv else "?"
 
 
@@ -105,7 +105,7 @@ def expected_workers(procfile):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--procfile", type=Path, default=harness.ROOT / "Procfile")
+    parser.add_argument("--procfile", type=Path, default=harness.PROCFILE)
     parser.add_argument("--idle", type=float, default=30, help="seconds of idling before the first reading")
     parser.add_argument("--samples", type=int, default=3)
     parser.add_argument("--interval", type=float, default=5)
