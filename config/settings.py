@@ -164,6 +164,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Task events cost every message a second publish; Flower switches them on while it watches.
 CELERY_WORKER_SEND_TASK_EVENTS = env_bool("CELERY_WORKER_SEND_TASK_EVENTS", False)
 CELERY_TASK_SEND_SENT_EVENT = env_bool("CELERY_TASK_SEND_SENT_EVENT", False)
+# What a task prints (the console email backend's messages) is logged at INFO, not as a WARNING.
+CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
 
 # --- Delivery ---------------------------------------------------------------
 NOTIFY_CHANNELS = ["email", "sms", "push", "webhook", "slack", "inapp"]
