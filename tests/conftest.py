@@ -6,6 +6,7 @@ import redis
 from django.conf import settings
 from django.db import OperationalError
 from django.test import TransactionTestCase
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
@@ -17,6 +18,7 @@ from tests.support.fakes.telegram import FakeTelegram
 from tests.support.fakes.twilio import FakeTwilio
 from tests.support.fakes.webhook_receiver import FakeWebhookReceiver
 from tests.support.fakes.webpush import FakePushService, new_vapid_keys
+from tests.support.rabbitmq import fresh_vhost
 from tests.support.workers import WorkerProcess
 
 
@@ -50,8 +52,6 @@ def isolated_broker():
     """Tests use their own Redis database (or RabbitMQ vhost) so a running dev service is never touched."""
     redis.Redis.from_url(TEST_REDIS_URL).flushdb()
     if TEST_BROKER_URL.startswith("amqp"):
-        from tests.rabbitmq import fresh_vhost
-
         fresh_vhost(TEST_BROKER_URL)
     celery_app.conf.broker_url = TEST_BROKER_URL
     # Circuit and rate-limit state, read by tests, lives beside the test broker.
@@ -141,8 +141,6 @@ def app_api(sender_key):
 
 @pytest.fixture
 def user_api():
-    from rest_framework.authtoken.models import Token
-
     def make(user):
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
