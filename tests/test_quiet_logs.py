@@ -11,11 +11,9 @@ from django.utils import timezone
 
 from config.celery import app as celery_app
 from notifications.models import Category, Delivery, DeliveryStatus
-from notifications.sending import store_and_dispatch
-
-from .engine_helpers import reset_engine_state, send
-from .helpers import wait_until
-from .workers import BeatProcess, WorkerProcess
+from notifications.planning.sending import store_and_dispatch
+from tests.support import reset_engine_state, send, wait_until
+from tests.support.workers import BeatProcess, WorkerProcess
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -68,8 +66,8 @@ def test_a_tick_with_nothing_to_do_logs_nothing_at_info(own_maintenance_worker, 
                            scheduled_at=timezone.now() + timedelta(seconds=1))
         line = "scheduled: 1 due notifications dispatched, 0 expired before their time"
         wait_until(lambda: line in worker.log(), timeout=30, message="the tick that dispatched it")
-        wait_until(lambda: Delivery.objects.filter(status=DeliveryStatus.SENT).exists(), timeout=30,
-                   message="sent")
+        wait_until(lambda: Delivery.objects.filter(status=DeliveryStatus.DELIVERED).exists(), timeout=30,
+                   message="delivered in the inbox")
         assert worker.log().count(line) == 1
         assert loud_lines("\n".join(beat.log().splitlines()[started["beat"]:])) == []
     finally:
@@ -93,13 +91,14 @@ def test_one_line_each_for_accepted_retried_failed_fell_back_and_sent(
     sendgrid.fail_next(status=503, body=b'{"errors":[{"message":"try later"}]}')
     sendgrid.fail_next(status=400, body=b'{"errors":[{"message":"Invalid to email"}]}')
 
-    with caplog.at_level(logging.INFO, logger="notifications.sending"):
+    with caplog.at_level(logging.INFO, logger="notifications.planning.sending"):
         [notification_id] = send(app_api, recipients=["42"], channels=[["email", "inapp"]])
     inapp = wait_until(lambda: Delivery.objects.filter(notification_id=notification_id, channel="inapp",
-                                                       status=DeliveryStatus.SENT).first(), timeout=30, message="sent")
+                                                       status=DeliveryStatus.DELIVERED).first(), timeout=30,
+                       message="delivered")
     email = Delivery.objects.get(notification_id=notification_id, channel="email")
 
-    accepted = [r.getMessage() for r in caplog.records if r.name == "notifications.sending"]
+    accepted = [r.getMessage() for r in caplog.records if r.name == "notifications.planning.sending"]
     assert accepted == [f"accepted notification {notification_id}: category orders, priority medium, from Acme shop"]
     email_lines = wait_until(lambda: lines_about(celery_worker.log(), email.id) or None, message="email lines")
     print("\n" + "\n".join(email_lines + lines_about(celery_worker.log(), inapp.id)))
@@ -110,7 +109,7 @@ def test_one_line_each_for_accepted_retried_failed_fell_back_and_sent(
     assert lines_about(celery_worker.log(), inapp.id) == [
         f"delivery {inapp.id} fell back: inapp takes over (fallback from email: permanent error: SendGrid 400: "
         f'{{"errors":[{{"message":"Invalid to email"}}]}}; notification {notification_id})',
-        f"delivery {inapp.id} sent: inapp via inbox, attempt 1 (notification {notification_id})",
+        f"delivery {inapp.id} delivered: inapp via inbox, attempt 1 (notification {notification_id})",
     ]
     # An expected failure is one line, not a traceback.
     assert "PermanentDeliveryError" not in "\n".join(
