@@ -117,6 +117,15 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 
+# --- encryption at rest ---
+# Fernet keys (32 url-safe base64 bytes each, `Fernet.generate_key()`), comma-separated: the first
+# encrypts, all decrypt. Rotate: add the new key last everywhere, then move it first, run
+# `manage.py rotate_encryption_keys`, then drop the old one. Empty: a key derived from
+# SECRET_KEY (development only; `manage.py check --deploy` refuses it).
+NOTIFY_ENCRYPTION_KEYS = env_list("NOTIFY_ENCRYPTION_KEYS", "")
+# How long a process trusts its list of sensitive categories before reading it again (seconds).
+NOTIFY_SENSITIVE_CATEGORIES_TTL = env_float("NOTIFY_SENSITIVE_CATEGORIES_TTL", 5.0)
+
 # --- REST API ---------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
