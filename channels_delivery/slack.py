@@ -23,6 +23,17 @@ from .fanout import settle
 GONE_ERRORS = {"no_service", "no_active_hooks", "invalid_token", "channel_is_archived", "channel_not_found"}
 
 
+def url_problem(url):
+    """Why a URL is not a Slack incoming webhook we will call, or None: HTTPS only (the URL is
+    the credential, and plain HTTP shows it to the network), on SLACK_WEBHOOK_HOSTS."""
+    parts = urlsplit(url)
+    if parts.scheme not in settings.SLACK_WEBHOOK_SCHEMES:
+        return "Slack webhook URLs must use https."
+    if (parts.hostname or "").lower() not in settings.SLACK_WEBHOOK_HOSTS:
+        return f"Not a Slack webhook host (allowed: {', '.join(settings.SLACK_WEBHOOK_HOSTS)})."
+    return None
+
+
 class SlackIncomingWebhook(Provider):
     name = "slack"
     channel = "slack"
@@ -34,9 +45,8 @@ class SlackIncomingWebhook(Provider):
         return SendResult(provider_message_id=str(delivery_id), status_code="200", payload=payload)
 
     def send_one(self, webhook, message):
-        host = (urlsplit(webhook.url).hostname or "").lower()
-        if host not in settings.SLACK_WEBHOOK_HOSTS:
-            return PermanentDeliveryError(f"slack webhook {webhook.id}: host {host!r} is not a Slack webhook host")
+        if problem := url_problem(webhook.url):
+            return PermanentDeliveryError(f"slack webhook {webhook.id}: {problem}")
         # Adapters never retry: the Celery task does, with backoff.
         client = WebhookClient(webhook.url, timeout=settings.PROVIDER_TIMEOUT_SECONDS, retry_handlers=[])
         try:

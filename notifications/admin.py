@@ -3,6 +3,8 @@ from urllib.parse import urlsplit
 from django import forms
 from django.contrib import admin, messages
 
+from channels_delivery.slack import url_problem as slack_url_problem
+
 from . import models, templating
 
 
@@ -94,6 +96,8 @@ class SlackWebhookForm(forms.ModelForm):
     def clean_url(self):
         url = self.cleaned_data["url"]
         if url:
+            if problem := slack_url_problem(url):
+                raise forms.ValidationError(problem)
             return url
         if self.instance.pk:
             return self.instance.url

@@ -45,7 +45,12 @@ def start_broadcast(*, to, sender=None, scheduled_at=None, expires_at=None, **pa
     broadcast = Broadcast.objects.create(sender=sender, audience=to, payload=payload)
     from .tasks import plan_broadcast
 
-    transaction.on_commit(lambda: plan_broadcast.delay(str(broadcast.id)))
+    from .sending import enqueue_or_withdraw
+
+    enqueue_or_withdraw(
+        lambda: plan_broadcast.delay(str(broadcast.id)),
+        lambda: Broadcast.objects.filter(id=broadcast.id, status=Broadcast.Status.PENDING).delete(),
+    )
     return broadcast
 
 

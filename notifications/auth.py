@@ -6,6 +6,7 @@ from datetime import timedelta
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
+from .api.throttling import note_failed_login, refuse_failed_logins
 from .models import ApiClient
 
 KEY_PREFIX = "nk_"
@@ -20,9 +21,14 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         scheme, _, key = header.partition(" ")
         if scheme != self.keyword or not key.startswith(KEY_PREFIX):
             return None
+        refuse_failed_logins(request)
         prefix, _, secret = key[len(KEY_PREFIX):].partition(".")
-        client = ApiClient.objects.select_related("owner").filter(key_prefix=prefix, active=True).first()
+        # A key stops working with its owner: a deactivated account's apps are shut out too.
+        client = ApiClient.objects.select_related("owner").filter(
+            key_prefix=prefix, active=True, owner__is_active=True
+        ).first()
         if client is None or not hmac.compare_digest(client.key_hash, ApiClient.hash_secret(secret)):
+            note_failed_login(request)
             raise exceptions.AuthenticationFailed("Invalid API key.")
         now = timezone.now()
         # A write per request would sit on the send path; a minute's precision is enough here.
@@ -32,6 +38,21 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return self.keyword
+
+
+class UserTokenAuthentication(authentication.TokenAuthentication):
+    """DRF's user tokens, with failed attempts counted per address (see api/throttling.py)."""
+
+    def authenticate(self, request):
+        scheme = authentication.get_authorization_header(request).split(b" ", 1)[0]
+        if scheme.lower() != self.keyword.lower().encode():
+            return None
+        refuse_failed_logins(request)
+        try:
+            return super().authenticate(request)
+        except exceptions.AuthenticationFailed:
+            note_failed_login(request)
+            raise
 
 
 def api_client_of(request):

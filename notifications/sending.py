@@ -8,6 +8,21 @@ from config.celery import message_priority
 from .models import Notification, NotificationStatus
 
 
+def enqueue_or_withdraw(enqueue, withdraw):
+    """After commit, hand the work to the broker; if the broker cannot take it, remove what was
+    just stored (`withdraw`) and let the error reach the caller (a 503): a request that answers
+    an error has accepted nothing."""
+
+    def on_commit():
+        try:
+            enqueue()
+        except Exception:
+            withdraw()
+            raise
+
+    transaction.on_commit(on_commit)
+
+
 def is_held(scheduled_at, now=None):
     """A notification scheduled for later waits in Postgres; the beat task dispatches it when due."""
     return scheduled_at is not None and scheduled_at > (now or timezone.now())
@@ -47,5 +62,8 @@ def store_and_dispatch(
     from .tasks import dispatch_notifications
 
     lane = message_priority(priority)
-    transaction.on_commit(lambda: dispatch_notifications.apply_async((ids,), priority=lane))
+    enqueue_or_withdraw(
+        lambda: dispatch_notifications.apply_async((ids,), priority=lane),
+        lambda: Notification.objects.filter(id__in=ids, status=NotificationStatus.PENDING).delete(),
+    )
     return notifications

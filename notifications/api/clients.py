@@ -9,15 +9,15 @@ from rest_framework.response import Response
 
 from ..models import ApiClient
 from .idempotency import IDEMPOTENCY_PARAMETER, idempotent
-from .permissions import IsOperator
+from .permissions import IsOperator, ManagesApiClients
 
 User = get_user_model()
 
 
 class ApiClientSerializer(serializers.ModelSerializer):
     owner = serializers.SlugRelatedField(
-        slug_field="username", queryset=User.objects.all(), required=False,
-        help_text="The user the app acts as (default: the caller).",
+        slug_field="username", queryset=User.objects.filter(is_active=True), required=False,
+        help_text="The user the app acts as (default: the caller); an active account.",
     )
     scopes = serializers.ListField(
         child=serializers.ChoiceField(choices=ApiClient.SCOPES), allow_empty=False, max_length=3,
@@ -43,7 +43,7 @@ class IssuedApiClientSerializer(ApiClientSerializer):
 class ApiClientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     queryset = ApiClient.objects.select_related("owner").order_by("-created_at", "-id")
     serializer_class = ApiClientSerializer
-    permission_classes = [IsAuthenticated, IsOperator]
+    permission_classes = [IsAuthenticated, IsOperator, ManagesApiClients]
 
     @extend_schema(
         request=ApiClientSerializer, parameters=[IDEMPOTENCY_PARAMETER], responses={201: IssuedApiClientSerializer}

@@ -22,6 +22,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from channels_delivery.netguard import BlockedAddressError, check_address
+from channels_delivery.slack import url_problem as slack_url_problem
 
 from ..models import PushSubscription, RecipientProfile, SlackWebhook, Topic, WebhookEndpoint
 from .idempotency import IDEMPOTENCY_PARAMETER, idempotent
@@ -170,6 +171,14 @@ class OwnContactPoints(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets
     def get_queryset(self):
         return self.serializer_class.Meta.model.objects.filter(user=self.request.user).order_by("-created_at", "-id")
 
+    def refuse_beyond_cap(self, field):
+        """At most NOTIFY_MAX_CONTACT_POINTS_PER_USER of each kind: one user's hundred endpoints
+        would multiply every delivery. The user's row is locked so concurrent adds count in turn."""
+        User.objects.select_for_update().filter(pk=self.request.user.pk).first()
+        cap = settings.NOTIFY_MAX_CONTACT_POINTS_PER_USER
+        if self.get_queryset().count() >= cap:
+            raise serializers.ValidationError({field: [f"At most {cap} per user; delete one first."]})
+
 
 class PushSubscriptionViewSet(OwnContactPoints):
     """The caller's Web Push subscriptions: register (upsert by endpoint) and unregister."""
@@ -183,6 +192,12 @@ class PushSubscriptionViewSet(OwnContactPoints):
         serializer = PushSubscriptionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        with transaction.atomic():
+            if not self.get_queryset().filter(endpoint=data["endpoint"]).exists():
+                self.refuse_beyond_cap("endpoint")
+            return self.upsert(request, data)
+
+    def upsert(self, request, data):
         subscription, created = PushSubscription.objects.update_or_create(
             user=request.user,
             endpoint=data["endpoint"],
@@ -231,7 +246,9 @@ class WebhookEndpointViewSet(OwnContactPoints):
     def create(self, request):
         serializer = WebhookEndpointSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        endpoint = serializer.save(user=request.user)
+        with transaction.atomic():
+            self.refuse_beyond_cap("url")
+            endpoint = serializer.save(user=request.user)
         return Response(NewWebhookEndpointSerializer(endpoint).data, status=status.HTTP_201_CREATED)
 
 
@@ -245,10 +262,8 @@ class SlackWebhookSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "active", "created_at"]
 
     def validate_url(self, url):
-        host = (urlsplit(url).hostname or "").lower()
-        if host not in settings.SLACK_WEBHOOK_HOSTS:
-            allowed = ", ".join(settings.SLACK_WEBHOOK_HOSTS)
-            raise serializers.ValidationError(f"Not a Slack webhook host (allowed: {allowed}).")
+        if problem := slack_url_problem(url):
+            raise serializers.ValidationError(problem)
         return url
 
     def get_url_hint(self, webhook) -> str:
@@ -266,7 +281,9 @@ class SlackWebhookViewSet(OwnContactPoints):
     def create(self, request):
         serializer = SlackWebhookSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        webhook = serializer.save(user=request.user)
+        with transaction.atomic():
+            self.refuse_beyond_cap("url")
+            webhook = serializer.save(user=request.user)
         return Response(SlackWebhookSerializer(webhook).data, status=status.HTTP_201_CREATED)
 
 

@@ -10,7 +10,7 @@ from ..auth import CanSend, api_client_of
 from ..models import Delivery, Notification
 from .errors import Conflict, ErrorSerializer
 from .idempotency import IDEMPOTENCY_PARAMETER, idempotent
-from .permissions import ClientScopes
+from .permissions import ClientScopes, is_operator
 from .inbox import InboxActions, InboxFilterSerializer, filter_inbox
 from .serializers import (
     NotificationDetailSerializer,
@@ -45,6 +45,9 @@ class NotificationViewSet(
         if self.action == "list":
             return filter_inbox(queryset, self.request.query_params)
         return queryset.order_by("-created_at", "-id")
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "hide_provider_errors": not is_operator(self.request)}
 
     def get_serializer_class(self):
         if self.action == "retrieve":
