@@ -34,7 +34,8 @@ class ApiClientSerializer(serializers.ModelSerializer):
 
 
 class IssuedApiClientSerializer(ApiClientSerializer):
-    key = serializers.CharField(read_only=True, help_text="The full key, shown this once: store it now.")
+    # Not readOnly/required in the schema: an idempotent replay answers without it.
+    key = serializers.CharField(required=False, help_text="The full key, shown this once: store it now (not in replays).")
 
     class Meta(ApiClientSerializer.Meta):
         fields = [*ApiClientSerializer.Meta.fields, "key"]

@@ -31,6 +31,7 @@ from .permissions import CanManageRecipients, IsEndUser
 User = get_user_model()
 TIME_ZONES = zoneinfo.available_timezones()
 LOCALE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
+PHONE_PATTERN = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
 
 def e164(value):
@@ -64,22 +65,24 @@ def reachable_url(url):
 class ProfileSerializer(serializers.Serializer):
     id = serializers.CharField(source="username", read_only=True, help_text="The user id (username).")
     email = serializers.EmailField(required=False, allow_blank=True)
-    phone = serializers.CharField(required=False, allow_blank=True, max_length=32, help_text="E.164, e.g. +14155550100.")
-    locale = serializers.CharField(required=False, allow_blank=True, max_length=16, help_text="e.g. en, pt-BR.")
-    timezone = serializers.CharField(required=False, max_length=64, help_text="An IANA time zone, e.g. Europe/Paris.")
+    phone = serializers.RegexField(
+        PHONE_PATTERN, required=False, allow_blank=True, max_length=32,
+        error_messages={"invalid": "Not a phone number in international format (+ and the country code)."},
+        help_text="E.164 (+ and 7 to 15 digits, a valid number for its country), e.g. +14155550100; empty clears it.",
+    )
+    locale = serializers.RegexField(
+        LOCALE, required=False, allow_blank=True, max_length=16, help_text="e.g. en, pt-BR.",
+        error_messages={"invalid": "Not a locale (e.g. en, de-CH)."},
+    )
+    timezone = serializers.ChoiceField(
+        choices=sorted(TIME_ZONES), required=False, help_text="An IANA time zone, e.g. Europe/Paris."
+    )
 
     def validate_phone(self, value):
         return e164(value) if value else ""
 
     def validate_locale(self, value):
-        if value and not LOCALE.match(value):
-            raise serializers.ValidationError("Not a locale (e.g. en, de-CH).")
         return value.replace("_", "-")
-
-    def validate_timezone(self, value):
-        if value not in TIME_ZONES:
-            raise serializers.ValidationError(f"Unknown time zone '{value}'.")
-        return value
 
     def to_representation(self, user):
         profile = getattr(user, "profile", None) or RecipientProfile(user=user)
@@ -230,7 +233,8 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
 
 
 class NewWebhookEndpointSerializer(WebhookEndpointSerializer):
-    secret = serializers.CharField(read_only=True, help_text="The signing secret, shown this once.")
+    # Not readOnly/required in the schema: an idempotent replay answers without it.
+    secret = serializers.CharField(required=False, help_text="The signing secret, shown this once (not in replays).")
 
     class Meta(WebhookEndpointSerializer.Meta):
         fields = [*WebhookEndpointSerializer.Meta.fields, "secret"]

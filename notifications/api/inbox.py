@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from ..models import NotificationStatus, Priority
 from .permissions import IsEndUser
 from .serializers import NotificationSerializer
+from .filters import StrictQuery
 
 PRIORITY_RANK = Case(
     *[When(priority=priority, then=Value(rank)) for rank, priority in enumerate(Priority.values)],
@@ -25,7 +26,7 @@ ORDERINGS = {
 MARKS = {"read": "read_at", "seen": "seen_at", "archived": "archived_at"}
 
 
-class InboxFilterSerializer(serializers.Serializer):
+class InboxFilterSerializer(StrictQuery):
     status = serializers.ChoiceField(choices=NotificationStatus.choices, required=False)
     category = serializers.SlugField(max_length=64, required=False)
     unread = serializers.BooleanField(required=False, allow_null=True, default=None)

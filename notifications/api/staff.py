@@ -18,6 +18,7 @@ from .errors import Conflict, ErrorSerializer
 from .idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from .permissions import IsOperator
 from .serializers import DeliverySerializer
+from .filters import StrictQuery
 
 
 class ResendSerializer(serializers.Serializer):
@@ -64,7 +65,7 @@ class OperatorActions:
         return Response(result, status=status.HTTP_202_ACCEPTED)
 
 
-class DeliveryFilterSerializer(serializers.Serializer):
+class DeliveryFilterSerializer(StrictQuery):
     status = serializers.ChoiceField(choices=DeliveryStatus.choices, required=False)
     channel = serializers.ChoiceField(choices=Channel.choices, required=False)
     provider = serializers.CharField(max_length=32, required=False)
@@ -100,7 +101,7 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return super().list(request, *args, **kwargs)
 
 
-class SummaryWindowSerializer(serializers.Serializer):
+class SummaryWindowSerializer(StrictQuery):
     since = serializers.DateTimeField(required=False, help_text="Default: 24 hours before until.")
     until = serializers.DateTimeField(required=False, help_text="Default: now.")
 
