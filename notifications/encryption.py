@@ -219,13 +219,14 @@ class SealingQuerySet(models.QuerySet):
     def bulk_update(self, objs, fields, batch_size=None):
         objs = list(objs)
         names = {self.model._meta.get_field(name).attname for name in fields}
+        sealable = [field for field in sealable_fields(self.model) if field.attname in names]
         swapped = []
-        for obj in objs:
+        for obj in objs if sealable else []:
             if not obj.sealed_content():
                 continue
-            for field in sealable_fields(self.model):
+            for field in sealable:
                 value = getattr(obj, field.attname)
-                if field.attname in names and value is not None and not isinstance(value, Sealed):
+                if value is not None and not isinstance(value, Sealed):
                     swapped.append((obj, field.attname, value))
                     setattr(obj, field.attname, Sealed(value))
         try:
