@@ -31,7 +31,9 @@ from .permissions import CanManageRecipients, IsEndUser
 User = get_user_model()
 TIME_ZONES = zoneinfo.available_timezones()
 LOCALE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
-PHONE_PATTERN = re.compile(r"^\+[1-9][0-9]{6,14}$")
+# International format: + and the country code, digits that may be grouped by spaces, dots,
+# dashes or parentheses (stored normalised to E.164).
+PHONE_PATTERN = re.compile(r"^\+[1-9][0-9 ().-]{5,30}$")
 
 
 def e164(value):
@@ -68,7 +70,7 @@ class ProfileSerializer(serializers.Serializer):
     phone = serializers.RegexField(
         PHONE_PATTERN, required=False, allow_blank=True, max_length=32,
         error_messages={"invalid": "Not a phone number in international format (+ and the country code)."},
-        help_text="E.164 (+ and 7 to 15 digits, a valid number for its country), e.g. +14155550100; empty clears it.",
+        help_text="International format, stored as E.164, e.g. +14155550100 or +44 20 7946 0958; empty clears it.",
     )
     locale = serializers.RegexField(
         LOCALE, required=False, allow_blank=True, max_length=16, help_text="e.g. en, pt-BR.",

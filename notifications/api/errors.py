@@ -10,6 +10,7 @@ import logging
 import redis
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import DataError
 from django.db import InterfaceError as DatabaseInterfaceError
 from django.db import OperationalError as DatabaseOperationalError
 from django.http import JsonResponse
@@ -96,6 +97,10 @@ def exception_handler(exc, context):
         return Response(error_body(413, "too_large", "Request body is too large."), status=413)
     if isinstance(exc, BACKING_SERVICE_ERRORS):
         exc = ServiceUnavailable()
+    if isinstance(exc, DataError):
+        # Postgres refused a value as data (a NUL byte, a number out of range) that a field let
+        # through: the caller's input, so a 400, and the transaction is rolled back.
+        exc = serializers.ValidationError({"non_field_errors": ["A value cannot be stored (e.g. a NUL character)."]})
     response = drf_exception_handler(exc, context)
     if isinstance(exc, ServiceUnavailable):
         response["Retry-After"] = str(settings.NOTIFY_UNAVAILABLE_RETRY_AFTER)
