@@ -280,3 +280,12 @@ def test_a_public_schema_is_a_setting():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
                             env={**os.environ, "NOTIFY_PUBLIC_SCHEMA": "true"})
     assert result.stdout.strip().splitlines()[-1] == "200", result.stderr[-2000:]
+
+
+def test_a_nul_byte_postgres_refuses_is_a_400_not_a_500(make_user, user_api):
+    """Found by the stateful schemathesis run: a NUL in a username lookup reached Postgres."""
+    manager = make_user("keymaster", is_staff=True)
+    manager.user_permissions.add(Permission.objects.get(codename="add_apiclient"))
+    response = user_api(manager).post("/api/clients/", {"name": "x", "owner": "a\x00b"}, format="json")
+    assert response.status_code == 400 and response.json()["error"]["status"] == 400
+    assert ApiClient.objects.count() == 0
