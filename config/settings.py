@@ -1,9 +1,12 @@
 """Settings, read once from the environment with defaults for a developer machine."""
 
+import json
 import os
 from pathlib import Path
 
 import dj_database_url
+
+from channels_delivery import registry
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -66,6 +69,7 @@ INSTALLED_APPS = [
     "channels",
     "notifications",
     "channels_delivery",
+    *(entry.package for entry in registry.CHANNELS),
 ]
 
 MIDDLEWARE = [
@@ -128,6 +132,8 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 
 # Request bodies beyond this are refused before parsing (a 10 MB body is a 413, not a 500).
+
+# Request bodies beyond this are refused before parsing (a 10 MB body is a 413, not a 500).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024)
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -144,17 +150,18 @@ NOTIFY_ENCRYPTION_KEYS = env_list("NOTIFY_ENCRYPTION_KEYS", "")
 # How long a process trusts its list of sensitive categories before reading it again (seconds).
 NOTIFY_SENSITIVE_CATEGORIES_TTL = env_float("NOTIFY_SENSITIVE_CATEGORIES_TTL", 5.0)
 
-# --- REST API ---------------------------------------------------------------
+# --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "notifications.auth.ApiKeyAuthentication",
-        "notifications.auth.UserTokenAuthentication",
+        "notifications.api.auth.ApiKeyAuthentication",
+        "notifications.api.auth.UserTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "notifications.api.pagination.PagePagination",
     "PAGE_SIZE": 20,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "notifications.api.schema.ApiAutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": ["notifications.api.throttling.ClientRateThrottle"],
     "EXCEPTION_HANDLER": "notifications.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
@@ -171,162 +178,14 @@ SPECTACULAR_SETTINGS = {
         else ["notifications.api.permissions.IsOperator"]
     ),
     "SERVE_AUTHENTICATION": None,
-}
-
-# --- Celery (read by config/celery.py through the CELERY_ namespace) ----------
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
-# Countdowns (retry backoff, rate-limit requeues) stay far below this; longer waits live in Postgres.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
-CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A worker killed mid-task leaves its message on the broker to run again.
-CELERY_TASK_ACKS_LATE = True
-CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER", 4)
-CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 60)
-CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 90)
-CELERY_TASK_SERIALIZER = "json"
-CELERY_ACCEPT_CONTENT = ["json"]
-CELERY_TASK_IGNORE_RESULT = True
-CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
-CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-# Task events cost every message a second publish; Flower switches them on while it watches.
-CELERY_WORKER_SEND_TASK_EVENTS = env_bool("CELERY_WORKER_SEND_TASK_EVENTS", False)
-CELERY_TASK_SEND_SENT_EVENT = env_bool("CELERY_TASK_SEND_SENT_EVENT", False)
-
-# --- Delivery ---------------------------------------------------------------
-NOTIFY_CHANNELS = ["email", "sms", "push", "webhook", "slack", "inapp"]
-NOTIFY_DEFAULT_CHANNELS = env_list("NOTIFY_DEFAULT_CHANNELS", "inapp,email")
-# Categories created on migrate; "critical" ones cannot be switched off and ignore quiet hours.
-NOTIFY_CATEGORIES = {
-    "general": {"name": "General", "critical": False},
-    "orders": {"name": "Orders", "critical": False},
-    "messages": {"name": "Messages", "critical": False},
-    "system": {"name": "System", "critical": True},
-}
-# Per channel: max_retries and the longest backoff in seconds (kept below the visibility timeout).
-NOTIFY_RETRY = {
-    channel: {
-        "max_retries": env_int(f"NOTIFY_{channel.upper()}_MAX_RETRIES", 5),
-        "backoff_max": env_int(f"NOTIFY_{channel.upper()}_BACKOFF_MAX", 600),
-    }
-    for channel in NOTIFY_CHANNELS
-}
-PROVIDER_TIMEOUT_SECONDS = env_float("PROVIDER_TIMEOUT_SECONDS", 10.0)
-
-# Email. With no SendGrid key, email leaves through Django's SMTP backend; with no SMTP host
-# either, it is printed by the email worker (the console backend) so a first run shows it.
-DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "notifications@example.com")
-SENDGRID_API_KEY = env_str("SENDGRID_API_KEY", "")
-SENDGRID_HOST = env_str("SENDGRID_HOST", "https://api.sendgrid.com")
-EMAIL_HOST = env_str("EMAIL_HOST", "")
-EMAIL_PORT = env_int("EMAIL_PORT", 25)
-EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
-EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
-EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
-EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
-EMAIL_BACKEND = env_str(
-    "EMAIL_BACKEND",
-    "django.core.mail.backends.smtp.EmailBackend"
-    if EMAIL_HOST
-    else "django.core.mail.backends.console.EmailBackend",
-)
-
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-}
-
-# --- channels ---------------------------------------------------------------
-# SMS through Twilio; TWILIO_API_BASE points the SDK at a proxy (or the fake provider in tests).
-TWILIO_ACCOUNT_SID = env_str("TWILIO_ACCOUNT_SID", "")
-TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN", "")
-TWILIO_FROM_NUMBER = env_str("TWILIO_FROM_NUMBER", "")
-TWILIO_MESSAGING_SERVICE_SID = env_str("TWILIO_MESSAGING_SERVICE_SID", "")
-TWILIO_API_BASE = env_str("TWILIO_API_BASE", "https://api.twilio.com")
-# Region for stored numbers written without +country code ("US", "DE"); empty: E.164 only.
-SMS_DEFAULT_REGION = env_str("SMS_DEFAULT_REGION", "")
-# Web Push: the VAPID private key as base64url (raw 32 bytes or DER), its public key for browsers.
-VAPID_PRIVATE_KEY = env_str("VAPID_PRIVATE_KEY", "")
-VAPID_PUBLIC_KEY = env_str("VAPID_PUBLIC_KEY", "")
-VAPID_SUBJECT = env_str("VAPID_SUBJECT", "mailto:notifications@example.com")
-PUSH_TTL_SECONDS = env_int("PUSH_TTL_SECONDS", 86400)
-# Webhooks (and push endpoints) may not reach private, loopback or link-local addresses unless
-# the host name or a network (CIDR) is listed here.
-WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", "")
-WEBHOOK_CONNECT_TIMEOUT = env_float("WEBHOOK_CONNECT_TIMEOUT", 3.0)
-# Standard Webhooks recommends giving receivers 15 to 30 seconds.
-WEBHOOK_READ_TIMEOUT = env_float("WEBHOOK_READ_TIMEOUT", 15.0)
-# Push subscriptions, webhook endpoints and Slack webhooks a user may register, each.
-NOTIFY_MAX_CONTACT_POINTS_PER_USER = env_int("NOTIFY_MAX_CONTACT_POINTS_PER_USER", 10)
-# Slack webhook URLs are only called on these hosts.
-SLACK_WEBHOOK_HOSTS = [host.lower() for host in env_list("SLACK_WEBHOOK_HOSTS", "hooks.slack.com")]
-# The URL is the credential: only HTTPS carries it (tests add http for the local fake Slack).
-SLACK_WEBHOOK_SCHEMES = env_list("SLACK_WEBHOOK_SCHEMES", "https")
-
-# --- engine ---
-def parse_rate_limits(text):
-    """`sendgrid=100:200,twilio=10` -> {"sendgrid": (100.0 per second, burst 200), "twilio": (10.0, 10)}."""
-    limits = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        provider, _, spec = item.partition("=")
-        rate, _, burst = spec.partition(":")
-        limits[provider.strip()] = (float(rate), int(burst or max(1, float(rate))))
-    return limits
-
-
-# Fallback chains. A plan is a list of routes run side by side, each a chain of channels tried in
-# order until one gets through. Looked up by category, then priority, then the default; a send
-# that names its channels overrides this. A channel the user has no contact point for is skipped.
-NOTIFY_ROUTES = {
-    "categories": {},
-    "priorities": {
-        "urgent": [["inapp"], ["push", "sms", "email"]],
-        "high": [["inapp"], ["push", "email"]],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "NotificationStatusEnum": "notifications.models.NotificationStatus",
+        "DeliveryStatusEnum": "notifications.models.DeliveryStatus",
+        "BroadcastStatusEnum": "notifications.models.Broadcast.Status",
+        "ChannelEnum": "notifications.models.Channel",
     },
-    "default": [[channel] for channel in NOTIFY_DEFAULT_CHANNELS],
 }
-if os.environ.get("NOTIFY_ROUTES"):
-    import json
-
-    NOTIFY_ROUTES = {**NOTIFY_ROUTES, **json.loads(os.environ["NOTIFY_ROUTES"])}
-# Retry delay before retry n (0-based): factor * 2**n seconds, capped at the channel's backoff_max,
-# with "equal jitter" (a random half) so workers do not retry in lockstep; a provider's
-# Retry-After wins when longer. Waits beyond NOTIFY_MAX_COUNTDOWN are parked in Postgres
-# (Delivery.next_retry_at, status retrying) for the reaper instead of a broker countdown.
-NOTIFY_RETRY_BACKOFF = env_float("NOTIFY_RETRY_BACKOFF", 2.0)
-NOTIFY_RETRY_JITTER = env_bool("NOTIFY_RETRY_JITTER", True)
-NOTIFY_MAX_COUNTDOWN = env_int(
-    "NOTIFY_MAX_COUNTDOWN", CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] // 4
-)
-# A delivery task that cannot reach Postgres re-queues its message after this many seconds.
-NOTIFY_DATABASE_RETRY_SECONDS = env_float("NOTIFY_DATABASE_RETRY_SECONDS", 5.0)
-# Circuit breaker per provider (state in Redis at REDIS_URL, shared by every worker): it opens
-# after CIRCUIT_FAILURES transient failures within CIRCUIT_WINDOW seconds, stays open
-# CIRCUIT_OPEN_SECONDS, then lets one probe call through (owned for CIRCUIT_PROBE_SECONDS).
-NOTIFY_CIRCUIT_FAILURES = env_int("NOTIFY_CIRCUIT_FAILURES", 5)
-NOTIFY_CIRCUIT_WINDOW = env_float("NOTIFY_CIRCUIT_WINDOW", 60.0)
-NOTIFY_CIRCUIT_OPEN_SECONDS = env_float("NOTIFY_CIRCUIT_OPEN_SECONDS", 30.0)
-NOTIFY_CIRCUIT_PROBE_SECONDS = env_float("NOTIFY_CIRCUIT_PROBE_SECONDS", 20.0)
-# Global token bucket per provider, in Redis: "provider=per_second[:burst],...". Unlisted: unlimited.
-NOTIFY_RATE_LIMITS = parse_rate_limits(env_str("NOTIFY_RATE_LIMITS", ""))
-# Provider status callbacks (Twilio's are verified with TWILIO_AUTH_TOKEN, above).
-SENDGRID_WEBHOOK_PUBLIC_KEY = env_str("SENDGRID_WEBHOOK_PUBLIC_KEY", "")
-
-# --- prefs ---
-# System defaults, below users' and groups' own switches: channels off unless switched on, for
-# every category or (as `category:channel` pairs) for one category.
-NOTIFY_CHANNELS_OFF_BY_DEFAULT = env_list("NOTIFY_CHANNELS_OFF_BY_DEFAULT", "")
-NOTIFY_CATEGORY_CHANNELS_OFF_BY_DEFAULT = {}
-for _pair in env_list("NOTIFY_CATEGORY_CHANNELS_OFF_BY_DEFAULT", ""):
-    _category, _, _channel = _pair.partition(":")
-    NOTIFY_CATEGORY_CHANNELS_OFF_BY_DEFAULT.setdefault(_category.strip(), []).append(_channel.strip())
-# Templates fall back from the notification's or user's locale to its language, then to this.
-NOTIFY_DEFAULT_LOCALE = env_str("NOTIFY_DEFAULT_LOCALE", "en")
-# --- api ---
 # Broadcast fan-out: recipients per chunk task (one bulk insert and one dispatch task each).
 NOTIFY_BROADCAST_CHUNK_SIZE = env_int("NOTIFY_BROADCAST_CHUNK_SIZE", 1000)
 # A broadcast still fanning out after this many seconds is planned again (its done chunks skipped).
@@ -352,20 +211,166 @@ CACHES = {
         "KEY_PREFIX": "throttle",
     },
 }
-REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["notifications.api.throttling.ClientRateThrottle"]
-REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "notifications.api.schema.ApiAutoSchema"
-SPECTACULAR_SETTINGS["COMPONENT_SPLIT_REQUEST"] = True
-SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
-    "NotificationStatusEnum": "notifications.models.NotificationStatus",
-    "DeliveryStatusEnum": "notifications.models.DeliveryStatus",
-    "BroadcastStatusEnum": "notifications.models.Broadcast.Status",
-    "ChannelEnum": "notifications.models.Channel",
+
+# --- Celery (read by config/celery.py through the CELERY_ namespace) --------------------------
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+# Countdowns (retry backoff, rate-limit requeues) stay far below this; longer waits live in Postgres.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker killed mid-task leaves its message on the broker to run again.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER", 4)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 60)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 90)
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TIMEZONE = "UTC"
+# Task events cost every message a second publish; Flower switches them on while it watches.
+CELERY_WORKER_SEND_TASK_EVENTS = env_bool("CELERY_WORKER_SEND_TASK_EVENTS", False)
+CELERY_TASK_SEND_SENT_EVENT = env_bool("CELERY_TASK_SEND_SENT_EVENT", False)
+# Reconnect to the broker forever after a Redis or RabbitMQ restart instead of exiting.
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# RabbitMQ (CELERY_BROKER_URL=amqp://...): queues are classic and durable (kombu's default). A
+# message with a countdown stays unacked on the worker until it runs, and RabbitMQ's
+# consumer_timeout (30 min by default) closes the channel of an unacked delivery older than that:
+# retry countdowns are capped by NOTIFY_<CHANNEL>_BACKOFF_MAX (600 s) and tasks by
+# CELERY_TASK_TIME_LIMIT, both far below it; longer waits live in Postgres (scheduled_at).
+
+# --- Channels (the list is channels_delivery/registry.py) and their providers -----------------
+NOTIFY_CHANNELS = registry.NAMES
+NOTIFY_DEFAULT_CHANNELS = env_list("NOTIFY_DEFAULT_CHANNELS", "inapp,email")
+# Categories created on migrate; "critical" ones cannot be switched off and ignore quiet hours.
+NOTIFY_CATEGORIES = {
+    "general": {"name": "General", "critical": False},
+    "orders": {"name": "Orders", "critical": False},
+    "messages": {"name": "Messages", "critical": False},
+    "system": {"name": "System", "critical": True},
 }
-# --- clock ---
+# Per channel: max_retries and the longest backoff in seconds (kept below the visibility timeout);
+# the registry's defaults, overridden by NOTIFY_<CHANNEL>_MAX_RETRIES and _BACKOFF_MAX.
+NOTIFY_RETRY = {
+    entry.name: {
+        "max_retries": env_int(f"NOTIFY_{entry.name.upper()}_MAX_RETRIES", entry.max_retries),
+        "backoff_max": env_int(f"NOTIFY_{entry.name.upper()}_BACKOFF_MAX", entry.backoff_max),
+    }
+    for entry in registry.CHANNELS
+}
+PROVIDER_TIMEOUT_SECONDS = env_float("PROVIDER_TIMEOUT_SECONDS", 10.0)
+
+# Email. With no SendGrid key, email leaves through Django's SMTP backend; with no SMTP host
+# either, it is printed by the email worker (the console backend) so a first run shows it.
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "notifications@example.com")
+SENDGRID_API_KEY = env_str("SENDGRID_API_KEY", "")
+SENDGRID_HOST = env_str("SENDGRID_HOST", "https://api.sendgrid.com")
+EMAIL_HOST = env_str("EMAIL_HOST", "")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend",
+)
+# SendGrid's signed event webhook (Twilio's status callbacks are verified with TWILIO_AUTH_TOKEN).
+SENDGRID_WEBHOOK_PUBLIC_KEY = env_str("SENDGRID_WEBHOOK_PUBLIC_KEY", "")
+
+# SMS through Twilio; TWILIO_API_BASE points the SDK at a proxy (or the fake provider in tests).
+TWILIO_ACCOUNT_SID = env_str("TWILIO_ACCOUNT_SID", "")
+TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN", "")
+TWILIO_FROM_NUMBER = env_str("TWILIO_FROM_NUMBER", "")
+TWILIO_MESSAGING_SERVICE_SID = env_str("TWILIO_MESSAGING_SERVICE_SID", "")
+TWILIO_API_BASE = env_str("TWILIO_API_BASE", "https://api.twilio.com")
+# Region for stored numbers written without +country code ("US", "DE"); empty: E.164 only.
+SMS_DEFAULT_REGION = env_str("SMS_DEFAULT_REGION", "")
+# Web Push: the VAPID private key as base64url (raw 32 bytes or DER), its public key for browsers.
+VAPID_PRIVATE_KEY = env_str("VAPID_PRIVATE_KEY", "")
+VAPID_PUBLIC_KEY = env_str("VAPID_PUBLIC_KEY", "")
+VAPID_SUBJECT = env_str("VAPID_SUBJECT", "mailto:notifications@example.com")
+PUSH_TTL_SECONDS = env_int("PUSH_TTL_SECONDS", 86400)
+# Webhooks (and push endpoints) may not reach private, loopback or link-local addresses unless
+# the host name or a network (CIDR) is listed here.
+WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", "")
+WEBHOOK_CONNECT_TIMEOUT = env_float("WEBHOOK_CONNECT_TIMEOUT", 3.0)
+# Standard Webhooks recommends giving receivers 15 to 30 seconds.
+WEBHOOK_READ_TIMEOUT = env_float("WEBHOOK_READ_TIMEOUT", 15.0)
+# Push subscriptions, webhook endpoints and Slack webhooks a user may register, each.
+NOTIFY_MAX_CONTACT_POINTS_PER_USER = env_int("NOTIFY_MAX_CONTACT_POINTS_PER_USER", 10)
+# Telegram: the bot's token from @BotFather; TELEGRAM_API_BASE points at a proxy (or the fake in tests).
+TELEGRAM_BOT_TOKEN = env_str("TELEGRAM_BOT_TOKEN", "")
+TELEGRAM_API_BASE = env_str("TELEGRAM_API_BASE", "https://api.telegram.org")
+# Slack webhook URLs are only called on these hosts.
+SLACK_WEBHOOK_HOSTS = [host.lower() for host in env_list("SLACK_WEBHOOK_HOSTS", "hooks.slack.com")]
+# The URL is the credential: only HTTPS carries it (tests add http for the local fake Slack).
+SLACK_WEBHOOK_SCHEMES = env_list("SLACK_WEBHOOK_SCHEMES", "https")
+
+# --- Delivery engine: retries, fallback routes, circuit breaker, rate limits ------------------
+def parse_rate_limits(text):
+    """`sendgrid=100:200,twilio=10` -> {"sendgrid": (100.0 per second, burst 200), "twilio": (10.0, 10)}."""
+    limits = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        provider, _, spec = item.partition("=")
+        rate, _, burst = spec.partition(":")
+        limits[provider.strip()] = (float(rate), int(burst or max(1, float(rate))))
+    return limits
+
+
+# Fallback chains. A plan is a list of routes run side by side, each a chain of channels tried in
+# order until one gets through. Looked up by category, then priority, then the default; a send
+# that names its channels overrides this. A channel the user has no contact point for is skipped.
+NOTIFY_ROUTES = {
+    "categories": {},
+    "priorities": {
+        "urgent": [["inapp"], ["push", "sms", "email"]],
+        "high": [["inapp"], ["push", "email"]],
+    },
+    "default": [[channel] for channel in NOTIFY_DEFAULT_CHANNELS],
+}
+if os.environ.get("NOTIFY_ROUTES"):
+    NOTIFY_ROUTES = {**NOTIFY_ROUTES, **json.loads(os.environ["NOTIFY_ROUTES"])}
+# Retry delay before retry n (0-based): factor * 2**n seconds, capped at the channel's backoff_max,
+# with "equal jitter" (a random half) so workers do not retry in lockstep; a provider's
+# Retry-After wins when longer. Waits beyond NOTIFY_MAX_COUNTDOWN are parked in Postgres
+# (Delivery.next_retry_at, status retrying) for the reaper instead of a broker countdown.
+NOTIFY_RETRY_BACKOFF = env_float("NOTIFY_RETRY_BACKOFF", 2.0)
+NOTIFY_RETRY_JITTER = env_bool("NOTIFY_RETRY_JITTER", True)
+NOTIFY_MAX_COUNTDOWN = env_int(
+    "NOTIFY_MAX_COUNTDOWN", CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] // 4
+)
+# A delivery task that cannot reach Postgres re-queues its message after this many seconds.
+NOTIFY_DATABASE_RETRY_SECONDS = env_float("NOTIFY_DATABASE_RETRY_SECONDS", 5.0)
+# Circuit breaker per provider (state in Redis at REDIS_URL, shared by every worker): it opens
+# after CIRCUIT_FAILURES transient failures within CIRCUIT_WINDOW seconds, stays open
+# CIRCUIT_OPEN_SECONDS, then lets one probe call through (owned for CIRCUIT_PROBE_SECONDS).
+NOTIFY_CIRCUIT_FAILURES = env_int("NOTIFY_CIRCUIT_FAILURES", 5)
+NOTIFY_CIRCUIT_WINDOW = env_float("NOTIFY_CIRCUIT_WINDOW", 60.0)
+NOTIFY_CIRCUIT_OPEN_SECONDS = env_float("NOTIFY_CIRCUIT_OPEN_SECONDS", 30.0)
+NOTIFY_CIRCUIT_PROBE_SECONDS = env_float("NOTIFY_CIRCUIT_PROBE_SECONDS", 20.0)
+# Global token bucket per provider, in Redis: "provider=per_second[:burst],...". Unlisted: unlimited.
+NOTIFY_RATE_LIMITS = parse_rate_limits(env_str("NOTIFY_RATE_LIMITS", ""))
+
+# --- Planning: preferences and templates ------------------------------------------------------
+# System defaults, below users' and groups' own switches: channels off unless switched on, for
+# every category or (as `category:channel` pairs) for one category.
+NOTIFY_CHANNELS_OFF_BY_DEFAULT = env_list("NOTIFY_CHANNELS_OFF_BY_DEFAULT", "")
+NOTIFY_CATEGORY_CHANNELS_OFF_BY_DEFAULT = {}
+for _pair in env_list("NOTIFY_CATEGORY_CHANNELS_OFF_BY_DEFAULT", ""):
+    _category, _, _channel = _pair.partition(":")
+    NOTIFY_CATEGORY_CHANNELS_OFF_BY_DEFAULT.setdefault(_category.strip(), []).append(_channel.strip())
+# Templates fall back from the notification's or user's locale to its language, then to this.
+NOTIFY_DEFAULT_LOCALE = env_str("NOTIFY_DEFAULT_LOCALE", "en")
+
+# --- Clock: scheduled sends, digests, escalation, reaper, retention ---------------------------
 # Scheduled sends, digests, escalation, clean-up and the reaper: all driven by one celery beat.
 # Code declares the periodic tasks (notifications/schedules.py); sync_schedules writes them to
 # django-celery-beat's tables, where operators may edit or disable them in the admin.
-CELERY_BEAT_SCHEDULER = "notifications.beat:SingleBeatScheduler"
+CELERY_BEAT_SCHEDULER = "notifications.clock.beat:SingleBeatScheduler"
 # Beat messages that sat in the broker longer than this are dropped (the next tick sends a fresh one).
 NOTIFY_BEAT_TASK_EXPIRES = env_int("NOTIFY_BEAT_TASK_EXPIRES", 10)
 # A second beat refuses to start while the first one holds this Redis lock (refreshed every tick).
@@ -389,11 +394,12 @@ NOTIFY_RETENTION_EXPIRED_DAYS = env_int("NOTIFY_RETENTION_EXPIRED_DAYS", 7)
 NOTIFY_CLEANUP_BATCH = env_int("NOTIFY_CLEANUP_BATCH", 1000)
 # The daily dead-letter summary goes to these addresses, or to active staff users if empty.
 OPERATOR_EMAILS = env_list("OPERATOR_EMAILS", "")
-# Reconnect to the broker forever after a Redis or RabbitMQ restart instead of exiting.
-CELERY_BROKER_CONNECTION_RETRY = True
-CELERY_BROKER_CONNECTION_MAX_RETRIES = None
-# RabbitMQ (CELERY_BROKER_URL=amqp://...): queues are classic and durable (kombu's default). A
-# message with a countdown stays unacked on the worker until it runs, and RabbitMQ's
-# consumer_timeout (30 min by default) closes the channel of an unacked delivery older than that:
-# retry countdowns are capped by NOTIFY_<CHANNEL>_BACKOFF_MAX (600 s) and tasks by
-# CELERY_TASK_TIME_LIMIT, both far below it; longer waits live in Postgres (scheduled_at).
+
+# --- Logging ----------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+}

@@ -9,18 +9,10 @@ class NotificationsConfig(AppConfig):
     def ready(self):
         from django.core import checks
 
-        from .categories import ensure_configured_categories
-        from .encryption import check_encryption_keys
+        from notifications.encryption import check_encryption_keys
+        from notifications.planning.categories import ensure_configured_categories
 
         checks.register(check_encryption_keys, checks.Tags.security, deploy=True)
 
         # post_migrate also runs after a test flush, so configured categories always exist.
         post_migrate.connect(ensure_configured_categories, sender=self)
-
-        from channels_delivery import hooks
-
-        from .contact_points import deactivate
-
-        # A push subscription or Slack webhook that its provider calls gone is switched off.
-        if deactivate not in hooks.contact_point_gone_listeners:
-            hooks.contact_point_gone_listeners.append(deactivate)

@@ -26,6 +26,7 @@ import json
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
+from django.core.checks import Error
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
@@ -240,8 +241,6 @@ class SealingQuerySet(models.QuerySet):
 
 def check_encryption_keys(app_configs=None, **kwargs):
     """`manage.py check --deploy`: a deployment must bring its own keys, and they must be keys."""
-    from django.core.checks import Error
-
     if not settings.NOTIFY_ENCRYPTION_KEYS:
         return [Error(
             "NOTIFY_ENCRYPTION_KEYS is empty: credentials and sensitive content are encrypted with a "
@@ -254,73 +253,3 @@ def check_encryption_keys(app_configs=None, **kwargs):
     except ImproperlyConfigured as error:
         return [Error(str(error), id="notifications.E102")]
     return []
-
-
-def batches(queryset, size):
-    """Rows of `queryset` in primary-key order, `size` at a time, each batch locked in its own
-    short transaction (readers are never blocked; a writer waits for one batch at most)."""
-    from django.db import transaction
-
-    last = None
-    while True:
-        with transaction.atomic():
-            page = queryset.order_by("pk")
-            if last is not None:
-                page = page.filter(pk__gt=last)
-            rows = list(page.select_for_update(of=("self",))[:size])
-            if not rows:
-                return
-            yield rows
-        last = rows[-1].pk
-
-
-def reencrypt(batch_size=500, on_batch=None):
-    """Write every encrypted value again under the first key, and seal the content of sensitive
-    categories stored plain (before the category was marked). Returns {model label: rows written}."""
-    from django.apps import apps
-    from django.db.models import Q
-    from django.db.models.expressions import RawSQL
-
-    written = {}
-    for model in apps.get_models():
-        encrypted = [field.name for field in encrypted_fields(model)]
-        sealable = [field for field in sealable_fields(model)]
-        if not encrypted and not sealable:
-            continue
-        queryset = model._base_manager.all()
-        if sealable:
-            queryset = queryset.filter(sealable_rows(model, sealable))
-            if any(field.name == "notification" for field in model._meta.concrete_fields):
-                queryset = queryset.select_related("notification")
-        names = encrypted + [field.name for field in sealable]
-        for rows in batches(queryset, batch_size):
-            model.objects.bulk_update(rows, names) if sealable else model._base_manager.bulk_update(rows, names)
-            written[model._meta.label] = written.get(model._meta.label, 0) + len(rows)
-            if on_batch:
-                on_batch(model, rows)
-    return written
-
-
-def sealable_rows(model, fields):
-    """Rows that hold a token already, or whose content is sensitive now."""
-    from django.db.models import Q
-    from django.db.models.expressions import RawSQL
-
-    from .models import Category
-
-    sealed = Q()
-    for field in fields:
-        column = model._meta.db_table + "." + field.column
-        if isinstance(field, models.JSONField):
-            sealed |= Q(pk__in=RawSQL(f"SELECT {model._meta.pk.column} FROM {model._meta.db_table} "
-                                      f"WHERE jsonb_typeof({column}) = 'string'", []))
-        else:
-            sealed |= Q(**{f"{field.name}__startswith": TOKEN_PREFIX})
-    sensitive = list(Category.objects.filter(sensitive=True).values_list("key", flat=True))
-    if model._meta.label == "notifications.Notification":
-        return sealed | Q(category__in=sensitive)
-    if model._meta.label == "notifications.Delivery":
-        return sealed | Q(notification__category__in=sensitive)
-    if model._meta.label == "notifications.Broadcast":
-        return sealed | Q(payload__category__in=sensitive)
-    return sealed

@@ -16,10 +16,10 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ..auth import api_client_of
-from ..models import Delivery, DeliveryStatus, Notification
-from .permissions import ClientScopes, is_operator
-from .serializers import DeliverySerializer, public_reason
+from notifications.api.auth import api_client_of
+from notifications.api.permissions import ClientScopes, is_operator
+from notifications.api.serializers import DeliverySerializer, public_reason
+from notifications.models import Delivery, DeliveryGroups, DeliveryStatus, Notification
 
 
 class ExplainedDeliverySerializer(DeliverySerializer):
@@ -58,7 +58,7 @@ def may_see(request, notification):
     return is_operator(request)
 
 
-GAVE_UP = {DeliveryStatus.FAILED, DeliveryStatus.SKIPPED, DeliveryStatus.UNDELIVERED, DeliveryStatus.BOUNCED}
+GAVE_UP = DeliveryGroups.FALLBACK_TRIGGERS | {DeliveryStatus.SKIPPED}
 
 
 def fallback_hops(deliveries):

@@ -6,15 +6,13 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-import channels_delivery
-from channels_delivery.fallback import NotRedrivable
-
-from ..auth import api_client_of
-from ..models import Channel, Delivery
-from .errors import Conflict, ErrorSerializer
-from .filters import StrictQuery
-from .permissions import IsOperator
-from .serializers import DeliverySerializer
+from channels_delivery.engine.fallback import NotRedrivable, redrive
+from notifications.api.auth import api_client_of
+from notifications.api.errors import Conflict, ErrorSerializer
+from notifications.api.filters import StrictQuery
+from notifications.api.permissions import IsOperator
+from notifications.api.serializers import DeliverySerializer
+from notifications.models import Channel, Delivery
 
 
 def operator_name(request):
@@ -81,7 +79,7 @@ class Redrive(APIView):
     })
     def post(self, request, delivery_id):
         try:
-            delivery = channels_delivery.redrive(delivery_id, by=operator_name(request))
+            delivery = redrive(delivery_id, by=operator_name(request))
         except Delivery.DoesNotExist:
             raise NotFound("No such delivery.")
         except NotRedrivable as error:

@@ -16,7 +16,7 @@ from django.conf import settings
 from rest_framework.exceptions import Throttled
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
-from ..models import ApiClient
+from notifications.models import ApiClient
 
 parse_rate = SimpleRateThrottle.parse_rate
 
