@@ -41,6 +41,19 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],test
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 
+# Production behind TLS (DJANGO_HTTPS=true): cookies only over HTTPS, HSTS, plain HTTP redirected,
+# and the scheme taken from the proxy's X-Forwarded-Proto (set DJANGO_PROXY_SSL_HEADER=false when
+# no proxy strips a client's own header). Off by default so a developer machine speaks plain HTTP.
+HTTPS = env_bool("DJANGO_HTTPS", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+SESSION_COOKIE_HTTPONLY = True
+SECURE_SSL_REDIRECT = HTTPS
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_PROXY_SSL_HEADER", HTTPS) else None
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # the load balancer's probe speaks plain HTTP inside
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -69,6 +82,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "notifications.api.errors.BackingServiceErrors",
+    "notifications.api.middleware.AddressThrottle",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -125,11 +140,23 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 
+# A request that meets an unreachable Postgres, Redis or broker answers 503 with this Retry-After.
+NOTIFY_UNAVAILABLE_RETRY_AFTER = env_int("NOTIFY_UNAVAILABLE_RETRY_AFTER", 5)
+
+# --- encryption at rest ---
+# Fernet keys (32 url-safe base64 bytes each, `Fernet.generate_key()`), comma-separated: the first
+# encrypts, all decrypt. Rotate: add the new key last everywhere, then move it first, run
+# `manage.py rotate_encryption_keys`, then drop the old one. Empty: a key derived from
+# SECRET_KEY (development only; `manage.py check --deploy` refuses it).
+NOTIFY_ENCRYPTION_KEYS = env_list("NOTIFY_ENCRYPTION_KEYS", "")
+# How long a process trusts its list of sensitive categories before reading it again (seconds).
+NOTIFY_SENSITIVE_CATEGORIES_TTL = env_float("NOTIFY_SENSITIVE_CATEGORIES_TTL", 5.0)
+
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "notifications.api.auth.ApiKeyAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "notifications.api.auth.UserTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -140,6 +167,9 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "notifications.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
+# The OpenAPI schema and Swagger UI: public only when NOTIFY_PUBLIC_SCHEMA is on; otherwise
+# for signed-in staff (the admin session) and operators.
+NOTIFY_PUBLIC_SCHEMA = env_bool("NOTIFY_PUBLIC_SCHEMA", False)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Notification delivery service",
     "DESCRIPTION": "Send notifications by email, SMS, Web Push, webhook, Slack and in-app.",
@@ -149,6 +179,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "SERVE_PERMISSIONS": (
+        ["rest_framework.permissions.AllowAny"] if NOTIFY_PUBLIC_SCHEMA
+        else ["notifications.api.permissions.IsOperator"]
+    ),
+    "SERVE_AUTHENTICATION": None,
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "NotificationStatusEnum": "notifications.models.NotificationStatus",
@@ -162,10 +197,17 @@ NOTIFY_BROADCAST_CHUNK_SIZE = env_int("NOTIFY_BROADCAST_CHUNK_SIZE", 1000)
 # A broadcast still fanning out after this many seconds is planned again (its done chunks skipped).
 NOTIFY_BROADCAST_RESUME_AFTER = env_int("NOTIFY_BROADCAST_RESUME_AFTER", 600)
 # Throttling per API client and per user (DRF rate syntax: N/second|minute|hour|day).
+# Unauthenticated paths are counted per client address, and so are failed logins (a bad API key
+# or token): past that rate an address is refused before its credentials are checked. An empty
+# rate switches that throttle off.
 NOTIFY_THROTTLE_RATES = {
     "client": env_str("NOTIFY_THROTTLE_CLIENT_RATE", "6000/minute"),
     "user": env_str("NOTIFY_THROTTLE_USER_RATE", "600/minute"),
+    "unsubscribe": env_str("NOTIFY_THROTTLE_UNSUBSCRIBE_RATE", "60/minute"),
+    "callback": env_str("NOTIFY_THROTTLE_CALLBACK_RATE", "3000/minute"),
+    "login_failures": env_str("NOTIFY_THROTTLE_LOGIN_FAILURE_RATE", "20/minute"),
 }
+NOTIFY_THROTTLE_ADDRESS_PATHS = {"/unsubscribe/": "unsubscribe", "/callbacks/": "callback"}
 # Throttle counters live in Redis so every web process shares them.
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
@@ -266,11 +308,15 @@ WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", "")
 WEBHOOK_CONNECT_TIMEOUT = env_float("WEBHOOK_CONNECT_TIMEOUT", 3.0)
 # Standard Webhooks recommends giving receivers 15 to 30 seconds.
 WEBHOOK_READ_TIMEOUT = env_float("WEBHOOK_READ_TIMEOUT", 15.0)
+# Push subscriptions, webhook endpoints and Slack webhooks a user may register, each.
+NOTIFY_MAX_CONTACT_POINTS_PER_USER = env_int("NOTIFY_MAX_CONTACT_POINTS_PER_USER", 10)
 # Telegram: the bot's token from @BotFather; TELEGRAM_API_BASE points at a proxy (or the fake in tests).
 TELEGRAM_BOT_TOKEN = env_str("TELEGRAM_BOT_TOKEN", "")
 TELEGRAM_API_BASE = env_str("TELEGRAM_API_BASE", "https://api.telegram.org")
 # Slack webhook URLs are only called on these hosts.
 SLACK_WEBHOOK_HOSTS = [host.lower() for host in env_list("SLACK_WEBHOOK_HOSTS", "hooks.slack.com")]
+# The URL is the credential: only HTTPS carries it (tests add http for the local fake Slack).
+SLACK_WEBHOOK_SCHEMES = env_list("SLACK_WEBHOOK_SCHEMES", "https")
 
 # --- Delivery engine: retries, fallback routes, circuit breaker, rate limits ------------------
 def parse_rate_limits(text):

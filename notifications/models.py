@@ -10,11 +10,15 @@ import uuid
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.postgres.fields import ArrayField
+from django.core.validators import URLValidator
 from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from channels_delivery import registry
+from notifications.encryption import (
+    EncryptedTextField, SealableCharField, SealableJSONField, SealableTextField, SealingQuerySet,
+)
 
 # The channels come from the one registry (channels_delivery/registry.py); Channel.EMAIL etc.
 Channel = models.TextChoices("Channel", [(name.upper(), name) for name in registry.NAMES])
@@ -107,12 +111,40 @@ class Category(models.Model):
     digest_daily_at = models.TimeField(
         null=True, blank=True, help_text="Send one digest a day at this time in the recipient's time zone."
     )
+    sensitive = models.BooleanField(
+        default=False,
+        help_text="Title, body and data of its notifications (and their rendered messages) are encrypted at "
+        "rest. Rows stored before the switch are sealed by `manage.py rotate_encryption_keys`.",
+    )
 
     class Meta:
         verbose_name_plural = "categories"
 
     def __str__(self):
         return self.key
+
+
+_sensitive_cache = {"keys": None, "until": 0.0}
+
+
+def sensitive_categories():
+    """Keys of the sensitive categories, cached per process for NOTIFY_SENSITIVE_CATEGORIES_TTL
+    seconds (a Category save in this process clears the cache at once)."""
+    import time
+
+    now = time.monotonic()
+    if _sensitive_cache["keys"] is None or now >= _sensitive_cache["until"]:
+        _sensitive_cache["keys"] = frozenset(Category.objects.filter(sensitive=True).values_list("key", flat=True))
+        _sensitive_cache["until"] = now + settings.NOTIFY_SENSITIVE_CATEGORIES_TTL
+    return _sensitive_cache["keys"]
+
+
+def forget_sensitive_categories(**_):
+    _sensitive_cache["keys"] = None
+
+
+models.signals.post_save.connect(forget_sensitive_categories, sender=Category)
+models.signals.post_delete.connect(forget_sensitive_categories, sender=Category)
 
 
 class ApiClient(models.Model):
@@ -154,7 +186,8 @@ class ApiClient(models.Model):
         if not key.startswith(cls.KEY_PREFIX):
             return None
         prefix, _, secret = key[len(cls.KEY_PREFIX):].partition(".")
-        client = cls.objects.select_related("owner").filter(key_prefix=prefix, active=True).first()
+        # A key stops working with its owner: a deactivated account's apps are shut out too.
+        client = cls.objects.select_related("owner").filter(key_prefix=prefix, active=True, owner__is_active=True).first()
         if client is None or not hmac.compare_digest(client.key_hash, cls.hash_secret(secret)):
             return None
         return client
@@ -217,7 +250,8 @@ class PushSubscription(ContactPoint):
 
 class SlackWebhook(ContactPoint):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="slack_webhooks")
-    url = models.URLField(max_length=500)
+    # The URL is the credential (whoever knows it can post to the channel): encrypted at rest.
+    url = EncryptedTextField(validators=[URLValidator()])
     channel_name = models.CharField(max_length=100, blank=True)
 
 
@@ -229,7 +263,7 @@ def new_webhook_secret():
 class WebhookEndpoint(ContactPoint):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webhook_endpoints")
     url = models.URLField(max_length=500)
-    secret = models.CharField(max_length=100, default=new_webhook_secret)
+    secret = EncryptedTextField(default=new_webhook_secret)
     description = models.CharField(max_length=200, blank=True)
 
 
@@ -327,12 +361,17 @@ class Broadcast(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     sender = models.ForeignKey(ApiClient, on_delete=models.SET_NULL, null=True, blank=True)
     audience = models.JSONField(default=dict)
-    payload = models.JSONField(default=dict)
+    payload = SealableJSONField(default=dict)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     total_recipients = models.PositiveIntegerField(default=0)
     notifications_created = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SealingQuerySet.as_manager()
+
+    def sealed_content(self):
+        return (self.payload or {}).get("category") in sensitive_categories()
 
 
 class BroadcastChunk(models.Model):
@@ -350,7 +389,7 @@ class BroadcastChunk(models.Model):
         constraints = [models.UniqueConstraint(fields=["broadcast", "number"], name="broadcast_chunk_unique")]
 
 
-class NotificationQuerySet(models.QuerySet):
+class NotificationQuerySet(SealingQuerySet):
     def settle(self):
         """Derive these notifications' status from their deliveries; see settle_notifications()."""
         return settle_notifications(self.values_list("id", flat=True))
@@ -383,15 +422,16 @@ class Notification(models.Model):
     sender = models.ForeignKey(ApiClient, on_delete=models.SET_NULL, null=True, blank=True)
     broadcast = models.ForeignKey(Broadcast, on_delete=models.SET_NULL, null=True, blank=True)
     category = models.ForeignKey(Category, on_delete=models.PROTECT, db_column="category")
-    title = models.CharField(max_length=500)
-    body = models.TextField(blank=True)
-    data = models.JSONField(default=dict, blank=True)
+    # Title, body, data and context are encrypted at rest when the category is sensitive.
+    title = SealableCharField(max_length=500)
+    body = SealableTextField(blank=True)
+    data = SealableJSONField(default=dict, blank=True)
     priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.MEDIUM)
     status = models.CharField(max_length=16, choices=NotificationStatus.choices, default=NotificationStatus.PENDING)
     # The sender's fallback chains, e.g. [["inapp"], ["push", "sms", "email"]]; empty: configured routes.
     routes = models.JSONField(default=list, blank=True)
     template_key = models.SlugField(max_length=100, blank=True)
-    context = models.JSONField(default=dict, blank=True)
+    context = SealableJSONField(default=dict, blank=True)
     locale = models.CharField(max_length=16, blank=True)
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     scheduled_at = models.DateTimeField(null=True, blank=True)
@@ -433,6 +473,9 @@ class Notification(models.Model):
     def __str__(self):
         return f"{self.category_id}: {self.title}"
 
+    def sealed_content(self):
+        return self.category_id in sensitive_categories()
+
     @property
     def channels(self):
         """Every channel the sender's routes name, in order."""
@@ -450,7 +493,7 @@ def clip_fields(model, fields):
     return clipped_fields
 
 
-class DeliveryQuerySet(models.QuerySet):
+class DeliveryQuerySet(SealingQuerySet):
     def move(self, to, *, source, **fields):
         """The one way a delivery changes state: rows of this queryset that are in one of the
         `source` states move to `to`, in one conditional UPDATE (so two workers never both move
@@ -492,7 +535,7 @@ class Delivery(models.Model):
     last_error = models.TextField(blank=True, max_length=2000)
     template_version = models.PositiveIntegerField(null=True, blank=True)
     # The rendered message and its address, fixed at planning: all a channel needs to send.
-    message = models.JSONField(default=dict, blank=True)
+    message = SealableJSONField(default=dict, blank=True)
     provider_payload = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -517,6 +560,10 @@ class Delivery(models.Model):
 
     def __str__(self):
         return f"{self.channel} for {self.notification_id} ({self.status})"
+
+    def sealed_content(self):
+        # The rendered message carries the notification's content.
+        return self.notification.sealed_content()
 
 
 class DeliveryAttempt(models.Model):

@@ -60,6 +60,16 @@ def isolated_broker():
     yield TEST_BROKER_URL
 
 
+@pytest.fixture(autouse=True)
+def fresh_throttle_windows(isolated_broker):
+    """Every test starts with empty throttle windows (failed logins of one test must not refuse the next)."""
+    from notifications.api.throttling import counter
+
+    keys = list(counter().scan_iter("throttle:*"))
+    if keys:
+        counter().delete(*keys)
+
+
 @pytest.fixture(scope="session")
 def fake_sendgrid():
     fake = FakeSendGrid().start()
@@ -186,6 +196,7 @@ def channel_env(fake_providers, vapid_keys):
         "VAPID_SUBJECT": "mailto:ops@example.com",
         "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
         "SLACK_WEBHOOK_HOSTS": "127.0.0.1",
+        "SLACK_WEBHOOK_SCHEMES": "https,http",  # the fake Slack speaks plain HTTP
         "PUBLIC_BASE_URL": "https://notify.example.com",
         "NOTIFY_SMS_BACKOFF_MAX": "2",
         "NOTIFY_PUSH_BACKOFF_MAX": "2",
@@ -203,7 +214,7 @@ def channel_settings(settings, channel_env, fake_providers):
     for name, value in channel_env.items():
         if name.startswith("NOTIFY_"):
             continue
-        setattr(settings, name, value.split(",") if name.endswith("_HOSTS") else value)
+        setattr(settings, name, value.split(",") if name.endswith(("_HOSTS", "_SCHEMES")) else value)
     settings.PROVIDER_TIMEOUT_SECONDS = 1.0
     settings.WEBHOOK_CONNECT_TIMEOUT = 1.0
     settings.WEBHOOK_READ_TIMEOUT = 1.0

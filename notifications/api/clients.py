@@ -8,7 +8,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from notifications.api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
-from notifications.api.permissions import IsOperator
+from notifications.api.permissions import IsOperator, ManagesApiClients
 from notifications.models import ApiClient
 
 User = get_user_model()
@@ -16,8 +16,8 @@ User = get_user_model()
 
 class ApiClientSerializer(serializers.ModelSerializer):
     owner = serializers.SlugRelatedField(
-        slug_field="username", queryset=User.objects.all(), required=False,
-        help_text="The user the app acts as (default: the caller).",
+        slug_field="username", queryset=User.objects.filter(is_active=True), required=False,
+        help_text="The user the app acts as (default: the caller); an active account.",
     )
     scopes = serializers.ListField(
         child=serializers.ChoiceField(choices=ApiClient.SCOPES), allow_empty=False, max_length=3,
@@ -34,7 +34,8 @@ class ApiClientSerializer(serializers.ModelSerializer):
 
 
 class IssuedApiClientSerializer(ApiClientSerializer):
-    key = serializers.CharField(read_only=True, help_text="The full key, shown this once: store it now.")
+    # Not readOnly/required in the schema: an idempotent replay answers without it.
+    key = serializers.CharField(required=False, help_text="The full key, shown this once: store it now (not in replays).")
 
     class Meta(ApiClientSerializer.Meta):
         fields = [*ApiClientSerializer.Meta.fields, "key"]
@@ -43,7 +44,7 @@ class IssuedApiClientSerializer(ApiClientSerializer):
 class ApiClientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     queryset = ApiClient.objects.select_related("owner").order_by("-created_at", "-id")
     serializer_class = ApiClientSerializer
-    permission_classes = [IsAuthenticated, IsOperator]
+    permission_classes = [IsAuthenticated, IsOperator, ManagesApiClients]
 
     @extend_schema(
         request=ApiClientSerializer, parameters=[IDEMPOTENCY_PARAMETER], responses={201: IssuedApiClientSerializer}

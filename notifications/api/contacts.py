@@ -3,8 +3,11 @@ onboarded by apps. Each channel's own contact points (push subscriptions, webhoo
 Slack webhooks) have their API in their channel package, on the base class here."""
 
 import ipaddress
+import re
+import zoneinfo
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
@@ -23,6 +26,10 @@ from notifications.planning.quiet_hours import is_known_time_zone
 from notifications.planning.templating import LOCALE
 
 User = get_user_model()
+TIME_ZONES = zoneinfo.available_timezones()
+# International format: + and the country code, digits that may be grouped by spaces, dots,
+# dashes or parentheses (stored normalised to E.164).
+PHONE_PATTERN = re.compile(r"^\+[1-9][0-9 ().-]{5,30}$")
 
 
 def e164(value):
@@ -56,20 +63,35 @@ class OwnContactPoints(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets
     def get_queryset(self):
         return self.serializer_class.Meta.model.objects.filter(user=self.request.user).order_by("-created_at", "-id")
 
+    def refuse_beyond_cap(self, field):
+        """At most NOTIFY_MAX_CONTACT_POINTS_PER_USER of each kind: one user's hundred endpoints
+        would multiply every delivery. The user's row is locked so concurrent adds count in turn."""
+        User.objects.select_for_update().filter(pk=self.request.user.pk).first()
+        cap = settings.NOTIFY_MAX_CONTACT_POINTS_PER_USER
+        if self.get_queryset().count() >= cap:
+            raise serializers.ValidationError({field: [f"At most {cap} per user; delete one first."]})
+
 
 class ProfileSerializer(serializers.Serializer):
     id = serializers.CharField(source="username", read_only=True, help_text="The user id (username).")
     email = serializers.EmailField(required=False, allow_blank=True)
-    phone = serializers.CharField(required=False, allow_blank=True, max_length=32, help_text="E.164, e.g. +14155550100.")
-    locale = serializers.CharField(required=False, allow_blank=True, max_length=16, help_text="e.g. en, pt-BR.")
-    timezone = serializers.CharField(required=False, max_length=64, help_text="An IANA time zone, e.g. Europe/Paris.")
+    phone = serializers.RegexField(
+        PHONE_PATTERN, required=False, allow_blank=True, max_length=32,
+        error_messages={"invalid": "Not a phone number in international format (+ and the country code)."},
+        help_text="International format, stored as E.164, e.g. +14155550100 or +44 20 7946 0958; empty clears it.",
+    )
+    locale = serializers.RegexField(
+        LOCALE, required=False, allow_blank=True, max_length=16, help_text="e.g. en, pt-BR.",
+        error_messages={"invalid": "Not a locale (e.g. en, de-CH)."},
+    )
+    timezone = serializers.ChoiceField(
+        choices=sorted(TIME_ZONES), required=False, help_text="An IANA time zone, e.g. Europe/Paris."
+    )
 
     def validate_phone(self, value):
         return e164(value) if value else ""
 
     def validate_locale(self, value):
-        if value and not LOCALE.match(value):
-            raise serializers.ValidationError("Not a locale (e.g. en, de-CH).")
         return value.replace("_", "-")
 
     def validate_timezone(self, value):

@@ -8,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from notifications.api.filters import StrictQuery
 from notifications.api.permissions import IsEndUser
 from notifications.api.serializers import NotificationSerializer
 from notifications.models import Notification, NotificationStatus, Priority
@@ -25,7 +26,7 @@ ORDERINGS = {
 MARKS = {"read": "read_at", "seen": "seen_at", "archived": "archived_at"}
 
 
-class InboxFilterSerializer(serializers.Serializer):
+class InboxFilterSerializer(StrictQuery):
     status = serializers.ChoiceField(choices=NotificationStatus.choices, required=False)
     category = serializers.SlugField(max_length=64, required=False)
     unread = serializers.BooleanField(required=False, allow_null=True, default=None)

@@ -43,3 +43,16 @@ class ClientScopes(permissions.BasePermission):
         if client is None:
             return True
         return client.has_scope("read" if request.method in permissions.SAFE_METHODS else "send")
+
+
+class ManagesApiClients(permissions.BasePermission):
+    """Issuing or revoking API keys needs the Django permission on ApiClient (add / change), held
+    by the acting user (for an admin-scope key: its owner): being staff is not enough."""
+
+    message = "Managing API clients needs the 'notifications.add_apiclient' / 'change_apiclient' permission."
+
+    def has_permission(self, request, view):
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        needed = "notifications.add_apiclient" if view.action == "create" else "notifications.change_apiclient"
+        return bool(request.user and request.user.is_active and request.user.has_perm(needed))

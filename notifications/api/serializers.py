@@ -172,6 +172,7 @@ class SendResultSerializer(serializers.Serializer):
 
 
 class BroadcastSerializer(serializers.ModelSerializer):
+    audience = serializers.SerializerMethodField(help_text="Who it reaches: user ids (usernames), groups, topics, all.")
     total = serializers.IntegerField(source="total_recipients", read_only=True)
     created = serializers.IntegerField(source="notifications_created", read_only=True)
     chunks_total = serializers.IntegerField(read_only=True)
@@ -183,15 +184,47 @@ class BroadcastSerializer(serializers.ModelSerializer):
             "id", "status", "audience", "total", "created", "chunks_total", "chunks_done", "created_at", "finished_at"
         ]
 
+    def get_audience(self, broadcast) -> dict:
+        # Stored with internal primary keys; answered with the user ids (usernames) the app sent.
+        audience = dict(broadcast.audience)
+        user_ids = audience.pop("user_ids", [])
+        usernames = User.objects.filter(pk__in=user_ids).order_by("username").values_list("username", flat=True)
+        return {"users": list(usernames), **audience}
+
+
+def public_reason(reason):
+    """A failure reason without the provider's own words (they may hold account ids, numbers or
+    URLs): our prefix ("retries exhausted (4 attempts)", "fallback from email") is kept."""
+    return reason.split(": ", 1)[0] if ": " in reason else reason
+
+
+def hides_provider_errors(serializer):
+    """Apps and end users see that a provider failed, not its raw error text (operators do)."""
+    return serializer.context.get("hide_provider_errors", False)
+
 
 class DeliveryAttemptSerializer(serializers.ModelSerializer):
     class Meta:
         model = DeliveryAttempt
         fields = ["number", "provider", "started_at", "duration_ms", "outcome", "error", "provider_status_code", "note"]
 
+    def to_representation(self, attempt):
+        data = super().to_representation(attempt)
+        if hides_provider_errors(self):
+            data["error"] = "provider error" if data["error"] else ""
+            data["note"] = public_reason(data["note"])
+        return data
+
 
 class DeliverySerializer(serializers.ModelSerializer):
     attempts = DeliveryAttemptSerializer(many=True, read_only=True)
+
+    def to_representation(self, delivery):
+        data = super().to_representation(delivery)
+        if hides_provider_errors(self):
+            data["last_error"] = "provider error" if data["last_error"] else ""
+            data["reason"] = public_reason(data["reason"])
+        return data
 
     class Meta:
         model = Delivery

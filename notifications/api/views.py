@@ -10,7 +10,7 @@ from notifications.api.auth import CanSend, api_client_of
 from notifications.api.errors import Conflict, ErrorSerializer
 from notifications.api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from notifications.api.inbox import InboxActions, InboxFilterSerializer, filter_inbox
-from notifications.api.permissions import ClientScopes
+from notifications.api.permissions import ClientScopes, is_operator
 from notifications.api.serializers import (
     NotificationDetailSerializer,
     NotificationSerializer,
@@ -46,6 +46,9 @@ class NotificationViewSet(
         if self.action == "list":
             return filter_inbox(queryset, self.request.query_params)
         return queryset.order_by("-created_at", "-id")
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "hide_provider_errors": not is_operator(self.request)}
 
     def get_serializer_class(self):
         if self.action == "retrieve":

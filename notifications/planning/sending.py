@@ -58,5 +58,9 @@ def store_and_dispatch(
     log_accepted(notifications, category, priority, sender, scheduled_at if held else None)
     if held:
         return notifications
-    dispatch_on_commit([n.id for n in notifications], priority)
+    ids = [n.id for n in notifications]
+    dispatch_on_commit(
+        ids, priority,
+        withdraw=lambda: Notification.objects.filter(id__in=ids, status=NotificationStatus.PENDING).delete(),
+    )
     return notifications

@@ -3,6 +3,7 @@
 import base64
 import binascii
 
+from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
@@ -65,6 +66,12 @@ class PushSubscriptionViewSet(OwnContactPoints):
         serializer = PushSubscriptionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        with transaction.atomic():
+            if not self.get_queryset().filter(endpoint=data["endpoint"]).exists():
+                self.refuse_beyond_cap("endpoint")
+            return self.upsert(request, data)
+
+    def upsert(self, request, data):
         subscription, created = PushSubscription.objects.update_or_create(
             user=request.user,
             endpoint=data["endpoint"],

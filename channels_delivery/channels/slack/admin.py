@@ -3,6 +3,7 @@ from urllib.parse import urlsplit
 from django import forms
 from django.contrib import admin
 
+from channels_delivery.channels.slack.providers import url_problem
 from notifications import models
 
 
@@ -21,6 +22,8 @@ class SlackWebhookForm(forms.ModelForm):
     def clean_url(self):
         url = self.cleaned_data["url"]
         if url:
+            if problem := url_problem(url):
+                raise forms.ValidationError(problem)
             return url
         if self.instance.pk:
             return self.instance.url

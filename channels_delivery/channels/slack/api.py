@@ -1,12 +1,12 @@
 """The caller's Slack incoming webhooks."""
 
 
-from django.conf import settings
+from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from channels_delivery.channels.slack.providers import slack_host
+from channels_delivery.channels.slack.providers import url_problem
 from notifications.api.contacts import OwnContactPoints
 from notifications.api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from notifications.models import SlackWebhook
@@ -22,9 +22,8 @@ class SlackWebhookSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "active", "created_at"]
 
     def validate_url(self, url):
-        if slack_host(url) is None:
-            allowed = ", ".join(settings.SLACK_WEBHOOK_HOSTS)
-            raise serializers.ValidationError(f"Not a Slack webhook host (allowed: {allowed}).")
+        if problem := url_problem(url):
+            raise serializers.ValidationError(problem)
         return url
 
     def get_url_hint(self, webhook) -> str:
@@ -42,7 +41,9 @@ class SlackWebhookViewSet(OwnContactPoints):
     def create(self, request):
         serializer = SlackWebhookSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        webhook = serializer.save(user=request.user)
+        with transaction.atomic():
+            self.refuse_beyond_cap("url")
+            webhook = serializer.save(user=request.user)
         return Response(SlackWebhookSerializer(webhook).data, status=status.HTTP_201_CREATED)
 
 

@@ -41,7 +41,9 @@ def layout(notification):
             ],
         }
     )
-    return {"text": clip(text, SLACK_SECTION_MAX), "blocks": blocks}
+    # The fallback text (notifications, clients without blocks) is mrkdwn too: `<!channel>` in a
+    # title must arrive as text, not as a mention.
+    return {"text": clip(slack_escape(text), SLACK_SECTION_MAX), "blocks": blocks}
 
 
 CHANNEL = ChannelKit(

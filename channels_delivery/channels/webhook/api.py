@@ -1,5 +1,6 @@
 """The caller's webhook endpoints."""
 
+from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -20,7 +21,8 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
 
 
 class NewWebhookEndpointSerializer(WebhookEndpointSerializer):
-    secret = serializers.CharField(read_only=True, help_text="The signing secret, shown this once.")
+    # Not readOnly/required in the schema: an idempotent replay answers without it.
+    secret = serializers.CharField(required=False, help_text="The signing secret, shown this once (not in replays).")
 
     class Meta(WebhookEndpointSerializer.Meta):
         fields = [*WebhookEndpointSerializer.Meta.fields, "secret"]
@@ -36,7 +38,9 @@ class WebhookEndpointViewSet(OwnContactPoints):
     def create(self, request):
         serializer = WebhookEndpointSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        endpoint = serializer.save(user=request.user)
+        with transaction.atomic():
+            self.refuse_beyond_cap("url")
+            endpoint = serializer.save(user=request.user)
         return Response(NewWebhookEndpointSerializer(endpoint).data, status=status.HTTP_201_CREATED)
 
 

@@ -18,7 +18,7 @@ from channels_delivery.engine.base import Provider, SendResult
 from channels_delivery.engine.errors import PermanentDeliveryError, TransientDeliveryError, error_for_status
 from channels_delivery.engine.fanout import settle
 from channels_delivery.engine.netguard import BlockedAddressError, guarded_session
-from notifications.models import WebhookEndpoint
+from notifications.models import Delivery, WebhookEndpoint
 
 
 def signed_headers(delivery_id, secret, body, now=None):
@@ -45,18 +45,44 @@ def read_limited(response, limit=64 * 1024):
     return bytes(body[:limit]).decode(errors="replace")
 
 
+ACCEPTED = "accepted_endpoint_ids"
+
+
+def accepted_endpoints(delivery_id):
+    payload = Delivery.objects.filter(id=delivery_id).values_list("provider_payload", flat=True).first() or {}
+    return set(payload.get(ACCEPTED, []))
+
+
+def remember_accepted(delivery_id, accepted):
+    """Kept on the row across retries (the attempt's own outcome is written by the engine)."""
+    if accepted:
+        Delivery.objects.filter(id=delivery_id).update(provider_payload={ACCEPTED: sorted(accepted)})
+
+
 class SignedWebhook(Provider):
     name = "webhook"
     channel = "webhook"
 
     def send(self, delivery_id, message):
+        """A retry posts only to the endpoints that have not accepted this delivery yet: one
+        failing endpoint must not make us re-POST to every other one on each retry."""
         body = json.dumps(message.event, separators=(",", ":"), sort_keys=True, default=str)
-        endpoints = WebhookEndpoint.objects.filter(id__in=message.endpoint_ids, active=True)
+        accepted = accepted_endpoints(delivery_id)
+        endpoints = WebhookEndpoint.objects.filter(
+            id__in=[i for i in message.endpoint_ids if i not in accepted], active=True
+        )
         outcomes = []
         for endpoint in endpoints:
             error, detail = self.send_one(delivery_id, endpoint, body)
             outcomes.append((endpoint.id, error, detail))
-        payload = settle(self.name, outcomes, require_all=True)
+            if error is None:
+                accepted.add(endpoint.id)
+        remember_accepted(delivery_id, accepted)
+        if outcomes or not accepted:
+            payload = settle(self.name, outcomes, require_all=True)
+        else:
+            payload = {"targets": []}  # every endpoint accepted it on an earlier try
+        payload[ACCEPTED] = sorted(accepted)
         return SendResult(provider_message_id=str(delivery_id), status_code="2xx", payload=payload)
 
     def send_one(self, delivery_id, endpoint, body):
