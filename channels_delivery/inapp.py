@@ -2,7 +2,8 @@
 
 from .base import Provider, SendResult
 
-# Called with (user_id, message) after an in-app delivery; the realtime module registers here.
+# Called with (delivery_id, message) once the notification is in the inbox; the realtime app
+# (notifications/realtime) registers its publisher here, so the engine never imports it.
 inbox_listeners = []
 
 
@@ -12,5 +13,5 @@ class InApp(Provider):
 
     def send(self, delivery_id, message):
         for listener in inbox_listeners:
-            listener(message["user_id"], message)
+            listener(delivery_id, message)
         return SendResult(provider_message_id=str(delivery_id), status_code="stored")

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "channels",
     "notifications",
+    "notifications.realtime",
     "channels_delivery",
 ]
 
@@ -121,6 +122,7 @@ REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "notifications.auth.ApiKeyAuthentication",
+        "notifications.api.end_user_tokens.EndUserTokenAuthentication",
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -351,3 +353,37 @@ CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # consumer_timeout (30 min by default) closes the channel of an unacked delivery older than that:
 # retry countdowns are capped by NOTIFY_<CHANNEL>_BACKOFF_MAX (600 s) and tasks by
 # CELERY_TASK_TIME_LIMIT, both far below it; longer waits live in Postgres (scheduled_at).
+
+# --- realtime ---
+# End-user tokens (JWT) that apps sign for their users: notifications/api/end_user_tokens.py.
+NOTIFY_END_USER_TOKEN_AUDIENCE = env_str("NOTIFY_END_USER_TOKEN_AUDIENCE", "notifications")
+# `exp` may lie at most this far ahead (seconds): tokens are short-lived.
+NOTIFY_END_USER_TOKEN_MAX_LIFETIME = env_int("NOTIFY_END_USER_TOKEN_MAX_LIFETIME", 3600)
+# Clock skew allowed between the app that signs and this service (seconds).
+NOTIFY_END_USER_TOKEN_LEEWAY = env_int("NOTIFY_END_USER_TOKEN_LEEWAY", 30)
+# The WebSocket channel layer: one group per user in Redis, shared by every ASGI process and worker.
+# A connection's backlog holds at most NOTIFY_WS_BACKLOG events (a slow client loses the oldest
+# overflow, never holding up the others: the inbox in Postgres still has them) for
+# NOTIFY_WS_BACKLOG_EXPIRY seconds.
+CHANNEL_LAYER_URL = env_str("CHANNEL_LAYER_URL", REDIS_URL)
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [CHANNEL_LAYER_URL],
+            "capacity": env_int("NOTIFY_WS_BACKLOG", 100),
+            "expiry": env_int("NOTIFY_WS_BACKLOG_EXPIRY", 60),
+            "group_expiry": env_int("NOTIFY_WS_GROUP_EXPIRY", 86400),
+        },
+    }
+}
+# Unread notifications a client gets on connect (what it missed) reach back this many days.
+NOTIFY_INBOX_MISSED_DAYS = env_int("NOTIFY_INBOX_MISSED_DAYS", 7)
+# At most this many notifications in one answer to a connect or requestMissedNotifications.
+NOTIFY_WS_MISSED_LIMIT = env_int("NOTIFY_WS_MISSED_LIMIT", 200)
+# A connection sending more than NOTIFY_WS_MAX_BAD_MESSAGES bad messages, or more than
+# NOTIFY_WS_MAX_MESSAGES messages in all, within NOTIFY_WS_FLOOD_WINDOW seconds is closed (1008).
+NOTIFY_WS_MAX_BAD_MESSAGES = env_int("NOTIFY_WS_MAX_BAD_MESSAGES", 10)
+NOTIFY_WS_MAX_MESSAGES = env_int("NOTIFY_WS_MAX_MESSAGES", 120)
+NOTIFY_WS_FLOOD_WINDOW = env_float("NOTIFY_WS_FLOOD_WINDOW", 10.0)
+NOTIFY_WS_MAX_MESSAGE_BYTES = env_int("NOTIFY_WS_MAX_MESSAGE_BYTES", 64 * 1024)

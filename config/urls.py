@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from notifications.realtime.views import inbox_page
 from notifications.unsubscribe import unsubscribe
 from notifications.views import health
 
@@ -12,6 +13,7 @@ urlpatterns = [
     path("api/", include("notifications.api.urls")),
     path("healthz", health, name="health"),
     path("callbacks/", include("channels_delivery.callbacks.urls")),
+    path("inbox/", inbox_page, name="inbox"),
     path("unsubscribe/<str:token>/", unsubscribe, name="unsubscribe"),
 ]
 

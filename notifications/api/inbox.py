@@ -9,6 +9,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from ..models import NotificationStatus, Priority
+from ..realtime import events
 from .permissions import IsEndUser
 from .serializers import NotificationSerializer
 
@@ -57,6 +58,18 @@ def filter_inbox(queryset, params):
     return queryset.order_by(*ORDERINGS[ordering])
 
 
+def set_mark(notification, mark, on):
+    """Set (keeping the first time) or clear a mark; the user's open connections hear of a change."""
+    field = MARKS[mark]
+    before = getattr(notification, field)
+    value = (before or timezone.now()) if on else None
+    if value != before:
+        setattr(notification, field, value)
+        notification.save(update_fields=[field])
+        events.publish_mark(notification, mark if on else f"un{mark}", value)
+    return notification
+
+
 MARK_SCHEMA = extend_schema(
     request=None,
     responses={200: NotificationSerializer},
@@ -70,11 +83,7 @@ class InboxActions:
     inbox_actions = {"read", "seen", "archived", "read_all", "unread_count"}
 
     def _mark(self, request, mark):
-        notification = self.get_object()
-        field = MARKS[mark]
-        value = (getattr(notification, field) or timezone.now()) if request.method == "PUT" else None
-        setattr(notification, field, value)
-        notification.save(update_fields=[field])
+        notification = set_mark(self.get_object(), mark, on=request.method == "PUT")
         return Response(self.get_serializer(notification).data)
 
     @MARK_SCHEMA
@@ -100,6 +109,8 @@ class InboxActions:
     @action(detail=False, methods=["post"], url_path="read-all", permission_classes=[IsAuthenticated, IsEndUser])
     def read_all(self, request):
         updated = self.get_queryset().mark_all_read()
+        if updated:
+            events.publish_unread_count(request.user.pk)
         return Response({"updated": updated}, status=status.HTTP_200_OK)
 
     @extend_schema(

@@ -1,5 +1,6 @@
 """Who may call what: the one place the API's permission rules live."""
 
+from django.contrib.auth import get_user_model
 from rest_framework import permissions
 
 from ..auth import CanSend, api_client_of
@@ -43,3 +44,9 @@ class ClientScopes(permissions.BasePermission):
         if client is None:
             return True
         return client.has_scope("read" if request.method in permissions.SAFE_METHODS else "send")
+
+
+def recipients_of(client):
+    """The users an API client may manage: onboard, read, send to and mint end-user tokens for.
+    Operators' accounts are never among them."""
+    return get_user_model().objects.filter(is_active=True, is_staff=False, is_superuser=False)
