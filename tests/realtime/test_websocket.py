@@ -362,3 +362,36 @@ def test_push_failure_never_fails_a_rest_mark(settings, make_user, token_for, ca
         channel_layers.backends.pop("default", None)
     assert Notification.objects.get(id=notification.id).read_at is not None
     assert "could not push" in caplog.text
+
+
+def raw_websocket(server, token):
+    """A client that completes the handshake and then never reads: a stalled phone on a bad network."""
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.sendall(
+        (f"GET /ws/notifications/ HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nUpgrade: websocket\r\n"
+         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+         f"Authorization: Bearer {token}\r\n\r\n").encode()
+    )
+    assert raw.recv(12) == b"HTTP/1.1 101"
+    return raw
+
+
+def test_a_slow_client_never_holds_up_the_others(asgi_server, open_socket, token_for, make_user):
+    from notifications.realtime import events
+
+    ada_user = make_user("ada")
+    slow_user = make_user("slow")
+    stalled = raw_websocket(asgi_server, token_for("slow"))
+    ada = open_socket(token_for("ada"))
+    greeting(ada)
+    try:
+        # Far more than the kernel buffers and the channel layer's per-connection backlog hold.
+        big = {"type": "notificationStatus", "id": "x", "status": "read", "at": None, "padding": "x" * 20000}
+        events.send_to_user(slow_user.pk, *[big] * 400)
+        started = time.monotonic()
+        events.send_to_user(ada_user.pk, events.unread_count_message(42))
+        assert receive(ada, timeout=5) == {"type": "unreadCount", "count": 42}
+        assert time.monotonic() - started < 2
+    finally:
+        stalled.close()
