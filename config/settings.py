@@ -94,6 +94,17 @@ DATABASES = {
     )
 }
 DATABASES["default"]["TEST"] = {"NAME": env_str("DATABASE_TEST_NAME", "test_notify")}
+# The web tier (config/gunicorn.py) pools its connections with psycopg_pool: at most this many
+# per process, and a request waits at most DATABASE_POOL_TIMEOUT seconds for one before it is shed
+# with a 503. 0 (Celery workers, tests): one persistent connection per thread instead.
+DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 0)
+if DATABASE_POOL_MAX_SIZE:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        **DATABASES["default"].get("OPTIONS", {}),
+        "pool": {"min_size": 1, "max_size": DATABASE_POOL_MAX_SIZE,
+                 "timeout": env_float("DATABASE_POOL_TIMEOUT", 2.0)},
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
@@ -377,6 +388,9 @@ CHANNEL_LAYERS = {
         },
     }
 }
+# Where browsers open the WebSocket: empty for the page's own origin (a proxy routes /ws/ to the
+# realtime process), else e.g. ws://127.0.0.1:8001/ws/notifications/ when it listens on its own port.
+NOTIFY_WS_PUBLIC_URL = env_str("NOTIFY_WS_PUBLIC_URL", "")
 # Unread notifications a client gets on connect (what it missed) reach back this many days.
 NOTIFY_INBOX_MISSED_DAYS = env_int("NOTIFY_INBOX_MISSED_DAYS", 7)
 # At most this many notifications in one answer to a connect or requestMissedNotifications.

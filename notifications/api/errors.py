@@ -5,13 +5,19 @@ DRF's exceptions pass through exception_handler; Django's own 400/404/500 pages 
 answer the same shape through the handlers at the end (installed in config/urls.py).
 """
 
+import sys
+
 from django.core.exceptions import RequestDataTooBig
-from django.http import JsonResponse
+from django.db import OperationalError
+from django.http import HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+
+OVERLOAD_RETRY_AFTER = 2
 
 
 class Conflict(APIException):
@@ -91,7 +97,20 @@ def not_found(request, exception):
     return JsonResponse(error_body(404, "not_found", "Not found."), status=404)
 
 
+def overloaded(request):
+    """503 + Retry-After: Postgres had no connection for us in time (the web process's pool stayed
+    exhausted for DATABASE_POOL_TIMEOUT, or the server refused one). Shedding load is the answer a
+    client can act on; a 500 would say we are broken."""
+    body = error_body(503, "overloaded", "The service is overloaded; retry after the indicated delay.")
+    response = JsonResponse(body, status=503) if _is_api(request) else HttpResponse(body["error"]["message"], status=503)
+    response["Retry-After"] = str(OVERLOAD_RETRY_AFTER)
+    return response
+
+
 def server_error(request):
+    # Django calls this handler inside its `except` block, so the exception is still at hand.
+    if isinstance(sys.exc_info()[1], OperationalError):
+        return overloaded(request)
     if not _is_api(request):
         return defaults.server_error(request)
     return JsonResponse(error_body(500, "server_error", "Internal server error."), status=500)

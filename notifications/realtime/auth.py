@@ -7,6 +7,7 @@ Browsers cannot set headers on a WebSocket, so the token travels as a subprotoco
 
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 
@@ -42,9 +43,12 @@ def header(scope, name):
 
 
 def same_origin(scope):
-    """A session cookie rides along on any site's WebSocket to us: only our own pages may use it."""
+    """A session cookie rides along on any site's WebSocket to us: only our own pages may use it
+    (served by this host, or by the web tier at PUBLIC_BASE_URL)."""
     origin, host = header(scope, b"origin"), header(scope, b"host")
-    return bool(origin and host) and urlsplit(origin).netloc == host
+    if not origin:
+        return False
+    return urlsplit(origin).netloc in {host, urlsplit(settings.PUBLIC_BASE_URL).netloc}
 
 
 class EndUserTokenMiddleware:

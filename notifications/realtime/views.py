@@ -4,10 +4,11 @@ The page reads the end-user token from the URL fragment (`/inbox/#token=...`, ne
 server nor logged) and keeps it in sessionStorage; without one it uses the Django session.
 """
 
-from django.views.decorators.http import require_GET
+from django.conf import settings
 from django.shortcuts import render
+from django.views.decorators.http import require_GET
 
 
 @require_GET
 def inbox_page(request):
-    return render(request, "realtime/inbox.html")
+    return render(request, "realtime/inbox.html", {"ws_url": settings.NOTIFY_WS_PUBLIC_URL})

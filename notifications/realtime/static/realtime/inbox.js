@@ -90,7 +90,8 @@
 
   function connect() {
     if (stopped) return;
-    var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/notifications/";
+    var url = document.body.dataset.wsUrl ||
+      (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/notifications/";
     var protocols = ["notifications"];
     if (token) protocols.push("bearer." + token);
     setState("connecting", attempts ? "reconnecting…" : "connecting…");
