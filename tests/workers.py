@@ -123,3 +123,23 @@ class AsgiServerProcess(WorkerProcess):
                 raise RuntimeError(f"ASGI server exited early:\n{self.log()}")
             time.sleep(0.1)
         raise RuntimeError(f"ASGI server not ready in {timeout}s:\n{self.log()}")
+
+
+class WebServerProcess(AsgiServerProcess):
+    """The Procfile's HTTP tier: gunicorn with config/gunicorn.py (gthread, pooled Postgres)."""
+
+    def start(self, timeout=60):
+        self.log_file = open(self.log_path, "a")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi:application"],
+            cwd=ROOT, env={**self.env, "WEB_PORT": str(self.port)}, stdout=self.log_file,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if "Booting worker" in self.log():
+                return self
+            if self.process.poll() is not None:
+                raise RuntimeError(f"web server exited early:\n{self.log()}")
+            time.sleep(0.1)
+        raise RuntimeError(f"web server not ready in {timeout}s:\n{self.log()}")

@@ -6,9 +6,11 @@ an event lost here (Redis down, client offline, backlog full) is found again by 
 missed-notifications request, so publishing never fails the caller.
 """
 
+import asyncio
 import logging
+import os
+import threading
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
@@ -19,6 +21,8 @@ from ..models import Channel, Delivery, DeliveryStatus, Notification
 
 logger = logging.getLogger(__name__)
 
+# A publish waits at most this long (seconds) for Redis; past it the event is dropped and logged.
+PUBLISH_TIMEOUT = 2.0
 SHOWN_DELIVERY = [DeliveryStatus.SENT, DeliveryStatus.DELIVERED]
 
 
@@ -79,14 +83,40 @@ def missed(user_id, since=None, after_id=None):
     return [notification_message(n) for n in reversed(list(rows))]
 
 
+class PublishingLoop:
+    """One event loop per process, in a daemon thread, for publishing from sync code (workers,
+    WSGI threads). async_to_sync would start a new loop, and so a new Redis connection, on every
+    call; this one keeps the channel layer's connections open. Made again after a fork (Celery's
+    prefork children)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.pid, self.loop = None, None
+
+    def run(self, coroutine, timeout):
+        with self.lock:
+            if self.pid != os.getpid():
+                self.loop = asyncio.new_event_loop()
+                threading.Thread(target=self.loop.run_forever, name="channel-layer-publisher", daemon=True).start()
+                self.pid = os.getpid()
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+
+publishing_loop = PublishingLoop()
+
+
+async def group_send_all(layer, user_id, messages):
+    for message in messages:
+        await layer.group_send(group_name(user_id), {"type": "inbox.push", "message": message})
+
+
 def send_to_user(user_id, *messages):
     """Hand messages to every connection of the user; never raises (the inbox has them anyway)."""
     layer = get_channel_layer()
     if layer is None:
         return
     try:
-        for message in messages:
-            async_to_sync(layer.group_send)(group_name(user_id), {"type": "inbox.push", "message": message})
+        publishing_loop.run(group_send_all(layer, user_id, messages), timeout=PUBLISH_TIMEOUT)
     except Exception:
         logger.warning("could not push %d message(s) to user %s's connections", len(messages), user_id, exc_info=True)
 
