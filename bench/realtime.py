@@ -77,6 +77,7 @@ class Client:
     def __init__(self, url, username, token_value):
         self.url, self.username, self.token = url, username, token_value
         self.arrivals = {}  # notification title -> perf_counter
+        self.wall_arrivals = {}  # notification title -> time.time(), to compare with Postgres timestamps
         self.connected = asyncio.Event()
         self.connections = 0
         self.task = None
@@ -94,6 +95,7 @@ class Client:
                         message = json.loads(raw)
                         if message["type"] == "notification":
                             self.arrivals.setdefault(message["title"], time.perf_counter())
+                            self.wall_arrivals.setdefault(message["title"], time.time())
             except (OSError, asyncio.TimeoutError, Exception):  # noqa: BLE001 - any drop: reconnect
                 pass
             self.connected.clear()
@@ -150,6 +152,24 @@ async def latency(args, api_url, ws_url, key, client, usernames):
           f"API errors {errors}, never seen {len(sent) - len(values)}")
     print(f"  latency ms: p50 {h.percentile(values, 50):.1f}  p95 {h.percentile(values, 95):.1f}  "
           f"p99 {h.percentile(values, 99):.1f}  max {max(values, default=float('nan')):.1f}; load {h.loadavg()}")
+    return sent
+
+
+def breakdown(sent):
+    """Where the time went: the delivery engine (notification stored -> the in-app provider called,
+    from Postgres) and the push (provider called -> the client had it; includes recording the
+    attempt, which happens before the publish)."""
+    from notifications.models import DeliveryAttempt
+
+    called = dict(DeliveryAttempt.objects.filter(delivery__channel="inapp", outcome="sent").values_list(
+        "delivery__notification__title", "started_at"))
+    created = dict(DeliveryAttempt.objects.filter(delivery__channel="inapp").values_list(
+        "delivery__notification__title", "delivery__notification__created_at"))
+    engine = [(called[t] - created[t]).total_seconds() * 1000 for _, t, _ in sent if t in called and t in created]
+    push = [(c.wall_arrivals[t] - called[t].timestamp()) * 1000 for c, t, _ in sent if t in c.wall_arrivals and t in called]
+    for label, part in (("stored -> in-app call", engine), ("in-app call -> client", push)):
+        print(f"  {label:22} ms: p50 {h.percentile(part, 50):.1f}  p95 {h.percentile(part, 95):.1f}  "
+              f"p99 {h.percentile(part, 99):.1f}")
 
 
 async def connections(args, api_url, ws_url, key, client, usernames, realtime):
@@ -240,7 +260,7 @@ def main():
     api_url = f"http://127.0.0.1:{web_port}/api/notifications/"
     ws_url = f"ws://127.0.0.1:{ws_port}/ws/notifications/"
     if args.mode == "latency":
-        asyncio.run(latency(args, api_url, ws_url, key, client, usernames))
+        breakdown(asyncio.run(latency(args, api_url, ws_url, key, client, usernames)))
     else:
         asyncio.run(connections(args, api_url, ws_url, key, client, usernames, realtime))
     h.stop_all()
