@@ -373,9 +373,11 @@ NOTIFY_END_USER_TOKEN_MAX_LIFETIME = env_int("NOTIFY_END_USER_TOKEN_MAX_LIFETIME
 # Clock skew allowed between the app that signs and this service (seconds).
 NOTIFY_END_USER_TOKEN_LEEWAY = env_int("NOTIFY_END_USER_TOKEN_LEEWAY", 30)
 # The WebSocket channel layer: one group per user in Redis, shared by every ASGI process and worker.
-# A connection's backlog holds at most NOTIFY_WS_BACKLOG events (a slow client loses the oldest
-# overflow, never holding up the others: the inbox in Postgres still has them) for
-# NOTIFY_WS_BACKLOG_EXPIRY seconds.
+# A connection's backlog (in its ASGI process's memory) holds at most NOTIFY_WS_BACKLOG events: a
+# slow client loses the oldest overflow, never holding up the others (the inbox in Postgres still
+# has them). channels-redis queues every event for one ASGI process in one Redis list before that
+# process hands them out; NOTIFY_WS_PROCESS_BACKLOG bounds it (a broadcast to 10,000 connections
+# of one process must fit) and NOTIFY_WS_BACKLOG_EXPIRY drops what waited longer (seconds).
 CHANNEL_LAYER_URL = env_str("CHANNEL_LAYER_URL", REDIS_URL)
 CHANNEL_LAYERS = {
     "default": {
@@ -383,6 +385,7 @@ CHANNEL_LAYERS = {
         "CONFIG": {
             "hosts": [CHANNEL_LAYER_URL],
             "capacity": env_int("NOTIFY_WS_BACKLOG", 100),
+            "channel_capacity": {"specific.*": env_int("NOTIFY_WS_PROCESS_BACKLOG", 50000)},
             "expiry": env_int("NOTIFY_WS_BACKLOG_EXPIRY", 60),
             "group_expiry": env_int("NOTIFY_WS_GROUP_EXPIRY", 86400),
         },
