@@ -58,10 +58,22 @@ class EndUserTokenMiddleware:
     def __init__(self, app):
         self.app = app
 
+    pending = 0  # handshakes of this process waiting for their database work
+
     async def __call__(self, scope, receive, send):
         token = token_from(scope)
         if token is not None:
-            user, auth = await authenticate(token, scope.get("path", ""))
+            # After a restart every client comes back at once. Work on a bounded number and turn
+            # the rest away at once (they retry with backoff): queued without bound, handshakes
+            # outlive their clients' timeouts and none completes.
+            if EndUserTokenMiddleware.pending >= settings.NOTIFY_WS_MAX_PENDING_HANDSHAKES:
+                await send({"type": "websocket.close", "code": 1013})
+                return
+            EndUserTokenMiddleware.pending += 1
+            try:
+                user, auth = await authenticate(token, scope.get("path", ""))
+            finally:
+                EndUserTokenMiddleware.pending -= 1
             scope = {**scope, "user": user, "auth": auth, "auth_refused": user is None}
         elif not same_origin(scope):
             scope = {**scope, "user": None}

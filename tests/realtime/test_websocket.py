@@ -395,3 +395,38 @@ def test_a_slow_client_never_holds_up_the_others(asgi_server, open_socket, token
         assert time.monotonic() - started < 2
     finally:
         stalled.close()
+
+
+def test_a_reconnect_storm_is_turned_away_not_queued(worker_env, tmp_path, token_for, make_user):
+    """With room for one handshake at a time, a burst of connects gets quick refusals (the
+    clients retry with backoff) instead of a queue that outlives their timeouts."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect as ws_connect
+
+    from ..workers import AsgiServerProcess
+
+    make_user("ada")
+    token = token_for("ada")
+    server = AsgiServerProcess({**worker_env, "NOTIFY_WS_MAX_PENDING_HANDSHAKES": "1"}, log_dir=tmp_path,
+                               name="asgi-storm").start()
+
+    def attempt(_):
+        started = time.monotonic()
+        try:
+            with ws_connect(server.ws_url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=20) as ws:
+                greeting(ws)
+                return "connected", time.monotonic() - started
+        except InvalidStatus as refused:
+            return refused.response.status_code, time.monotonic() - started
+
+    try:
+        with ThreadPoolExecutor(max_workers=30) as pool:
+            outcomes = list(pool.map(attempt, range(30)))
+    finally:
+        server.stop()
+    kinds = {kind for kind, _ in outcomes}
+    assert "connected" in kinds and 403 in kinds, outcomes
+    assert kinds <= {"connected", 403}
+    assert max(took for kind, took in outcomes if kind == 403) < 10
