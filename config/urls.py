@@ -1,10 +1,13 @@
+from importlib.util import find_spec
+
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from channels_delivery import registry
+from notifications.ops.health import health
+from notifications.planning.unsubscribe import unsubscribe
 from notifications.realtime.views import inbox_page
-from notifications.unsubscribe import unsubscribe
-from notifications.views import health
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -12,9 +15,13 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/", include("notifications.api.urls")),
     path("healthz", health, name="health"),
-    path("callbacks/", include("channels_delivery.callbacks.urls")),
     path("inbox/", inbox_page, name="inbox"),
     path("unsubscribe/<str:token>/", unsubscribe, name="unsubscribe"),
+]
+
+# Each channel package may bring URLs (provider callbacks, contact-point API): found by the registry.
+urlpatterns += [
+    path("", include(f"{entry.package}.urls")) for entry in registry.CHANNELS if find_spec(f"{entry.package}.urls")
 ]
 
 # Django's own error pages answer in the API's error format on /api/ paths.

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from django.conf import settings
 from rest_framework import authentication, exceptions
 
-from ..models import ApiClient
-from .permissions import recipients_of
+from notifications.models import ApiClient
+from notifications.api.permissions import recipients_of
 
 logger = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from ..models import NotificationStatus, Priority
-from ..realtime import events
-from .permissions import IsEndUser
-from .serializers import NotificationSerializer
+from notifications.api.permissions import IsEndUser
+from notifications.api.serializers import NotificationSerializer
+from notifications.models import Notification, NotificationStatus, Priority
+from notifications import inbox_events
 
 PRIORITY_RANK = Case(
     *[When(priority=priority, then=Value(rank)) for rank, priority in enumerate(Priority.values)],
@@ -62,11 +62,20 @@ def set_mark(notification, mark, on):
     """Set (keeping the first time) or clear a mark; the user's open connections hear of a change."""
     field = MARKS[mark]
     before = getattr(notification, field)
+    if mark == "read" and on:
+        if before is None:
+            # Reading also cancels a pending escalation, at once.
+            Notification.objects.filter(pk=notification.pk).mark_all_read()
+            notification.refresh_from_db(fields=["read_at"])
+            inbox_events.mark_changed.send(sender=Notification, notification=notification, status="read",
+                                           at=notification.read_at)
+        return notification
     value = (before or timezone.now()) if on else None
     if value != before:
         setattr(notification, field, value)
         notification.save(update_fields=[field])
-        events.publish_mark(notification, mark if on else f"un{mark}", value)
+        inbox_events.mark_changed.send(sender=Notification, notification=notification,
+                                       status=mark if on else f"un{mark}", at=value)
     return notification
 
 
@@ -110,7 +119,7 @@ class InboxActions:
     def read_all(self, request):
         updated = self.get_queryset().mark_all_read()
         if updated:
-            events.publish_unread_count(request.user.pk)
+            inbox_events.marks_changed.send(sender=Notification, user_id=request.user.pk)
         return Response({"updated": updated}, status=status.HTTP_200_OK)
 
     @extend_schema(

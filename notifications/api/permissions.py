@@ -3,7 +3,7 @@
 from django.contrib.auth import get_user_model
 from rest_framework import permissions
 
-from ..auth import CanSend, api_client_of
+from notifications.api.auth import CanSend, api_client_of
 
 
 def is_operator(request):

@@ -17,7 +17,7 @@ import redis
 from django.conf import settings
 from rest_framework.throttling import BaseThrottle
 
-from ..auth import api_client_of
+from notifications.api.auth import api_client_of
 
 logger = logging.getLogger(__name__)
 DURATIONS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

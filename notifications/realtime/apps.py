@@ -7,10 +7,13 @@ class RealtimeConfig(AppConfig):
     verbose_name = "Real-time inbox"
 
     def ready(self):
-        from channels_delivery import inapp
+        from channels_delivery.channels.inapp import providers
+        from notifications import inbox_events
+        from notifications.realtime import events
 
-        from .events import publish_inapp_delivery
-
-        # The in-app worker pushes each delivered notification to the user's open connections.
-        if publish_inapp_delivery not in inapp.inbox_listeners:
-            inapp.inbox_listeners.append(publish_inapp_delivery)
+        # The in-app worker pushes each delivered notification to the user's open connections;
+        # every mark (REST or WebSocket) reaches all of them too.
+        if events.publish_inapp_delivery not in providers.inbox_listeners:
+            providers.inbox_listeners.append(events.publish_inapp_delivery)
+        inbox_events.mark_changed.connect(events.on_mark_changed, dispatch_uid="realtime-mark")
+        inbox_events.marks_changed.connect(events.on_marks_changed, dispatch_uid="realtime-marks")

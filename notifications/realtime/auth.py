@@ -11,7 +11,7 @@ from django.conf import settings
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 
-from ..api import end_user_tokens
+from notifications.api import end_user_tokens
 
 SUBPROTOCOL = "notifications"
 TOKEN_SUBPROTOCOL_PREFIX = "bearer."

@@ -25,11 +25,11 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from rest_framework import serializers
 
-from ..api.inbox import set_mark
-from ..api.preferences import PreferencesSerializer, apply, document
-from ..models import Category, Notification
-from . import events
-from .auth import SUBPROTOCOL
+from notifications.api.inbox import set_mark
+from notifications.api.preferences import PreferencesSerializer, apply, document
+from notifications.models import Category, Notification
+from notifications.realtime import events
+from notifications.realtime.auth import SUBPROTOCOL
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_POLICY_VIOLATION = 1008

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from ..models import Channel, Delivery, DeliveryStatus, Notification
+from notifications.models import Channel, Delivery, DeliveryStatus, Notification
 
 logger = logging.getLogger(__name__)
 
@@ -143,3 +143,11 @@ def publish_mark(notification, status, at):
 
 def publish_unread_count(user_id):
     send_to_user_on_commit(user_id, unread_count_message(unread_count(user_id)))
+
+
+def on_mark_changed(sender, notification, status, at, **kwargs):
+    publish_mark(notification, status, at)
+
+
+def on_marks_changed(sender, user_id, **kwargs):
+    publish_unread_count(user_id)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .consumer import InboxConsumer
+from notifications.realtime.consumer import InboxConsumer
 
 websocket_urlpatterns = [
     path("ws/notifications/", InboxConsumer.as_asgi()),
