@@ -17,13 +17,12 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from notifications.models import Channel, Delivery, DeliveryStatus, Notification
+from notifications.models import Channel, Delivery, DeliveryGroups, Notification
 
 logger = logging.getLogger(__name__)
 
 # A publish waits at most this long (seconds) for Redis; past it the event is dropped and logged.
 PUBLISH_TIMEOUT = 2.0
-SHOWN_DELIVERY = [DeliveryStatus.SENT, DeliveryStatus.DELIVERED]
 
 
 def group_name(user_id):
@@ -57,7 +56,7 @@ def unread_count_message(count):
 
 def shown_in_app(queryset):
     """Notifications whose in-app delivery went out: the ones a client was (or would have been) sent."""
-    delivered = Delivery.objects.filter(notification=OuterRef("pk"), channel=Channel.INAPP, status__in=SHOWN_DELIVERY)
+    delivered = Delivery.objects.filter(notification=OuterRef("pk"), channel=Channel.INAPP, status__in=DeliveryGroups.REACHED)
     return queryset.filter(Exists(delivered))
 
 
