@@ -257,7 +257,7 @@ def worker(queue, concurrency=None, include_noop=True):
     return Process(queue, env=env, extra_args=extra)
 
 
-WEB_READY = {"web": "Booting worker", "realtime": "Application startup complete"}
+WEB_READY = {"web": "Booting worker", "realtime": "Uvicorn running on"}
 
 
 def web(port, entry="web"):

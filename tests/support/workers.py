@@ -108,6 +108,7 @@ class AsgiServerProcess(WorkerProcess):
         return f"ws://127.0.0.1:{self.port}/ws/notifications/"
 
     def start(self, timeout=60):
+        seen = len(self.log())  # a restart appends to the log: only what follows counts
         self.log_file = open(self.log_path, "a")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
@@ -117,7 +118,7 @@ class AsgiServerProcess(WorkerProcess):
         )
         deadline = time.time() + timeout
         while time.time() < deadline:
-            if "Application startup complete" in self.log() or "Uvicorn running" in self.log():
+            if "Uvicorn running on" in self.log()[seen:]:  # logged once the socket listens
                 return self
             if self.process.poll() is not None:
                 raise RuntimeError(f"ASGI server exited early:\n{self.log()}")
@@ -129,6 +130,7 @@ class WebServerProcess(AsgiServerProcess):
     """The Procfile's HTTP tier: gunicorn with config/gunicorn.py (gthread, pooled Postgres)."""
 
     def start(self, timeout=60):
+        seen = len(self.log())
         self.log_file = open(self.log_path, "a")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi:application"],
@@ -137,7 +139,7 @@ class WebServerProcess(AsgiServerProcess):
         )
         deadline = time.time() + timeout
         while time.time() < deadline:
-            if "Booting worker" in self.log():
+            if "Booting worker" in self.log()[seen:]:
                 return self
             if self.process.poll() is not None:
                 raise RuntimeError(f"web server exited early:\n{self.log()}")
