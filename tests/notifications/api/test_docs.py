@@ -69,7 +69,7 @@ def web(tmp_path_factory):
         try:
             requests.get(f"{base}/api/docs/", timeout=2)
             break
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # gunicorn listens before its workers boot
             if process.poll() is not None or time.time() > deadline:
                 raise RuntimeError(f"web did not start:\n{log_path.read_text()}")
             time.sleep(0.2)
