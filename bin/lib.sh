@@ -99,3 +99,13 @@ ensure_rabbitmq() {
     log "RabbitMQ did not come up"
     return 1
 }
+
+# --- realtime: headless Chromium and its driver for the inbox page's browser test ---
+ensure_chromium() {
+    command -v chromium >/dev/null && command -v chromedriver >/dev/null && return 0
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+        log "installing chromium and chromium-driver"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    fi
+    command -v chromedriver >/dev/null || { log "no chromium/chromedriver found; install chromium chromium-driver"; return 1; }
+}

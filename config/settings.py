@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "channels",
     "notifications",
+    "notifications.realtime",
     "channels_delivery",
     *(entry.package for entry in registry.CHANNELS),
 ]
@@ -113,6 +114,17 @@ DATABASES = {
     )
 }
 DATABASES["default"]["TEST"] = {"NAME": env_str("DATABASE_TEST_NAME", "test_notify")}
+# The web tier (config/gunicorn.py) pools its connections with psycopg_pool: at most this many
+# per process, and a request waits at most DATABASE_POOL_TIMEOUT seconds for one before it is shed
+# with a 503. 0 (Celery workers, tests): one persistent connection per thread instead.
+DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 0)
+if DATABASE_POOL_MAX_SIZE:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        **DATABASES["default"].get("OPTIONS", {}),
+        "pool": {"min_size": 1, "max_size": DATABASE_POOL_MAX_SIZE,
+                 "timeout": env_float("DATABASE_POOL_TIMEOUT", 2.0)},
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
@@ -156,6 +168,7 @@ NOTIFY_SENSITIVE_CATEGORIES_TTL = env_float("NOTIFY_SENSITIVE_CATEGORIES_TTL", 5
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "notifications.api.auth.ApiKeyAuthentication",
+        "notifications.api.end_user_tokens.EndUserTokenAuthentication",
         "notifications.api.auth.UserTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -402,6 +415,48 @@ NOTIFY_RETENTION_EXPIRED_DAYS = env_int("NOTIFY_RETENTION_EXPIRED_DAYS", 7)
 NOTIFY_CLEANUP_BATCH = env_int("NOTIFY_CLEANUP_BATCH", 1000)
 # The daily dead-letter summary goes to these addresses, or to active staff users if empty.
 OPERATOR_EMAILS = env_list("OPERATOR_EMAILS", "")
+# --- Realtime: end-user tokens, the WebSocket tier ------------------------------------------
+# End-user tokens (JWT) that apps sign for their users: notifications/api/end_user_tokens.py.
+NOTIFY_END_USER_TOKEN_AUDIENCE = env_str("NOTIFY_END_USER_TOKEN_AUDIENCE", "notifications")
+# `exp` may lie at most this far ahead (seconds): tokens are short-lived.
+NOTIFY_END_USER_TOKEN_MAX_LIFETIME = env_int("NOTIFY_END_USER_TOKEN_MAX_LIFETIME", 3600)
+# Clock skew allowed between the app that signs and this service (seconds).
+NOTIFY_END_USER_TOKEN_LEEWAY = env_int("NOTIFY_END_USER_TOKEN_LEEWAY", 30)
+# The WebSocket channel layer: one group per user in Redis, shared by every ASGI process and worker.
+# A connection's backlog (in its ASGI process's memory) holds at most NOTIFY_WS_BACKLOG events: a
+# slow client loses the oldest overflow, never holding up the others (the inbox in Postgres still
+# has them). channels-redis queues every event for one ASGI process in one Redis list before that
+# process hands them out; NOTIFY_WS_PROCESS_BACKLOG bounds it (a broadcast to 10,000 connections
+# of one process must fit) and NOTIFY_WS_BACKLOG_EXPIRY drops what waited longer (seconds).
+CHANNEL_LAYER_URL = env_str("CHANNEL_LAYER_URL", REDIS_URL)
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [CHANNEL_LAYER_URL],
+            "capacity": env_int("NOTIFY_WS_BACKLOG", 100),
+            "channel_capacity": {"specific.*": env_int("NOTIFY_WS_PROCESS_BACKLOG", 50000)},
+            "expiry": env_int("NOTIFY_WS_BACKLOG_EXPIRY", 60),
+            "group_expiry": env_int("NOTIFY_WS_GROUP_EXPIRY", 86400),
+        },
+    }
+}
+# Where browsers open the WebSocket: empty for the page's own origin (a proxy routes /ws/ to the
+# realtime process), else e.g. ws://127.0.0.1:8001/ws/notifications/ when it listens on its own port.
+NOTIFY_WS_PUBLIC_URL = env_str("NOTIFY_WS_PUBLIC_URL", "")
+# Unread notifications a client gets on connect (what it missed) reach back this many days.
+NOTIFY_INBOX_MISSED_DAYS = env_int("NOTIFY_INBOX_MISSED_DAYS", 7)
+# At most this many notifications in one answer to a connect or requestMissedNotifications.
+NOTIFY_WS_MISSED_LIMIT = env_int("NOTIFY_WS_MISSED_LIMIT", 200)
+# A connection sending more than NOTIFY_WS_MAX_BAD_MESSAGES bad messages, or more than
+# NOTIFY_WS_MAX_MESSAGES messages in all, within NOTIFY_WS_FLOOD_WINDOW seconds is closed (1008).
+NOTIFY_WS_MAX_BAD_MESSAGES = env_int("NOTIFY_WS_MAX_BAD_MESSAGES", 10)
+NOTIFY_WS_MAX_MESSAGES = env_int("NOTIFY_WS_MAX_MESSAGES", 120)
+NOTIFY_WS_FLOOD_WINDOW = env_float("NOTIFY_WS_FLOOD_WINDOW", 10.0)
+NOTIFY_WS_MAX_MESSAGE_BYTES = env_int("NOTIFY_WS_MAX_MESSAGE_BYTES", 64 * 1024)
+# Handshakes one ASGI process authenticates at once; more are refused at once (HTTP 403 to the
+# handshake) and retried by the client with backoff, so a reconnect storm cannot bury the process.
+NOTIFY_WS_MAX_PENDING_HANDSHAKES = env_int("NOTIFY_WS_MAX_PENDING_HANDSHAKES", 64)
 
 # --- Logging ----------------------------------------------------------------------------------
 # INFO is what a person watching wants: one line per notification accepted and per delivery

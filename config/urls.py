@@ -8,6 +8,7 @@ from channels_delivery import registry
 from notifications.api.docs import RedocView, SwaggerView
 from notifications.ops.health import health
 from notifications.planning.unsubscribe import unsubscribe
+from notifications.realtime.views import inbox_page
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -16,6 +17,7 @@ urlpatterns = [
     path("api/redoc/", RedocView.as_view(url_name="schema"), name="redoc"),
     path("api/", include("notifications.api.urls")),
     path("healthz", health, name="health"),
+    path("inbox/", inbox_page, name="inbox"),
     path("unsubscribe/<str:token>/", unsubscribe, name="unsubscribe"),
 ]
 

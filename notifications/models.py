@@ -161,6 +161,11 @@ class ApiClient(models.Model):
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # End-user tokens the app signs (notifications/api/end_user_tokens.py): HS256 with this
+    # secret, or RS256/ES256 with the private half of this PEM public key. Tokens name the
+    # client by key_prefix in their `kid` header.
+    token_secret = models.CharField(max_length=100, blank=True)
+    token_public_key = models.TextField(blank=True)
 
     def __str__(self):
         return f"{self.name} ({self.key_prefix})"

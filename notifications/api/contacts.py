@@ -5,6 +5,7 @@ Slack webhooks) have their API in their channel package, on the base class here.
 import ipaddress
 import re
 import zoneinfo
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -13,13 +14,16 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from channels_delivery.engine.netguard import BlockedAddressError, check_address
-from notifications.api.permissions import CanManageRecipients, IsEndUser
+from notifications.api import end_user_tokens
+from notifications.api.auth import api_client_of
+from notifications.api.permissions import CanManageRecipients, IsEndUser, recipients_of
 from notifications.models import RecipientProfile, Topic
 from notifications.phone import InvalidPhoneNumber, normalise_e164
 from notifications.planning.quiet_hours import is_known_time_zone
@@ -162,16 +166,56 @@ class RecipientSerializer(ProfileSerializer):
         }
 
 
+class EndUserTokenRequestSerializer(serializers.Serializer):
+    expires_in = serializers.IntegerField(
+        min_value=30, default=lambda: min(900, settings.NOTIFY_END_USER_TOKEN_MAX_LIFETIME),
+        help_text="Seconds the token stays valid (at most NOTIFY_END_USER_TOKEN_MAX_LIFETIME).",
+    )
+
+    def validate_expires_in(self, value):
+        if value > settings.NOTIFY_END_USER_TOKEN_MAX_LIFETIME:
+            raise serializers.ValidationError(
+                f"At most {settings.NOTIFY_END_USER_TOKEN_MAX_LIFETIME} seconds: end-user tokens are short-lived."
+            )
+        return value
+
+
+class EndUserTokenSerializer(serializers.Serializer):
+    token = serializers.CharField()
+    token_type = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
 class RecipientViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Apps onboard their users: PUT creates or updates a recipient by user id (username)."""
 
     serializer_class = RecipientSerializer
     permission_classes = [IsAuthenticated, CanManageRecipients]
-    # Operators' accounts are not recipients an app may read or change.
-    queryset = User.objects.filter(is_active=True, is_staff=False, is_superuser=False).order_by("pk")
+    queryset = User.objects.none()  # for the schema; get_queryset() answers per caller
     lookup_field = "username"
     lookup_url_kwarg = "id"
     lookup_value_regex = r"[\w.@+-]{1,150}"
+
+    def get_queryset(self):
+        return recipients_of(api_client_of(self.request)).order_by("pk")
+
+    @extend_schema(
+        request=EndUserTokenRequestSerializer,
+        responses={201: EndUserTokenSerializer},
+        description="A short-lived end-user token (JWT, HS256, signed with the calling API client's token "
+        "secret) for this recipient: the app hands it to its front end for the inbox API and WebSocket.",
+    )
+    @action(detail=True, methods=["post"])
+    def token(self, request, id=None):
+        client = api_client_of(request)
+        if client is None:
+            raise PermissionDenied("End-user tokens are minted with an API key (send scope) for its own recipients.")
+        user = self.get_object()
+        ask = EndUserTokenRequestSerializer(data=request.data)
+        ask.is_valid(raise_exception=True)
+        token, expires = end_user_tokens.mint(client, user, ask.validated_data["expires_in"])
+        body = {"token": token, "token_type": "Bearer", "expires_at": datetime.fromtimestamp(expires, UTC)}
+        return Response(EndUserTokenSerializer(body).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=RecipientSerializer, responses={200: RecipientSerializer, 201: RecipientSerializer})
     @transaction.atomic

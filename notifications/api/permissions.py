@@ -1,5 +1,6 @@
 """Who may call what: the one place the API's permission rules live."""
 
+from django.contrib.auth import get_user_model
 from rest_framework import permissions
 
 from notifications.api.auth import CanSend, api_client_of
@@ -56,3 +57,7 @@ class ManagesApiClients(permissions.BasePermission):
             return True
         needed = "notifications.add_apiclient" if view.action == "create" else "notifications.change_apiclient"
         return bool(request.user and request.user.is_active and request.user.has_perm(needed))
+def recipients_of(client):
+    """The users an API client may manage: onboard, read, send to and mint end-user tokens for.
+    Operators' accounts are never among them."""
+    return get_user_model().objects.filter(is_active=True, is_staff=False, is_superuser=False)
