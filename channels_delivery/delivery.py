@@ -24,7 +24,7 @@ from notifications.models import (
     NotificationStatus,
 )
 
-from . import fallback, ratelimit
+from . import fallback, ratelimit, signals
 from .circuit import breaker
 from .errors import PermanentDeliveryError, TransientDeliveryError
 from .registry import providers_for
@@ -54,7 +54,7 @@ def claim(delivery_id, expected):
     if not claimed:
         return None
     return Delivery.objects.select_related("notification").only(
-        *(f.name for f in Delivery._meta.concrete_fields), "notification__expires_at"
+        *(f.name for f in Delivery._meta.concrete_fields), "notification__expires_at", "notification__created_at"
     ).get(id=delivery_id)
 
 
@@ -164,12 +164,16 @@ def record_attempt(delivery, provider_name, error, started_at, started, status_c
     else:
         outcome = AttemptOutcome.PERMANENT_ERROR
     first_of_fallback = delivery.attempt_count == 1 and delivery.reason.startswith("fallback from")
+    duration = time.monotonic() - started
+    signals.attempt_recorded.send(
+        DeliveryAttempt, channel=delivery.channel, provider=provider_name, outcome=outcome, duration=duration
+    )
     return DeliveryAttempt.objects.create(
         delivery=delivery,
         number=delivery.attempt_count,
         provider=provider_name,
         started_at=started_at,
-        duration_ms=int((time.monotonic() - started) * 1000),
+        duration_ms=int(duration * 1000),
         outcome=outcome,
         error=str(error or "")[:2000],
         provider_status_code=str(getattr(error, "status_code", None) or status_code or ""),
@@ -197,6 +201,8 @@ def record_sent(delivery, provider_name, result):
         Notification.objects.filter(id=delivery.notification_id).exclude(
             status__in=[NotificationStatus.DELIVERED, *fallback.SETTLED_NOTIFICATION]
         ).update(status=NotificationStatus.DELIVERED)
+    latency = (now - delivery.notification.created_at).total_seconds()
+    signals.delivery_sent.send(Delivery, channel=delivery.channel, provider=provider_name, latency=latency)
 
 
 def schedule_retry(delivery_id, countdown, note):

@@ -27,6 +27,8 @@ from notifications.models import (
     NotificationStatus,
 )
 
+from . import signals
+
 logger = logging.getLogger(__name__)
 
 # A chain moves on when its current delivery ends in one of these.
@@ -157,6 +159,7 @@ def activate(delivery_id):
             status=DeliveryStatus.QUEUED, reason=reason[:500], updated_at=timezone.now()
         )
     logger.info("delivery %s: %s", delivery_id, reason)
+    signals.fell_back.send(Delivery, from_channel=before.channel, to_channel=row.channel)
     return True
 
 
@@ -178,6 +181,7 @@ def fail(delivery_id, reason, error=""):
             note = f"{last.note[:300 - len(hop) - 2]}; {hop}" if last.note else hop
             DeliveryAttempt.objects.filter(id=last.id).update(note=note)
     else:
+        signals.dead_lettered.send(Delivery, channel=row.channel)
         refresh_notification(row.notification_id)
 
 

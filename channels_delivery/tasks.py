@@ -16,7 +16,7 @@ from celery.exceptions import Ignore
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from . import backoff, delivery, fallback
+from . import backoff, delivery, fallback, signals
 from .delivery import CircuitOpen, RateLimited
 from .errors import PermanentDeliveryError, TransientDeliveryError
 
@@ -38,6 +38,7 @@ class DeliveryTask(Task):
             result = delivery.attempt(delivery_id, retry=self.request.retries > 0)
         except RateLimited as limited:
             self.requeue(limited.wait)
+            signals.rate_limited.send(DeliveryTask, provider=limited.provider, wait=limited.wait)
             logger.info("delivery %s: %s; re-queued, not counted as an attempt", delivery_id, limited)
             return "rate limited"
         except CircuitOpen as error:
@@ -73,6 +74,7 @@ class DeliveryTask(Task):
             retry_after=exc.retry_after,
         )
         delivery.schedule_retry(delivery_id, wait, f"retry {retries + 1} in {wait:.2f}s")
+        signals.retry_scheduled.send(DeliveryTask, channel=self.name.rsplit("_", 1)[-1], wait=wait)
         if wait > settings.NOTIFY_MAX_COUNTDOWN:
             # Too long for a broker countdown (it would run twice after the visibility timeout):
             # the row waits in Postgres with next_retry_at and the reaper re-enqueues it.

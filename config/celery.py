@@ -2,8 +2,10 @@
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Queue
+
+import notifications.ops.correlation  # noqa: F401  (carries the request id through every message)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -40,3 +42,24 @@ app.conf.update(
 app.autodiscover_tasks(["notifications", "channels_delivery"])
 # --- clock: the tasks beat runs (notifications/maintenance.py) ---
 app.autodiscover_tasks(["notifications"], related_name="maintenance")
+
+
+@signals.setup_logging.connect
+def use_django_logging(**_kwargs):
+    """Workers and beat log like the web process (LOGGING: JSON or text, request id, no secrets)."""
+    import logging.config
+
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)
+
+
+@signals.worker_init.connect
+def serve_worker_metrics(**_kwargs):
+    """On a machine without a web process, NOTIFY_WORKER_METRICS_PORT serves its workers' metrics."""
+    from django.conf import settings
+
+    if settings.NOTIFY_WORKER_METRICS_PORT:
+        from notifications.ops.metrics import start_worker_exporter
+
+        start_worker_exporter(settings.NOTIFY_WORKER_METRICS_PORT, settings.NOTIFY_WORKER_METRICS_ADDRESS)

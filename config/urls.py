@@ -3,14 +3,17 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from notifications.unsubscribe import unsubscribe
-from notifications.views import health
+from notifications.ops import health
+from notifications.ops.metrics import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/", include("notifications.api.urls")),
-    path("healthz", health, name="health"),
+    path("health/live", health.live, name="health-live"),
+    path("health/ready", health.ready, name="health-ready"),
+    path("metrics", metrics_view, name="metrics"),
     path("callbacks/", include("channels_delivery.callbacks.urls")),
     path("unsubscribe/<str:token>/", unsubscribe, name="unsubscribe"),
 ]

@@ -19,3 +19,8 @@ class NotificationsConfig(AppConfig):
         # A push subscription or Slack webhook that its provider calls gone is switched off.
         if deactivate not in hooks.contact_point_gone_listeners:
             hooks.contact_point_gone_listeners.append(deactivate)
+
+        from .ops import metrics
+
+        # Delivery counters follow the engine's signals, in whichever process does the work.
+        metrics.connect()

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .models import (
+    AuditEvent,
     Category,
     Delivery,
     DeliveryAttempt,
@@ -71,6 +72,9 @@ def purge(now=None, batch=None):
             batch,
         ),
         "idempotency keys": delete_in_chunks(IdempotencyRecord.objects.expired(now), batch),
+        "audit events": delete_in_chunks(
+            AuditEvent.objects.filter(created_at__lt=now - settings.NOTIFY_RETENTION_AUDIT_DAYS * days), batch
+        ),
     }
     for what, removed in report.items():
         logger.info("purge %s: removed %s", what, ", ".join(f"{n} {label}" for label, n in removed.items()) or "nothing")

@@ -559,3 +559,44 @@ class Escalation(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["due_at"], condition=Q(status="pending"), name="escalation_due_idx")]
+
+
+# --- ops ---
+class AuditEvent(models.Model):
+    """Who did what, when, and to what: operators' actions and preference changes (append-only).
+    Written through notifications.ops.audit.record(); purged after NOTIFY_RETENTION_AUDIT_DAYS."""
+
+    class Action(models.TextChoices):
+        NOTIFICATION_CANCEL = "notification.cancel"
+        NOTIFICATION_RESEND = "notification.resend"
+        DELIVERY_REDRIVE = "delivery.redrive"
+        TEMPLATE_CREATE = "template.create"
+        TEMPLATE_UPDATE = "template.update"
+        TEMPLATE_DELETE = "template.delete"
+        API_CLIENT_CREATE = "api_client.create"
+        API_CLIENT_REVOKE = "api_client.revoke"
+        PREFERENCES_CHANGE = "preferences.change"
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    action = models.CharField(max_length=32, choices=Action.choices)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    actor_client = models.ForeignKey(ApiClient, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # Kept as text so the record still says who it was after the user or client is deleted.
+    actor = models.CharField(max_length=200)
+    via = models.CharField(max_length=16, help_text="admin, api or cli")
+    target_type = models.CharField(max_length=64)
+    target_id = models.CharField(max_length=64)
+    target_repr = models.CharField(max_length=200, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    request_id = models.CharField(max_length=128, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["target_type", "target_id"], name="audit_target_idx")]
+
+    def __str__(self):
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target_type} {self.target_id}"

@@ -13,6 +13,7 @@ from channels_delivery.fallback import NotRedrivable
 
 from ..auth import api_client_of
 from ..models import Channel, Delivery
+from ..ops import audit
 from .permissions import IsOperator
 from .serializers import DeliverySerializer
 
@@ -93,4 +94,6 @@ class Redrive(APIView):
             return Response(
                 {"error": {"status": 409, "code": "conflict", "message": str(error)}}, status=status.HTTP_409_CONFLICT
             )
+        audit.record_request(request, audit.Action.DELIVERY_REDRIVE, delivery, before={"status": "failed"},
+                             after={"status": delivery.status})
         return Response({"id": str(delivery.id), "status": delivery.status}, status=status.HTTP_202_ACCEPTED)

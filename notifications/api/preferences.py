@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ..models import Category, Channel, ChannelPreference, QuietHours
+from ..ops import audit
 from ..preferences import PreferenceBook
 from ..quiet_hours import is_known_time_zone
 from .permissions import IsEndUser, IsOperator
@@ -167,8 +168,12 @@ class PreferencesViewBase(APIView):
         user = self.target(request, **kwargs)
         serializer = PreferencesSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        before = document(user)
         apply(user, serializer.validated_data)
-        return Response(document(user))
+        after = document(user)
+        if after != before:
+            audit.record_request(request, audit.Action.PREFERENCES_CHANGE, user, before=before, after=after)
+        return Response(after)
 
     @extend_schema(request=PreferencesSerializer, responses=PreferencesSerializer)
     def patch(self, request, **kwargs):

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from .. import templating
 from ..models import Template
+from ..ops import audit
 from .permissions import IsOperator
 
 
@@ -97,14 +98,22 @@ class TemplateViewSet(
 
     def perform_create(self, serializer):
         serializer.instance = serializer.publish()
+        audit.record_request(self.request, audit.Action.TEMPLATE_CREATE, serializer.instance,
+                             after=audit.template_state(serializer.instance))
 
     def update(self, request, *args, **kwargs):
-        serializer = self.get_serializer(self.get_object(), data=request.data, partial=kwargs.get("partial", False))
+        current = self.get_object()
+        serializer = self.get_serializer(current, data=request.data, partial=kwargs.get("partial", False))
         serializer.is_valid(raise_exception=True)
-        return Response(self.get_serializer(serializer.publish()).data)
+        published = serializer.publish()
+        audit.record_request(request, audit.Action.TEMPLATE_UPDATE, published,
+                             before=audit.template_state(current), after=audit.template_state(published))
+        return Response(self.get_serializer(published).data)
 
     def perform_destroy(self, instance):
         Template.objects.filter(pk=instance.pk).update(active=False)
+        audit.record_request(self.request, audit.Action.TEMPLATE_DELETE, instance,
+                             before=audit.template_state(instance), after={"active": False})
 
     @extend_schema(request=PreviewSerializer, responses=PreviewResultSerializer)
     @action(detail=True, methods=["post"])

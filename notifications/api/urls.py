@@ -2,6 +2,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from .audiences import BroadcastViewSet
+from .audit import AuditEventList
 from .clients import ApiClientViewSet
 from .contacts import (
     ProfileView,
@@ -43,6 +44,7 @@ urlpatterns = [
     path("users/<str:username>/preferences/", UserPreferencesView.as_view(), name="user-preferences"),
     path("notifications/<uuid:pk>/explain/", ExplainView.as_view(), name="notification-explain"),
     path("dead-letters/", DeadLetterList.as_view(), name="dead-letters"),
+    path("audit/", AuditEventList.as_view(), name="audit-events"),
     path("deliveries/<uuid:delivery_id>/redrive/", Redrive.as_view(), name="delivery-redrive"),
     path("me/profile/", ProfileView.as_view(), name="profile"),
     path("analytics/summary/", AnalyticsSummaryView.as_view(), name="analytics-summary"),

@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from .. import audiences, lifecycle, sending
 from ..auth import CanSend, api_client_of
 from ..models import Delivery, Notification
+from ..ops import audit
 from .errors import Conflict, ErrorSerializer
 from .idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from .permissions import ClientScopes
@@ -92,8 +93,11 @@ class NotificationViewSet(
     @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, CanSend])
     def cancel(self, request, pk=None):
         notification = self.get_object()
+        before = {"status": notification.status}
         try:
             notification = lifecycle.cancel(notification.id)
         except lifecycle.NotAllowed as refusal:
             raise Conflict(str(refusal)) from refusal
+        audit.record_request(request, audit.Action.NOTIFICATION_CANCEL, notification, before=before,
+                             after={"status": notification.status})
         return Response(NotificationSerializer(notification).data)
