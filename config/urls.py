@@ -3,10 +3,12 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from notifications.unsubscribe import unsubscribe
-from notifications.ops import health
+from notifications.ops import admin_views, health
 from notifications.ops.metrics import metrics_view
 
 urlpatterns = [
+    path("admin/dashboard/", admin.site.admin_view(admin_views.dashboard_view), name="admin-dashboard"),
+    path("admin/template-preview/", admin.site.admin_view(admin_views.template_preview), name="admin-template-preview"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

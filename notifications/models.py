@@ -248,6 +248,7 @@ class Template(models.Model):
     blocks = models.JSONField(default=list, blank=True)
     variables = ArrayField(models.CharField(max_length=100), default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    author = models.CharField(max_length=200, blank=True, help_text="Who published this version.")
 
     class Meta:
         constraints = [
@@ -371,6 +372,8 @@ class Notification(models.Model):
             models.Index(fields=["recipient"], condition=Q(read_at__isnull=True), name="inbox_unread_idx"),
             models.Index(fields=["scheduled_at"], condition=Q(status="scheduled"), name="scheduled_due_idx"),
             models.Index(fields=["sender", "-created_at"], name="sender_sent_idx"),
+            # The admin lists newest first over the whole table.
+            models.Index(fields=["-created_at"], name="notification_created_idx"),
         ]
 
     def __str__(self):
@@ -431,6 +434,7 @@ class Delivery(models.Model):
                 fields=["provider_message_id"], condition=~Q(provider_message_id=""), name="delivery_provider_msg_idx"
             ),
             models.Index(fields=["next_retry_at"], condition=Q(status="retrying"), name="delivery_retry_idx"),
+            models.Index(fields=["-created_at"], name="delivery_created_idx"),
         ]
 
     def __str__(self):
@@ -452,7 +456,10 @@ class DeliveryAttempt(models.Model):
 
     class Meta:
         ordering = ["started_at", "id"]
-        indexes = [models.Index(fields=["delivery", "started_at"], name="attempt_delivery_idx")]
+        indexes = [
+            models.Index(fields=["delivery", "started_at"], name="attempt_delivery_idx"),
+            models.Index(fields=["-started_at"], name="attempt_started_idx"),
+        ]
 
 
 class ProviderEvent(models.Model):
