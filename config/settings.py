@@ -396,3 +396,8 @@ NOTIFY_RETENTION_AUDIT_DAYS = env_int("NOTIFY_RETENTION_AUDIT_DAYS", 365)
 ADMIN_EXACT_COUNT_LIMIT = env_int("ADMIN_EXACT_COUNT_LIMIT", 10000)
 MIDDLEWARE.insert(0, "notifications.ops.correlation.RequestIdMiddleware")
 MIDDLEWARE.insert(1, "notifications.ops.metrics.RequestMetricsMiddleware")
+# Flower (python -m notifications.ops.flower): basic auth "user:password[,user:password]" is
+# required outside development; Flower reads FLOWER_BASIC_AUTH from the environment itself.
+FLOWER_BASIC_AUTH = env_str("FLOWER_BASIC_AUTH", "")
+FLOWER_ADDRESS = env_str("FLOWER_ADDRESS", "127.0.0.1")
+FLOWER_PORT = env_int("FLOWER_PORT", 5555)
