@@ -176,7 +176,7 @@ class NotificationAdmin(FastListAdmin):
         if not isinstance(reason, str):
             return reason
         done, refused = 0, []
-        for notification in queryset.only("id", "title", "category_id"):
+        for notification in queryset.select_related(None).only("id", "title", "category_id"):
             try:
                 record, queued = lifecycle.resend(notification.id, reason=reason, requested_by=request.user)
             except lifecycle.NotAllowed as refusal:
@@ -193,7 +193,7 @@ class NotificationAdmin(FastListAdmin):
         if not isinstance(reason, str):
             return reason
         done, refused = 0, []
-        for notification in queryset.only("id", "status", "title", "category_id"):
+        for notification in queryset.select_related(None).only("id", "status", "title", "category_id"):
             if notification.status != models.NotificationStatus.SCHEDULED:
                 refused.append(f"{notification.id}: not scheduled ({notification.status})")
                 continue
@@ -252,7 +252,7 @@ class DeliveryAdmin(FastListAdmin):
             return reason
         done, refused = 0, []
         by = f"staff {request.user.get_username()} (admin): {reason}"
-        for delivery in queryset.only("id", "status", "channel", "notification_id"):
+        for delivery in queryset.select_related(None).only("id", "status", "channel", "notification_id"):
             try:
                 channels_delivery.redrive(delivery.id, by=by)
             except NotRedrivable as refusal:

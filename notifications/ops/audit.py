@@ -12,7 +12,8 @@ def actor_of(request):
     """(user, api client) acting in this request; an API key acts as its client, not its owner."""
     from ..auth import api_client_of
 
-    client = api_client_of(request)
+    # A DRF request knows its API key; a plain Django request (the admin) has only a user.
+    client = api_client_of(request) if hasattr(request, "auth") else None
     if client is not None:
         return None, client
     user = getattr(request, "user", None)
