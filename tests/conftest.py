@@ -81,9 +81,28 @@ def database_url():
     return f"postgres://{user}@{host}:{port}/{db['NAME']}"
 
 
+def free_port():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.fixture(scope="session")
-def worker_env(django_db_setup, django_db_blocker, fake_sendgrid, isolated_broker, channel_env):
+def metrics_dir(tmp_path_factory):
+    """prometheus_client's multiprocess directory shared by the test workers (tests/ops/test_metrics.py)."""
+    return tmp_path_factory.mktemp("prometheus")
+
+
+@pytest.fixture(scope="session")
+def worker_env(django_db_setup, django_db_blocker, fake_sendgrid, isolated_broker, channel_env, metrics_dir):
     return {
+        # ops: workers write metrics where the test process reads them, serve them on their own
+        # port too, and log JSON lines carrying the request id
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "NOTIFY_WORKER_METRICS_PORT": str(free_port()),
+        "LOG_FORMAT": "json",
         **channel_env,
         "DATABASE_URL": database_url(),
         "CELERY_BROKER_URL": isolated_broker,

@@ -26,6 +26,7 @@ from prometheus_client import (
     values,
 )
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.samples import Sample
 
 from channels_delivery import signals
 
@@ -133,16 +134,39 @@ def in_multiprocess_mode():
     return values.ValueClass is not values.MutexValue
 
 
+LOCAL_METRICS = (DELIVERIES, SENT_LATENCY, CALL_DURATION, RETRIES, FALLBACKS, DEAD_LETTERS, RATE_LIMIT_WAITS,
+                 RATE_LIMIT_WAIT_SECONDS, API_REQUESTS, API_LATENCY)
+
+
+class CountersCollector:
+    """The counters of every process: the multiprocess files, plus this process's own when it was
+    started without PROMETHEUS_MULTIPROC_DIR (its values then live in memory). Samples of the same
+    series are summed, so a family appears once whichever way its values were kept."""
+
+    def collect(self):
+        sources = []
+        if settings.PROMETHEUS_MULTIPROC_DIR:
+            sources.append(multiprocess.MultiProcessCollector(None, path=settings.PROMETHEUS_MULTIPROC_DIR))
+        if not in_multiprocess_mode():
+            sources.extend(LOCAL_METRICS)
+        families = {}
+        for source in sources:
+            for family in source.collect():
+                merged = families.setdefault(family.name, (family, {}))[1]
+                for sample in family.samples:
+                    key = (sample.name, tuple(sorted(sample.labels.items())))
+                    if sample.name.endswith("_created"):
+                        continue  # creation times do not add up; multiprocess mode leaves them out too
+                    merged[key] = merged.get(key, 0.0) + sample.value
+        for family, merged in families.values():
+            family.samples = [Sample(name, dict(labels), value) for (name, labels), value in merged.items()]
+            yield family
+
+
 def registry():
-    """Every process's counters (multiprocess files, or this process's own) plus shared state."""
-    scrape = CollectorRegistry(auto_describe=True)
-    if settings.PROMETHEUS_MULTIPROC_DIR:
-        multiprocess.MultiProcessCollector(scrape, path=settings.PROMETHEUS_MULTIPROC_DIR)
-    if not in_multiprocess_mode():
-        # This process was started without PROMETHEUS_MULTIPROC_DIR: its own counters live in memory.
-        for collector in (DELIVERIES, SENT_LATENCY, CALL_DURATION, RETRIES, FALLBACKS, DEAD_LETTERS,
-                          RATE_LIMIT_WAITS, RATE_LIMIT_WAIT_SECONDS, API_REQUESTS, API_LATENCY):
-            scrape.register(collector)
+    """Every process's counters plus the shared state, for one scrape."""
+    scrape = CollectorRegistry(auto_describe=False)
+    scrape.register(CountersCollector())
     scrape.register(StateCollector())
     return scrape
 
@@ -168,7 +192,7 @@ def metrics_view(request):
 
 
 class RequestMetricsMiddleware:
-    """Counts every HTTP request by its URL pattern (not its path: ids would explode the labels)."""
+    """Counts every HTTP request by its URL pattern's name, method and status, with its latency."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -177,8 +201,9 @@ class RequestMetricsMiddleware:
         started = time.perf_counter()
         response = self.get_response(request)
         match = getattr(request, "resolver_match", None)
-        route = "/" + match.route if match is not None and match.route else "unmatched"
-        if route != "/metrics":
+        # The URL pattern's name (e.g. notification-list), never the path: ids would explode the labels.
+        route = (match.view_name or match.route) if match is not None else "unmatched"
+        if route != "metrics":
             API_REQUESTS.labels(route, request.method, str(response.status_code)).inc()
             API_LATENCY.labels(route, request.method).observe(time.perf_counter() - started)
         return response
