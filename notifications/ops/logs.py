@@ -17,7 +17,7 @@ SECRET_PATTERNS = [
     (re.compile(r"\bwhsec_[A-Za-z0-9+/=]+"), "whsec_[redacted]"),
     (re.compile(r"(hooks\.slack\.com/services/)[A-Za-z0-9/_\-]+"), r"\1[redacted]"),
     (re.compile(r"(://[^:/@\s]+:)[^@\s]+@"), r"\1[redacted]@"),
-    (re.compile(r"(?i)\b(password|passwd|secret|api_key|apikey|auth_token|authorization)(\"?\s*[:=]\s*\"?)[^\s\",&]+"),
+    (re.compile(r"(?i)\b(password|passwd|secret|token|access_token|auth_token|api_key|apikey|authorization|signature)(\"?\s*[:=]\s*\"?)[^\s\",&]+"),
      r"\1\2[redacted]"),
     (re.compile(r"\bSG\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"), "SG.[redacted]"),
 ]
@@ -40,7 +40,9 @@ class RedactSecrets(logging.Filter):
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact(record.exc_text)
+            # Formatters print exc_text when exc_info is gone; otherwise they would format the
+            # traceback again, secrets and all.
+            record.exc_text, record.exc_info = redact(record.exc_text), None
         return True
 
 
