@@ -86,6 +86,21 @@ def test_dead_letters_retries_and_fallbacks_are_counted(celery_worker, sendgrid,
     assert metric(read(), "notify_delivery_attempts_total", channel="email", provider="sendgrid",
                   outcome="permanent_error") >= 1
 
+    # A transient failure is retried, and a permanent one falls back along the chain.
+    retries_before = metric(read(), "notify_delivery_retries_total", channel="email")
+    fallbacks_before = metric(read(), "notify_fallbacks_total", from_channel="email", to_channel="inapp")
+    sendgrid.fail_next(status=503, body=b'{"errors":[{"message":"busy"}]}')
+    retried = app_api.post("/api/notifications/", {"recipients": ["kim"], "category": "orders", "title": "Retried",
+                                                   "channels": ["email"]}, format="json").json()["ids"][0]
+    wait_until(lambda: Delivery.objects.filter(notification_id=retried, status=DeliveryStatus.SENT).exists(),
+               message="sent on its retry")
+    assert metric(read(), "notify_delivery_retries_total", channel="email") >= retries_before + 1
+    sendgrid.fail_next(status=400, body=b'{"errors":[{"message":"Mailbox unavailable"}]}')
+    app_api.post("/api/notifications/", {"recipients": ["kim"], "category": "orders", "title": "Fell back",
+                                         "channels": [["email", "inapp"]]}, format="json")
+    wait_until(lambda: metric(read(), "notify_fallbacks_total", from_channel="email", to_channel="inapp")
+               >= fallbacks_before + 1, message="fallback counted")
+
 
 def test_the_request_id_follows_the_notification_into_the_delivery_task_log(celery_worker, sendgrid, app_api,
                                                                            make_user):
