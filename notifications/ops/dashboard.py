@@ -106,7 +106,10 @@ def dead_letter_count(since=None):
 def workers_per_queue(timeout=None):
     """{queue: [worker names]} for every known queue: who answered `active_queues` in time."""
     timeout = settings.NOTIFY_HEALTH_WORKER_TIMEOUT if timeout is None else timeout
-    answers = celery_app.control.inspect(timeout=timeout).active_queues() or {}
+    # A connection of its own, closed after: a pooled one may have died with a Redis restart, and
+    # waiting for replies on a dead connection fails where a fresh one would answer.
+    with celery_app.connection_for_read() as connection:
+        answers = celery_app.control.inspect(timeout=timeout, connection=connection).active_queues() or {}
     seen = {queue: [] for queue in QUEUES}
     for worker, queues in sorted(answers.items()):
         for queue in queues or []:

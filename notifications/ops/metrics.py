@@ -218,5 +218,13 @@ def start_worker_exporter(port, address="0.0.0.0"):
         multiprocess.MultiProcessCollector(exporter, path=settings.PROMETHEUS_MULTIPROC_DIR)
     else:
         exporter = REGISTRY
-    start_http_server(port, addr=address, registry=exporter)
+    try:
+        start_http_server(port, addr=address, registry=exporter)
+    except OSError as error:
+        # Several workers of one machine share the multiprocess directory: the first to bind the
+        # port serves them all.
+        logger.info("worker metrics exporter not started on %s:%s (%s); another worker serves it", address, port,
+                    error)
+        return False
     logger.info("worker metrics exporter on %s:%s", address, port)
+    return True
