@@ -10,9 +10,12 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
+from channels_delivery.circuit import breaker
 from config.celery import QUEUES
+from config.celery import app as celery_app
 from notifications.models import Delivery, DeliveryStatus
 
+from ..engine_helpers import reset_engine_state
 from ..helpers import wait_until
 from ..workers import WorkerProcess
 
@@ -57,6 +60,11 @@ def test_metrics_count_deliveries_made_in_worker_processes(celery_worker, sendgr
     # Per priority lane on Redis; RabbitMQ's queues have one total.
     assert re.search(r'notify_queue_depth\{lane="(urgent|all)",queue="email"\}', text)
     assert metric(text, "notify_circuit_state", provider="sendgrid") == 0
+    for _ in range(10):
+        breaker("twilio").record_failure()
+    opened = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret").content.decode()
+    assert metric(opened, "notify_circuit_state", provider="twilio") == 2
+    reset_engine_state()
     assert "notify_oldest_waiting_delivery_seconds" in text
 
     # The worker's own exporter serves the same counters (for machines without a web process).
@@ -101,6 +109,32 @@ def test_dead_letters_retries_and_fallbacks_are_counted(celery_worker, sendgrid,
                                          "channels": [["email", "inapp"]]}, format="json")
     wait_until(lambda: metric(read(), "notify_fallbacks_total", from_channel="email", to_channel="inapp")
                >= fallbacks_before + 1, message="fallback counted")
+
+
+def test_token_bucket_waits_are_counted(celery_worker, worker_env, sendgrid, app_api, make_user, client, settings,
+                                        metrics_dir, tmp_path):
+    settings.PROMETHEUS_MULTIPROC_DIR = str(metrics_dir)
+    reset_engine_state()
+    read = lambda: client.get("/metrics").content.decode()  # noqa: E731
+    waits_before = metric(read(), "notify_rate_limit_waits_total", provider="sendgrid")
+    for n in range(4):
+        make_user(f"limited{n}", email=f"limited{n}@example.com")
+    # Email goes to a worker whose SendGrid bucket holds one token and refills two a second.
+    celery_app.control.cancel_consumer("email", reply=True, timeout=5)
+    limited = None
+    try:
+        limited = WorkerProcess({**worker_env, "NOTIFY_RATE_LIMITS": "sendgrid=2:1"}, log_dir=tmp_path,
+                                queues=["email"], concurrency=2, name="rate-limited").start()
+        app_api.post("/api/notifications/", {"recipients": [f"limited{n}" for n in range(4)], "category": "orders",
+                                             "title": "Throttled", "channels": ["email"]}, format="json")
+        sendgrid.wait_for(4, timeout=30)
+    finally:
+        if limited is not None:
+            limited.stop()
+        celery_app.control.add_consumer("email", reply=True, timeout=5)
+        reset_engine_state()
+    assert metric(read(), "notify_rate_limit_waits_total", provider="sendgrid") >= waits_before + 1
+    assert metric(read(), "notify_rate_limit_wait_seconds_count", provider="sendgrid") >= 1
 
 
 def test_the_request_id_follows_the_notification_into_the_delivery_task_log(celery_worker, sendgrid, app_api,
