@@ -1,11 +1,11 @@
-"""The Celery app: one queue per channel so each scales on its own."""
+"""The Celery app: one queue per channel (from the channel registry) so each scales on its own."""
 
 import os
 
-from celery import Celery, signals
+from celery import Celery
 from kombu import Queue
 
-import notifications.ops.correlation  # noqa: F401  (carries the request id through every message)
+from channels_delivery import registry
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -20,7 +20,8 @@ def message_priority(priority):
     return PRIORITY_LANES.get(priority, PRIORITY_LANES["medium"])
 
 
-QUEUES = ["dispatch", "email", "sms", "push", "webhook", "slack", "inapp", "maintenance"]
+CHANNEL_QUEUES = [entry.queue for entry in registry.CHANNELS]
+QUEUES = ["dispatch", *CHANNEL_QUEUES, "maintenance"]
 
 app = Celery("notify")
 # Broker, reliability and limits come from CELERY_* settings (read from the environment).
@@ -31,35 +32,7 @@ app.conf.update(
     task_routes={
         "notifications.*": {"queue": "dispatch"},
         "maintenance.*": {"queue": "maintenance"},
-        "channels_delivery.deliver_email": {"queue": "email"},
-        "channels_delivery.deliver_sms": {"queue": "sms"},
-        "channels_delivery.deliver_push": {"queue": "push"},
-        "channels_delivery.deliver_webhook": {"queue": "webhook"},
-        "channels_delivery.deliver_slack": {"queue": "slack"},
-        "channels_delivery.deliver_inapp": {"queue": "inapp"},
+        **{entry.task_name: {"queue": entry.queue} for entry in registry.CHANNELS},
     },
 )
-app.autodiscover_tasks(["notifications", "channels_delivery"])
-# --- clock: the tasks beat runs (notifications/maintenance.py) ---
-app.autodiscover_tasks(["notifications"], related_name="maintenance")
-
-
-@signals.setup_logging.connect
-def use_django_logging(**_kwargs):
-    """Workers and beat log like the web process (LOGGING: JSON or text, request id, no secrets)."""
-    import logging.config
-
-    from django.conf import settings
-
-    logging.config.dictConfig(settings.LOGGING)
-
-
-@signals.worker_init.connect
-def serve_worker_metrics(**_kwargs):
-    """On a machine without a web process, NOTIFY_WORKER_METRICS_PORT serves its workers' metrics."""
-    from django.conf import settings
-
-    if settings.NOTIFY_WORKER_METRICS_PORT:
-        from notifications.ops.metrics import start_worker_exporter
-
-        start_worker_exporter(settings.NOTIFY_WORKER_METRICS_PORT, settings.NOTIFY_WORKER_METRICS_ADDRESS)
+app.autodiscover_tasks(["notifications", "notifications.clock", "channels_delivery.engine"])

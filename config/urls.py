@@ -1,10 +1,13 @@
+from importlib.util import find_spec
+
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from notifications.unsubscribe import unsubscribe
+from channels_delivery import registry
 from notifications.ops import admin_views, health
 from notifications.ops.metrics import metrics_view
+from notifications.planning.unsubscribe import unsubscribe
 
 urlpatterns = [
     path("admin/dashboard/", admin.site.admin_view(admin_views.dashboard_view), name="admin-dashboard"),
@@ -16,8 +19,12 @@ urlpatterns = [
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),
     path("metrics", metrics_view, name="metrics"),
-    path("callbacks/", include("channels_delivery.callbacks.urls")),
     path("unsubscribe/<str:token>/", unsubscribe, name="unsubscribe"),
+]
+
+# Each channel package may bring URLs (provider callbacks, contact-point API): found by the registry.
+urlpatterns += [
+    path("", include(f"{entry.package}.urls")) for entry in registry.CHANNELS if find_spec(f"{entry.package}.urls")
 ]
 
 # Django's own error pages answer in the API's error format on /api/ paths.

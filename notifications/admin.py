@@ -2,8 +2,6 @@
 reason and leave an audit record, template editing with a live preview, and the dashboard
 (notifications/ops/admin_views.py)."""
 
-from urllib.parse import urlsplit
-
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -11,13 +9,12 @@ from django.db.models import Q
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-import channels_delivery
-from channels_delivery.fallback import NotRedrivable
-
-from . import lifecycle, models, templating
-from .ops import audit
-from .ops.dashboard import providers
-from .ops.pagination import EstimatedCountPaginator
+from channels_delivery.engine.fallback import NotRedrivable, redrive
+from notifications import lifecycle, models
+from notifications.ops import audit
+from notifications.ops.dashboard import providers
+from notifications.ops.pagination import EstimatedCountPaginator
+from notifications.planning import templating
 
 Action = audit.Action
 
@@ -254,7 +251,7 @@ class DeliveryAdmin(FastListAdmin):
         by = f"staff {request.user.get_username()} (admin): {reason}"
         for delivery in queryset.select_related(None).only("id", "status", "channel", "notification_id"):
             try:
-                channels_delivery.redrive(delivery.id, by=by)
+                redrive(delivery.id, by=by)
             except NotRedrivable as refusal:
                 refused.append(f"{delivery.id}: {refusal}")
                 continue
@@ -320,45 +317,27 @@ class ApiClientAdmin(admin.ModelAdmin):
         self.message_user(request, "Revoked.", messages.SUCCESS)
 
 
-@admin.register(models.WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
-    list_display = ["user", "url", "active", "created_at"]
-    exclude = ["secret"]
-
-
-class SlackWebhookForm(forms.ModelForm):
-    """A Slack webhook URL is a credential: it can be set here but is never shown again."""
-
-    url = forms.URLField(
-        required=False, max_length=500, widget=forms.PasswordInput(render_value=False),
-        help_text="https://hooks.slack.com/services/...; leave empty to keep the current URL.",
-    )
+class TemplateForm(forms.ModelForm):
+    """Operators' edits are checked by the same rules as the templates API."""
 
     class Meta:
-        model = models.SlackWebhook
-        fields = ["user", "url", "channel_name", "active", "deactivated_reason"]
+        model = models.Template
+        fields = ["key", "channel", "locale", "subject", "body", "html_body", "blocks", "variables"]
 
-    def clean_url(self):
-        url = self.cleaned_data["url"]
-        if url:
-            return url
-        if self.instance.pk:
-            return self.instance.url
-        raise forms.ValidationError("This field is required.")
-
-
-@admin.register(models.SlackWebhook)
-class SlackWebhookAdmin(admin.ModelAdmin):
-    form = SlackWebhookForm
-    list_display = ["user", "host", "channel_name", "active", "deactivated_reason", "created_at"]
-
-    @admin.display(description="host")
-    def host(self, webhook):
-        return urlsplit(webhook.url).hostname
+    def clean(self):
+        data = super().clean()
+        errors = templating.template_errors(
+            data.get("subject", ""), data.get("body", ""), data.get("html_body", ""), data.get("blocks") or [],
+            data.get("variables") or [],
+        )
+        for field, messages_ in errors.items():
+            self.add_error(field if field in self.fields else None, messages_)
+        return data
 
 
 @admin.register(models.Template)
 class TemplateAdmin(admin.ModelAdmin):
+    form = TemplateForm
     list_display = ["key", "channel", "locale", "version", "active", "author", "created_at"]
     list_filter = ["channel", "locale", "active"]
     search_fields = ["key"]
@@ -434,7 +413,6 @@ class AuditEventAdmin(FastListAdmin):
 for model in [
     models.Category,
     models.RecipientProfile,
-    models.PushSubscription,
     models.Topic,
     models.Broadcast,
     models.ProviderEvent,
@@ -443,7 +421,7 @@ for model in [
     admin.site.register(model)
 
 
-# --- clock ---
+# --- Digests and escalation (the clock) ---
 @admin.register(models.Digest)
 class DigestAdmin(admin.ModelAdmin):
     list_display = ["user", "category", "window_start", "window_end", "status", "sent_at"]

@@ -7,20 +7,19 @@ class NotificationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from .categories import ensure_configured_categories
+        from notifications.planning.categories import ensure_configured_categories
 
         # post_migrate also runs after a test flush, so configured categories always exist.
         post_migrate.connect(ensure_configured_categories, sender=self)
 
-        from channels_delivery import hooks
+        from celery import signals as celery_signals
 
-        from .contact_points import deactivate
-
-        # A push subscription or Slack webhook that its provider calls gone is switched off.
-        if deactivate not in hooks.contact_point_gone_listeners:
-            hooks.contact_point_gone_listeners.append(deactivate)
-
-        from .ops import metrics
+        from notifications.ops import correlation, logs, metrics
 
         # Delivery counters follow the engine's signals, in whichever process does the work.
         metrics.connect()
+        # The request id rides along every Celery message (publish and task hooks).
+        correlation.connect()
+        # Workers and beat log like the web process; a worker may serve its machine's metrics.
+        celery_signals.setup_logging.connect(logs.configure_from_settings, weak=False, dispatch_uid="notify-logging")
+        celery_signals.worker_ready.connect(metrics.serve_worker_metrics, weak=False, dispatch_uid="notify-exporter")

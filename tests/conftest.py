@@ -6,18 +6,22 @@ import redis
 from django.conf import settings
 from django.db import OperationalError
 from django.test import TransactionTestCase
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
 from notifications.models import ApiClient
+from tests.support.fakes.sendgrid import FakeSendGrid
+from tests.support.fakes.slack import FakeSlack
+from tests.support.fakes.smtp import FakeSMTP
+from tests.support.fakes.telegram import FakeTelegram
+from tests.support.fakes.twilio import FakeTwilio
+from tests.support.fakes.webhook_receiver import FakeWebhookReceiver
+from tests.support.fakes.webpush import FakePushService, new_vapid_keys
+from tests.support import free_port
+from tests.support.rabbitmq import fresh_vhost
+from tests.support.workers import WorkerProcess
 
-from .fakes.sendgrid import FakeSendGrid
-from .fakes.slack import FakeSlack
-from .fakes.smtp import FakeSMTP
-from .fakes.twilio import FakeTwilio
-from .fakes.webhook_receiver import FakeWebhookReceiver
-from .fakes.webpush import FakePushService, new_vapid_keys
-from .workers import WorkerProcess
 
 def _flush_despite_workers(original):
     """A worker still finishing a task of the previous test can deadlock with the TRUNCATE that
@@ -49,8 +53,6 @@ def isolated_broker():
     """Tests use their own Redis database (or RabbitMQ vhost) so a running dev service is never touched."""
     redis.Redis.from_url(TEST_REDIS_URL).flushdb()
     if TEST_BROKER_URL.startswith("amqp"):
-        from .rabbitmq import fresh_vhost
-
         fresh_vhost(TEST_BROKER_URL)
     celery_app.conf.broker_url = TEST_BROKER_URL
     # Circuit and rate-limit state, read by tests, lives beside the test broker.
@@ -81,17 +83,9 @@ def database_url():
     return f"postgres://{user}@{host}:{port}/{db['NAME']}"
 
 
-def free_port():
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def metrics_dir(tmp_path_factory):
-    """prometheus_client's multiprocess directory shared by the test workers (tests/ops/test_metrics.py)."""
+    """prometheus_client's multiprocess directory shared by the test workers (tests/notifications/ops/test_worker_ops.py)."""
     return tmp_path_factory.mktemp("prometheus")
 
 
@@ -159,8 +153,6 @@ def app_api(sender_key):
 
 @pytest.fixture
 def user_api():
-    from rest_framework.authtoken.models import Token
-
     def make(user):
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
@@ -169,7 +161,7 @@ def user_api():
     return make
 
 
-# --- channels: one fake per provider, and the settings that point the channels at them ------
+# --- One fake per provider, and the settings that point the channels at them ---
 @pytest.fixture(scope="session")
 def vapid_keys():
     return new_vapid_keys()
@@ -182,6 +174,7 @@ def fake_providers(vapid_keys):
         "push": FakePushService(vapid_public_key=vapid_keys[1]),
         "slack": FakeSlack(),
         "webhook": FakeWebhookReceiver(),
+        "telegram": FakeTelegram(),
     }
     for fake in fakes.values():
         fake.start()
@@ -210,6 +203,9 @@ def channel_env(fake_providers, vapid_keys):
         "NOTIFY_PUSH_BACKOFF_MAX": "2",
         "NOTIFY_WEBHOOK_BACKOFF_MAX": "2",
         "NOTIFY_SLACK_BACKOFF_MAX": "2",
+        "TELEGRAM_BOT_TOKEN": fake_providers["telegram"].token,
+        "TELEGRAM_API_BASE": fake_providers["telegram"].url,
+        "NOTIFY_TELEGRAM_BACKOFF_MAX": "2",
     }
 
 
@@ -236,14 +232,3 @@ def fakes(fake_providers):
     yield fake_providers
     for fake in fake_providers.values():
         fake.reset()
-
-
-# --- clock ---
-@pytest.fixture
-def beat(worker_env, tmp_path):
-    """A real celery beat process for one test (the test database is flushed between tests)."""
-    from .workers import BeatProcess
-
-    process = BeatProcess(worker_env, log_dir=tmp_path).start()
-    yield process
-    process.stop()

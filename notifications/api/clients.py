@@ -7,10 +7,10 @@ from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from ..models import ApiClient
-from ..ops import audit
-from .idempotency import IDEMPOTENCY_PARAMETER, idempotent
-from .permissions import IsOperator
+from notifications.api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
+from notifications.api.permissions import IsOperator
+from notifications.models import ApiClient
+from notifications.ops import audit
 
 User = get_user_model()
 

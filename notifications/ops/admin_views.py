@@ -8,9 +8,9 @@ from django.http import JsonResponse
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_POST
 
-from .. import templating
-from ..models import Channel, Template
-from . import dashboard
+from notifications.models import Channel, Template
+from notifications.ops import dashboard
+from notifications.planning import templating
 
 CIRCUIT_LABELS = {"closed": "closed", "half_open": "half-open", "open": "OPEN"}
 

@@ -2,15 +2,15 @@
 it (a staff user in the admin or over the API, an API client, a user changing their own
 preferences, a management command). Purged past NOTIFY_RETENTION_AUDIT_DAYS by cleanup.purge()."""
 
-from ..models import AuditEvent
-from . import correlation
+from notifications.models import AuditEvent
+from notifications.ops import correlation
 
 Action = AuditEvent.Action
 
 
 def actor_of(request):
     """(user, api client) acting in this request; an API key acts as its client, not its owner."""
-    from ..auth import api_client_of
+    from notifications.api.auth import api_client_of
 
     # A DRF request knows its API key; a plain Django request (the admin) has only a user.
     client = api_client_of(request) if hasattr(request, "auth") else None

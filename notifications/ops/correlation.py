@@ -46,19 +46,22 @@ class RequestIdMiddleware:
         return response
 
 
-@signals.before_task_publish.connect(dispatch_uid="notify-correlation-publish")
 def stamp_message(headers=None, **_kwargs):
     value = request_id.get()
     if value and headers is not None and MESSAGE_HEADER not in headers:
         headers[MESSAGE_HEADER] = value
 
 
-@signals.task_prerun.connect(dispatch_uid="notify-correlation-prerun")
 def restore_for_task(task=None, **_kwargs):
     value = getattr(task.request, MESSAGE_HEADER, None) if task is not None else None
     request_id.set(value if value and VALID.match(str(value)) else None)
 
 
-@signals.task_postrun.connect(dispatch_uid="notify-correlation-postrun")
 def clear_after_task(**_kwargs):
     request_id.set(None)
+
+
+def connect():
+    signals.before_task_publish.connect(stamp_message, weak=False, dispatch_uid="notify-correlation-publish")
+    signals.task_prerun.connect(restore_for_task, weak=False, dispatch_uid="notify-correlation-prerun")
+    signals.task_postrun.connect(clear_after_task, weak=False, dispatch_uid="notify-correlation-postrun")

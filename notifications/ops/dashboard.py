@@ -9,12 +9,11 @@ from django.db import connection
 from django.db.models import Min
 from django.utils import timezone
 
-from channels_delivery.circuit import breaker
-from channels_delivery.registry import PROVIDERS
+from channels_delivery import registry
+from channels_delivery.engine.circuit import breaker
 from config.celery import PRIORITY_LANES, QUEUES
 from config.celery import app as celery_app
-
-from ..models import Delivery, DeliveryStatus, Notification
+from notifications.models import Delivery, DeliveryStatus, Notification
 
 SUMMARY_SQL = """
 SELECT d.channel, d.provider, count(*),
@@ -51,7 +50,7 @@ def delivery_summary(since, until):
 
 
 def providers():
-    return sorted({provider.name for listed in PROVIDERS.values() for provider in listed})
+    return sorted({provider.name for name in registry.NAMES for provider in registry.kit(name).providers})
 
 
 def circuit_states():

@@ -16,9 +16,8 @@ from django.views.decorators.cache import never_cache
 
 from config.celery import QUEUES
 from config.celery import app as celery_app
-
-from ..beat import LOCK_KEY
-from . import dashboard
+from notifications.clock.beat import LOCK_KEY
+from notifications.ops import dashboard
 
 
 def check_postgres():

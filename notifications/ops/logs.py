@@ -7,7 +7,7 @@ Formatting is python-json-logger's JsonFormatter (LOG_FORMAT=json) or plain text
 import logging
 import re
 
-from . import correlation
+from notifications.ops import correlation
 
 # What a credential looks like in this service: API keys, bearer/token headers, webhook
 # signing secrets, Slack webhook paths, URL passwords and key=value pairs naming a secret.
@@ -60,3 +60,12 @@ class ContextFilter(logging.Filter):
         if task is not None and getattr(task, "request", None) is not None and task.request.id:
             record.task_id, record.task_name = task.request.id, task.name
         return True
+
+
+def configure_from_settings(**_kwargs):
+    """Celery's setup_logging: workers and beat log like the web process (settings.LOGGING)."""
+    import logging.config
+
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)

@@ -28,7 +28,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.samples import Sample
 
-from channels_delivery import signals
+from channels_delivery.engine import signals
 
 logger = logging.getLogger(__name__)
 
@@ -228,3 +228,10 @@ def start_worker_exporter(port, address="0.0.0.0"):
         return False
     logger.info("worker metrics exporter on %s:%s", address, port)
     return True
+
+
+def serve_worker_metrics(**_kwargs):
+    """Celery's worker_ready, in a worker's main process: NOTIFY_WORKER_METRICS_PORT serves this
+    machine's metrics (for machines without a web process)."""
+    if settings.NOTIFY_WORKER_METRICS_PORT:
+        start_worker_exporter(settings.NOTIFY_WORKER_METRICS_PORT, settings.NOTIFY_WORKER_METRICS_ADDRESS)

@@ -6,8 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
 from django.utils.dateparse import parse_datetime
 
-import channels_delivery
-from channels_delivery.fallback import NotRedrivable
+from channels_delivery.engine.fallback import NotRedrivable, redrive
 from notifications.models import Channel, Delivery
 from notifications.ops import audit
 
@@ -54,7 +53,7 @@ class Command(BaseCommand):
         done = skipped = 0
         for row in rows:
             try:
-                channels_delivery.redrive(row.id, by=f"{actor}: {reason}")
+                redrive(row.id, by=f"{actor}: {reason}")
             except NotRedrivable:
                 skipped += 1
                 continue

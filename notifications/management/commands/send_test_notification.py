@@ -5,9 +5,9 @@ import time
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from notifications import sending
 from notifications.models import Category, Channel, Delivery, Priority
 from notifications.ops import correlation
+from notifications.planning import sending
 
 
 class Command(BaseCommand):
