@@ -111,6 +111,13 @@ def test_dead_letters_retries_and_fallbacks_are_counted(celery_worker, sendgrid,
                >= fallbacks_before + 1, message="fallback counted")
 
 
+def control(command, queue):
+    """A remote-control command on a connection of its own: a pooled one may have died with a
+    Redis restart simulated by an earlier test (CLIENT KILL), and its replies would never come."""
+    with celery_app.connection_for_write() as connection:
+        getattr(celery_app.control, command)(queue, reply=True, timeout=5, connection=connection)
+
+
 def test_token_bucket_waits_are_counted(celery_worker, worker_env, sendgrid, app_api, make_user, client, settings,
                                         metrics_dir, tmp_path):
     settings.PROMETHEUS_MULTIPROC_DIR = str(metrics_dir)
@@ -120,9 +127,9 @@ def test_token_bucket_waits_are_counted(celery_worker, worker_env, sendgrid, app
     for n in range(4):
         make_user(f"limited{n}", email=f"limited{n}@example.com")
     # Email goes to a worker whose SendGrid bucket holds one token and refills two a second.
-    celery_app.control.cancel_consumer("email", reply=True, timeout=5)
     limited = None
     try:
+        control("cancel_consumer", "email")
         limited = WorkerProcess({**worker_env, "NOTIFY_RATE_LIMITS": "sendgrid=2:1"}, log_dir=tmp_path,
                                 queues=["email"], concurrency=2, name="rate-limited").start()
         app_api.post("/api/notifications/", {"recipients": [f"limited{n}" for n in range(4)], "category": "orders",
@@ -131,7 +138,7 @@ def test_token_bucket_waits_are_counted(celery_worker, worker_env, sendgrid, app
     finally:
         if limited is not None:
             limited.stop()
-        celery_app.control.add_consumer("email", reply=True, timeout=5)
+        control("add_consumer", "email")
         reset_engine_state()
     assert metric(read(), "notify_rate_limit_waits_total", provider="sendgrid") >= waits_before + 1
     assert metric(read(), "notify_rate_limit_wait_seconds_count", provider="sendgrid") >= 1
