@@ -2,9 +2,10 @@ from importlib.util import find_spec
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from channels_delivery import registry
+from notifications.api.docs import RedocView, SwaggerView
 from notifications.ops import admin_views, health
 from notifications.ops.metrics import metrics_view
 from notifications.planning.unsubscribe import unsubscribe
@@ -14,7 +15,8 @@ urlpatterns = [
     path("admin/template-preview/", admin.site.admin_view(admin_views.template_preview), name="admin-template-preview"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/docs/", SwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/redoc/", RedocView.as_view(url_name="schema"), name="redoc"),
     path("api/", include("notifications.api.urls")),
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),

@@ -92,11 +92,11 @@ def metrics_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def worker_env(django_db_setup, django_db_blocker, fake_sendgrid, isolated_broker, channel_env, metrics_dir):
     return {
-        # ops: workers write metrics where the test process reads them, serve them on their own
-        # port too, and log JSON lines carrying the request id
+        # ops: workers write metrics where the test process reads them and serve them on their own
+        # port too; they log text lines with the request id, as bin/serve's do
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "NOTIFY_WORKER_METRICS_PORT": str(free_port()),
-        "LOG_FORMAT": "json",
+        "LOG_FORMAT": "text",
         **channel_env,
         "DATABASE_URL": database_url(),
         "CELERY_BROKER_URL": isolated_broker,

@@ -78,7 +78,8 @@ def purge(now=None, batch=None):
         ),
     }
     for what, removed in report.items():
-        logger.info("purge %s: removed %s", what, ", ".join(f"{n} {label}" for label, n in removed.items()) or "nothing")
+        if removed:  # an hour with nothing past retention says nothing
+            logger.info("purge %s: removed %s", what, ", ".join(f"{n} {label}" for label, n in removed.items()))
     return report
 
 
