@@ -52,7 +52,7 @@ SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000 if HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_PROXY_SSL_HEADER", HTTPS) else None
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # the load balancer's probe speaks plain HTTP inside
+SECURE_REDIRECT_EXEMPT = [r"^health/"]  # the load balancer's probe speaks plain HTTP inside
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -458,7 +458,14 @@ NOTIFY_WS_MAX_MESSAGE_BYTES = env_int("NOTIFY_WS_MAX_MESSAGE_BYTES", 64 * 1024)
 # handshake) and retried by the client with backoff, so a reconnect storm cannot bury the process.
 NOTIFY_WS_MAX_PENDING_HANDSHAKES = env_int("NOTIFY_WS_MAX_PENDING_HANDSHAKES", 64)
 
-# --- Logging ----------------------------------------------------------------------------------
+# --- ops: health, metrics, logs, audit, Flower ---
+# "development" (bin/serve sets it) keeps human-readable logs and lets Flower run without a
+# password on loopback; anything else is a deployment.
+NOTIFY_ENVIRONMENT = env_str("NOTIFY_ENVIRONMENT", "development" if DEBUG else "production")
+IS_DEVELOPMENT = NOTIFY_ENVIRONMENT == "development"
+# Logs: "json" (one JSON object a line, for a log shipper) or "text" (for people).
+LOG_FORMAT = env_str("LOG_FORMAT", "text" if IS_DEVELOPMENT else "json")
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 # INFO is what a person watching wants: one line per notification accepted and per delivery
 # sent, failed, retried or fallen back, and what a clock task really did. Celery's own line per
 # task received and succeeded, and beat's per message sent (several a second), are routine: they
@@ -467,11 +474,53 @@ CELERY_ROUTINE_LOG_LEVEL = env_str("CELERY_ROUTINE_LOG_LEVEL", "WARNING").upper(
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "filters": {
+        "context": {"()": "notifications.ops.logs.ContextFilter"},
+        "redact": {"()": "notifications.ops.logs.RedactSecrets"},
+    },
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context", "redact"]},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         name: {"level": CELERY_ROUTINE_LOG_LEVEL}
         for name in ("celery.app.trace", "celery.worker.strategy", "celery.beat")
     },
 }
+# Health: how long /health/ready waits for each queue's workers to answer a ping, and how old
+# beat's heartbeat (its Redis lock, refreshed every tick) may be.
+NOTIFY_HEALTH_WORKER_TIMEOUT = env_float("NOTIFY_HEALTH_WORKER_TIMEOUT", 1.0)
+NOTIFY_HEALTH_CHECK_BEAT = env_bool("NOTIFY_HEALTH_CHECK_BEAT", True)
+# Queues /health/ready expects a worker on (default: every queue).
+NOTIFY_HEALTH_QUEUES = env_list("NOTIFY_HEALTH_QUEUES", "")
+# /metrics: a bearer token, or client addresses/networks allowed without one. Neither set: only
+# loopback may scrape.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
+# prometheus_client's multiprocess mode: every web and worker process on the machine writes its
+# counters here and /metrics sums them. Must be set in the environment before the processes
+# start (Procfile, compose); empty: single-process metrics (only the web process's own).
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR", "")
+# A worker's main process serves its machine's metrics on this port (0: off), for machines
+# without a web process; bound to loopback unless NOTIFY_WORKER_METRICS_ADDRESS says otherwise.
+NOTIFY_WORKER_METRICS_PORT = env_int("NOTIFY_WORKER_METRICS_PORT", 0)
+NOTIFY_WORKER_METRICS_ADDRESS = env_str("NOTIFY_WORKER_METRICS_ADDRESS", "127.0.0.1")
+# Audit trail retention, purged by beat with the rest.
+NOTIFY_RETENTION_AUDIT_DAYS = env_int("NOTIFY_RETENTION_AUDIT_DAYS", 365)
+# The admin's list pages show an estimated total (Postgres' planner statistics) above this many rows.
+ADMIN_EXACT_COUNT_LIMIT = env_int("ADMIN_EXACT_COUNT_LIMIT", 10000)
+MIDDLEWARE.insert(0, "notifications.ops.correlation.RequestIdMiddleware")
+MIDDLEWARE.insert(1, "notifications.ops.metrics.RequestMetricsMiddleware")
+# Flower (python -m notifications.ops.flower): basic auth "user:password[,user:password]" is
+# required outside development; Flower reads FLOWER_BASIC_AUTH from the environment itself.
+FLOWER_BASIC_AUTH = env_str("FLOWER_BASIC_AUTH", "")
+FLOWER_ADDRESS = env_str("FLOWER_ADDRESS", "127.0.0.1")
+FLOWER_PORT = env_int("FLOWER_PORT", 5555)

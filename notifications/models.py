@@ -341,6 +341,7 @@ class Template(models.Model):
     blocks = models.JSONField(default=list, blank=True)
     variables = ArrayField(models.CharField(max_length=100), default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    author = models.CharField(max_length=200, blank=True, help_text="Who published this version.")
 
     class Meta:
         constraints = [
@@ -473,6 +474,8 @@ class Notification(models.Model):
             models.Index(fields=["recipient"], condition=Q(read_at__isnull=True), name="inbox_unread_idx"),
             models.Index(fields=["scheduled_at"], condition=Q(status="scheduled"), name="scheduled_due_idx"),
             models.Index(fields=["sender", "-created_at"], name="sender_sent_idx"),
+            # The admin lists newest first over the whole table.
+            models.Index(fields=["-created_at"], name="notification_created_idx"),
         ]
 
     def __str__(self):
@@ -561,6 +564,7 @@ class Delivery(models.Model):
                 fields=["provider_message_id"], condition=~Q(provider_message_id=""), name="delivery_provider_msg_idx"
             ),
             models.Index(fields=["next_retry_at"], condition=Q(status="retrying"), name="delivery_retry_idx"),
+            models.Index(fields=["-created_at"], name="delivery_created_idx"),
         ]
 
     def __str__(self):
@@ -586,7 +590,10 @@ class DeliveryAttempt(models.Model):
 
     class Meta:
         ordering = ["started_at", "id"]
-        indexes = [models.Index(fields=["delivery", "started_at"], name="attempt_delivery_idx")]
+        indexes = [
+            models.Index(fields=["delivery", "started_at"], name="attempt_delivery_idx"),
+            models.Index(fields=["-started_at"], name="attempt_started_idx"),
+        ]
 
 
 class ProviderEvent(models.Model):
@@ -749,3 +756,44 @@ def settle_notifications(notification_ids, deliveries=None):
             status=status
         )
     return derived
+
+
+# --- ops ---
+class AuditEvent(models.Model):
+    """Who did what, when, and to what: operators' actions and preference changes (append-only).
+    Written through notifications.ops.audit.record(); purged after NOTIFY_RETENTION_AUDIT_DAYS."""
+
+    class Action(models.TextChoices):
+        NOTIFICATION_CANCEL = "notification.cancel"
+        NOTIFICATION_RESEND = "notification.resend"
+        DELIVERY_REDRIVE = "delivery.redrive"
+        TEMPLATE_CREATE = "template.create"
+        TEMPLATE_UPDATE = "template.update"
+        TEMPLATE_DELETE = "template.delete"
+        API_CLIENT_CREATE = "api_client.create"
+        API_CLIENT_REVOKE = "api_client.revoke"
+        PREFERENCES_CHANGE = "preferences.change"
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    action = models.CharField(max_length=32, choices=Action.choices)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    actor_client = models.ForeignKey(ApiClient, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # Kept as text so the record still says who it was after the user or client is deleted.
+    actor = models.CharField(max_length=200)
+    via = models.CharField(max_length=16, help_text="admin, api or cli")
+    target_type = models.CharField(max_length=64)
+    target_id = models.CharField(max_length=64)
+    target_repr = models.CharField(max_length=200, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    request_id = models.CharField(max_length=128, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["target_type", "target_id"], name="audit_target_idx")]
+
+    def __str__(self):
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target_type} {self.target_id}"

@@ -18,6 +18,7 @@ from tests.support.fakes.telegram import FakeTelegram
 from tests.support.fakes.twilio import FakeTwilio
 from tests.support.fakes.webhook_receiver import FakeWebhookReceiver
 from tests.support.fakes.webpush import FakePushService, new_vapid_keys
+from tests.support import free_port
 from tests.support.rabbitmq import fresh_vhost
 from tests.support.workers import WorkerProcess
 
@@ -94,8 +95,19 @@ def database_url():
 
 
 @pytest.fixture(scope="session")
-def worker_env(django_db_setup, django_db_blocker, fake_sendgrid, isolated_broker, channel_env):
+def metrics_dir(tmp_path_factory):
+    """prometheus_client's multiprocess directory shared by the test workers (tests/notifications/ops/test_worker_ops.py)."""
+    return tmp_path_factory.mktemp("prometheus")
+
+
+@pytest.fixture(scope="session")
+def worker_env(django_db_setup, django_db_blocker, fake_sendgrid, isolated_broker, channel_env, metrics_dir):
     return {
+        # ops: workers write metrics where the test process reads them and serve them on their own
+        # port too; they log text lines with the request id, as bin/serve's do
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "NOTIFY_WORKER_METRICS_PORT": str(free_port()),
+        "LOG_FORMAT": "text",
         **channel_env,
         "DATABASE_URL": database_url(),
         "CELERY_BROKER_URL": isolated_broker,

@@ -16,7 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from channels_delivery import registry
-from channels_delivery.engine import fallback, ratelimit
+from channels_delivery.engine import fallback, ratelimit, signals
 from channels_delivery.engine.base import InvalidMessage
 from channels_delivery.engine.circuit import breaker
 from channels_delivery.engine.errors import PermanentDeliveryError, TransientDeliveryError
@@ -55,7 +55,7 @@ def claim(delivery_id, expected):
     if not claimed:
         return None
     return Delivery.objects.select_related("notification").only(
-        *(f.name for f in Delivery._meta.concrete_fields), "notification__expires_at"
+        *(f.name for f in Delivery._meta.concrete_fields), "notification__expires_at", "notification__created_at"
     ).get(id=delivery_id)
 
 
@@ -173,12 +173,16 @@ def record_attempt(delivery, provider_name, error, started_at, started, status_c
     else:
         outcome = AttemptOutcome.PERMANENT_ERROR
     first_of_fallback = delivery.attempt_count == 1 and delivery.reason.startswith("fallback from")
+    duration = time.monotonic() - started
+    signals.attempt_recorded.send(
+        DeliveryAttempt, channel=delivery.channel, provider=provider_name, outcome=outcome, duration=duration
+    )
     return DeliveryAttempt.objects.create(**clip_fields(DeliveryAttempt, dict(
         delivery=delivery,
         number=delivery.attempt_count,
         provider=provider_name,
         started_at=started_at,
-        duration_ms=int((time.monotonic() - started) * 1000),
+        duration_ms=int(duration * 1000),
         outcome=outcome,
         error=str(error or ""),
         provider_status_code=str(getattr(error, "status_code", None) or status_code or ""),
@@ -209,6 +213,8 @@ def record_sent(delivery, provider_name, result):
         settle_notifications([delivery.notification_id])
     logger.info("delivery %s %s: %s via %s, attempt %d (notification %s)", delivery.id, status, delivery.channel,
                 provider_name, delivery.attempt_count, delivery.notification_id)
+    latency = (now - delivery.notification.created_at).total_seconds()
+    signals.delivery_sent.send(Delivery, channel=delivery.channel, provider=provider_name, latency=latency)
 
 
 def schedule_retry(delivery_id, countdown, note):

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from channels_delivery import registry
-from channels_delivery.engine import backoff, delivery, fallback
+from channels_delivery.engine import backoff, delivery, fallback, signals
 from channels_delivery.engine.delivery import CircuitOpen, RateLimited
 from channels_delivery.engine.errors import PermanentDeliveryError, TransientDeliveryError
 
@@ -42,6 +42,7 @@ class DeliveryTask(Task):
             result = delivery.attempt(delivery_id, retry=self.request.retries > 0)
         except RateLimited as limited:
             self.requeue(limited.wait)
+            signals.rate_limited.send(DeliveryTask, provider=limited.provider, wait=limited.wait)
             logger.info("delivery %s: %s; re-queued, not counted as an attempt", delivery_id, limited)
             return "rate limited"
         except CircuitOpen as error:
@@ -79,6 +80,7 @@ class DeliveryTask(Task):
         delivery.schedule_retry(delivery_id, wait, f"retry {retries + 1} in {wait:.2f}s")
         logger.info("delivery %s retried: retry %d of %d in %.1fs after %s", delivery_id, retries + 1, limit, wait,
                     exc)
+        signals.retry_scheduled.send(DeliveryTask, channel=self.name.rsplit("_", 1)[-1], wait=wait)
         if wait > settings.NOTIFY_MAX_COUNTDOWN:
             # Too long for a broker countdown (it would run twice after the visibility timeout):
             # the row waits in Postgres with next_retry_at and the reaper re-enqueues it.

@@ -11,6 +11,7 @@ from notifications.api import end_user_tokens
 from notifications.api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from notifications.api.permissions import IsOperator, ManagesApiClients
 from notifications.models import ApiClient
+from notifications.ops import audit
 
 User = get_user_model()
 
@@ -78,14 +79,18 @@ class ApiClientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         data = serializer.validated_data
         client, key = ApiClient.issue(data["name"], data.get("owner") or request.user, scopes=data["scopes"])
         client.key = key
+        audit.record_request(request, audit.Action.API_CLIENT_CREATE, client,
+                             after={"name": client.name, "owner": client.owner.get_username(), "scopes": client.scopes})
         return Response(IssuedApiClientSerializer(client).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={200: ApiClientSerializer})
     @action(detail=True, methods=["post"])
     def revoke(self, request, pk=None):
         client = self.get_object()
+        before = {"active": client.active}
         client.active = False
         client.save(update_fields=["active"])
+        audit.record_request(request, audit.Action.API_CLIENT_REVOKE, client, before=before, after={"active": False})
         return Response(ApiClientSerializer(client).data)
 
     @extend_schema(

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from notifications.api.audiences import BroadcastViewSet
+from notifications.api.audit import AuditEventList
 from notifications.api.clients import ApiClientViewSet
 from notifications.api.contacts import ProfileView, RecipientViewSet
 from notifications.api.explain import ExplainView
@@ -25,6 +26,7 @@ urlpatterns = [
     path("users/<str:username>/preferences/", UserPreferencesView.as_view(), name="user-preferences"),
     path("notifications/<uuid:pk>/explain/", ExplainView.as_view(), name="notification-explain"),
     path("dead-letters/", DeadLetterList.as_view(), name="dead-letters"),
+    path("audit/", AuditEventList.as_view(), name="audit-events"),
     path("deliveries/<uuid:delivery_id>/redrive/", Redrive.as_view(), name="delivery-redrive"),
     path("me/profile/", ProfileView.as_view(), name="profile"),
     path("analytics/summary/", AnalyticsSummaryView.as_view(), name="analytics-summary"),

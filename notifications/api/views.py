@@ -19,6 +19,7 @@ from notifications.api.serializers import (
 )
 from notifications.api.staff import OperatorActions
 from notifications.models import Delivery, Notification
+from notifications.ops import audit
 from notifications.planning import audiences, sending
 
 # Actions where staff reach any notification; everywhere else a user sees only their own.
@@ -96,8 +97,11 @@ class NotificationViewSet(
     @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, CanSend])
     def cancel(self, request, pk=None):
         notification = self.get_object()
+        before = {"status": notification.status}
         try:
             notification = lifecycle.cancel(notification.id)
         except lifecycle.NotAllowed as refusal:
             raise Conflict(str(refusal)) from refusal
+        audit.record_request(request, audit.Action.NOTIFICATION_CANCEL, notification, before=before,
+                             after={"status": notification.status})
         return Response(NotificationSerializer(notification).data)
