@@ -42,10 +42,58 @@ def allow_list():
     return parse_allow_list(tuple(settings.WEBHOOK_ALLOWED_HOSTS))
 
 
+# Refused whatever the interpreter's `is_global` says (its idea of "global" has changed between
+# Python versions, and it judges an IPv6 address that embeds an IPv4 one by the IPv6 prefix only).
+DENIED_NETWORKS = tuple(ipaddress.ip_network(network) for network in (
+    "0.0.0.0/8",  # "this network"; 0.0.0.0 reaches the local host on Linux
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",  # private (RFC 1918)
+    "100.64.0.0/10",  # carrier-grade NAT
+    "127.0.0.0/8",  # loopback
+    "169.254.0.0/16",  # link-local, cloud metadata services
+    "192.0.0.0/24",  # IETF protocol assignments
+    "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24",  # documentation
+    "192.88.99.0/24",  # 6to4 relay anycast
+    "198.18.0.0/15",  # benchmarking
+    "224.0.0.0/4", "240.0.0.0/4",  # multicast, reserved and broadcast
+    "::/128", "::1/128",  # unspecified, loopback
+    "64:ff9b:1::/48",  # local-use NAT64 (RFC 8215): translates into the operator's own networks
+    "100::/64",  # discard
+    "2001::/23",  # IETF protocol assignments (Teredo's 2001::/32 is unwrapped before this)
+    "2001:db8::/32", "3fff::/20",  # documentation
+    "fc00::/7",  # unique local
+    "fe80::/10",  # link-local
+    "fec0::/10",  # site-local (deprecated, still routed inside some networks)
+    "ff00::/8",  # multicast
+))
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052 well-known prefix: the IPv4 is the low 32 bits
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d
+GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
+
+
+def embedded_ipv4(address):
+    """The IPv4 addresses an IPv6 address carries (mapped, compatible, NAT64, 6to4, Teredo)."""
+    if address.version != 6:
+        return []
+    if address.ipv4_mapped:
+        return [address.ipv4_mapped]
+    if address.sixtofour:
+        return [address.sixtofour]
+    if address.teredo:
+        return list(address.teredo)  # the Teredo server, and the client behind its NAT
+    if address in NAT64 or (address in IPV4_COMPATIBLE and int(address) > 1):
+        return [ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)]
+    return []
+
+
 def is_public(address):
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast
+    """True when neither the address nor any IPv4 address embedded in it is in the deny table.
+    IPv6 must also be global unicast (2000::/3) unless it merely wraps an IPv4 address."""
+    inner = embedded_ipv4(address)
+    if any(address in network for network in DENIED_NETWORKS):
+        return False
+    if address.version == 6 and not inner and address not in GLOBAL_UNICAST:
+        return False
+    return all(is_public(ipv4) for ipv4 in inner)
 
 
 def check_address(host, address):
@@ -55,7 +103,9 @@ def check_address(host, address):
     if host.lower().rstrip(".") in hosts or any(address in network for network in networks):
         return
     if not is_public(address):
-        raise BlockedAddressError(f"{host} resolves to {address}, a non-public address")
+        inner = ", ".join(map(str, embedded_ipv4(address)))
+        embeds = f" (it embeds {inner})" if inner else ""
+        raise BlockedAddressError(f"{host} resolves to {address}, a non-public address{embeds}")
 
 
 def resolve_checked(host, port):
