@@ -32,8 +32,10 @@ def env_list(name, default=""):
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-# The fallback key only serves local development; deployments set DJANGO_SECRET_KEY.
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me")
+# The fallback key only serves local development (DJANGO_DEBUG=1); with DEBUG off the system check
+# in config/checks.py refuses it, and the web and worker processes refuse to start with it.
+INSECURE_SECRET_KEY = "dev-only-insecure-key-change-me"
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", INSECURE_SECRET_KEY)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -285,6 +287,8 @@ NOTIFY_CATEGORY_CHANNELS_OFF_BY_DEFAULT = {}
 for _pair in env_list("NOTIFY_CATEGORY_CHANNELS_OFF_BY_DEFAULT", ""):
     _category, _, _channel = _pair.partition(":")
     NOTIFY_CATEGORY_CHANNELS_OFF_BY_DEFAULT.setdefault(_category.strip(), []).append(_channel.strip())
+# Unsubscribe links stop working after this many seconds (and when the address they went to changes).
+NOTIFY_UNSUBSCRIBE_MAX_AGE = env_int("NOTIFY_UNSUBSCRIBE_MAX_AGE", 60 * 24 * 3600)
 # Templates fall back from the notification's or user's locale to its language, then to this.
 NOTIFY_DEFAULT_LOCALE = env_str("NOTIFY_DEFAULT_LOCALE", "en")
 # --- api ---

@@ -7,6 +7,8 @@ class NotificationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        import config.checks  # noqa: F401  (registers the insecure-settings system check)
+
         from .categories import ensure_configured_categories
 
         # post_migrate also runs after a test flush, so configured categories always exist.

@@ -1,4 +1,5 @@
 import os
+import secrets
 import time
 
 import pytest
@@ -73,6 +74,9 @@ def sendgrid(fake_sendgrid):
     fake_sendgrid.reset()
 
 
+WORKER_SECRET_KEY = secrets.token_urlsafe(50)
+
+
 def database_url():
     db = settings.DATABASES["default"]
     user = db.get("USER") or "postgres"
@@ -86,6 +90,8 @@ def worker_env(django_db_setup, django_db_blocker, fake_sendgrid, isolated_broke
     return {
         **channel_env,
         "DATABASE_URL": database_url(),
+        # Workers refuse the development fallback key (config/checks.py).
+        "DJANGO_SECRET_KEY": WORKER_SECRET_KEY,
         "CELERY_BROKER_URL": isolated_broker,
         "REDIS_URL": TEST_REDIS_URL,
         "SENDGRID_API_KEY": fake_sendgrid.api_key,
