@@ -11,6 +11,7 @@ import ipaddress
 import os
 import socket
 import threading
+import time
 from functools import lru_cache
 from urllib.parse import urlsplit
 
@@ -19,7 +20,7 @@ from django.conf import settings
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, NameResolutionError, NewConnectionError
 from urllib3.util import connection
 
 
@@ -127,6 +128,12 @@ def check_url(url):
 
 
 class GuardedConnectionMixin:
+    def request(self, *args, **kwargs):
+        # A bounded call watching the clock must be able to cut this connection, new or pooled.
+        if (watch := getattr(_local, "watch", None)) is not None:
+            watch.connections.append(self)
+        return super().request(*args, **kwargs)
+
     def _new_conn(self):
         try:
             infos = resolve_checked(self._dns_host, self.port)
@@ -191,3 +198,74 @@ def guarded_session():
         session.mount("https://", adapter)
         _local.session, _local.key = session, key
     return session
+
+
+class DeadlineExceeded(requests.Timeout):
+    """The whole call (connect, headers, body) took longer than its total deadline."""
+
+
+class Watchdog:
+    """Cuts the connections of one call when its deadline passes. Per-read timeouts alone let a
+    receiver that drip-feeds a byte at a time (headers or body) hold a worker indefinitely."""
+
+    def __init__(self, seconds):
+        self.connections, self.fired = [], False
+        self.timer = threading.Timer(seconds, self.fire)
+        self.timer.daemon = True
+
+    def fire(self):
+        self.fired = True
+        for conn in self.connections:
+            sock = getattr(conn, "sock", None)
+            if sock is not None:
+                try:  # the plain socket call: wakes a reader blocked in recv, TLS or not
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def __enter__(self):
+        _local.watch = self
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.timer.cancel()
+        _local.watch = None
+
+
+def read_capped(response, limit):
+    """At most `limit` bytes of the answer as sent (never inflated: a 10 MB gzip body must not
+    become 10 GB here); the connection is dropped rather than drained when there is more."""
+    body = bytearray()
+    for chunk in response.raw.stream(8192, decode_content=False):
+        body += chunk
+        if len(body) > limit:
+            response.close()
+            break
+    return bytes(body[:limit])
+
+
+def bounded_post(url, *, data, headers, timeout, deadline, limit):
+    """POST to a user-supplied URL through the guarded session: no redirects, the answer
+    streamed uncompressed (`Accept-Encoding: identity`, and not inflated if compressed anyway),
+    at most `limit` bytes read, and the whole call cut at `deadline` seconds. Returns the
+    response (headers and status) and the bytes read; raises what requests raises, and
+    DeadlineExceeded (a requests.Timeout) when the deadline cut the call."""
+    started = time.monotonic()
+    headers = {**headers, "Accept-Encoding": "identity"}
+    try:
+        with Watchdog(deadline) as watch:
+            response = guarded_session().post(
+                url, data=data, headers=headers, timeout=timeout, allow_redirects=False, stream=True
+            )
+            body = read_capped(response, limit)
+    except (requests.RequestException, HTTPError, OSError) as error:
+        if watch.fired:
+            raise DeadlineExceeded(f"no complete answer within {deadline:g}s") from error
+        if isinstance(error, requests.RequestException):
+            raise
+        raise requests.ConnectionError(f"answer cut short ({type(error).__name__})") from error
+    if watch.fired and time.monotonic() - started >= deadline:
+        response.close()
+        raise DeadlineExceeded(f"no complete answer within {deadline:g}s")
+    return response, body

@@ -20,7 +20,7 @@ from . import hooks
 from .base import Provider, SendResult
 from .errors import PermanentDeliveryError, TransientDeliveryError, error_for_status
 from .fanout import settle
-from .netguard import BlockedAddressError, guarded_session
+from .netguard import BlockedAddressError, bounded_post
 
 
 def signed_headers(delivery_id, secret, body, now=None):
@@ -34,17 +34,6 @@ def signed_headers(delivery_id, secret, body, now=None):
         # Receivers that do not speak Standard Webhooks still get a de-duplication key.
         "Idempotency-Key": str(delivery_id),
     }
-
-
-def read_limited(response, limit=64 * 1024):
-    """The start of the answer; a receiver cannot make us hold an endless body in memory."""
-    body = bytearray()
-    for chunk in response.iter_content(8192):
-        body += chunk
-        if len(body) > limit:
-            response.close()  # drops the connection instead of draining the rest
-            break
-    return bytes(body[:limit]).decode(errors="replace")
 
 
 class SignedWebhook(Provider):
@@ -70,12 +59,12 @@ class SignedWebhook(Provider):
         except (binascii.Error, ValueError):
             return PermanentDeliveryError(f"webhook {where}: signing secret is not base64, rotate it"), {}
         try:
-            response = guarded_session().post(
+            response, answer = bounded_post(
                 endpoint.url, data=body.encode(), headers=headers,
-                timeout=(settings.WEBHOOK_CONNECT_TIMEOUT, settings.WEBHOOK_READ_TIMEOUT), allow_redirects=False,
-                stream=True,
+                timeout=(settings.WEBHOOK_CONNECT_TIMEOUT, settings.WEBHOOK_READ_TIMEOUT),
+                deadline=settings.OUTBOUND_DEADLINE_SECONDS, limit=settings.OUTBOUND_RESPONSE_MAX_BYTES,
             )
-            text = read_limited(response)
+            text = answer.decode(errors="replace")
         except BlockedAddressError as error:
             return PermanentDeliveryError(f"webhook {where} refused: {error}"), {}
         except requests.Timeout as error:

@@ -227,6 +227,10 @@ WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", "")
 WEBHOOK_CONNECT_TIMEOUT = env_float("WEBHOOK_CONNECT_TIMEOUT", 3.0)
 # Standard Webhooks recommends giving receivers 15 to 30 seconds.
 WEBHOOK_READ_TIMEOUT = env_float("WEBHOOK_READ_TIMEOUT", 15.0)
+# Every call to a user-supplied URL (webhook endpoints, push services) ends after this many
+# seconds in all (connect, headers, body), and reads at most this many bytes of the answer.
+OUTBOUND_DEADLINE_SECONDS = env_float("OUTBOUND_DEADLINE_SECONDS", 20.0)
+OUTBOUND_RESPONSE_MAX_BYTES = env_int("OUTBOUND_RESPONSE_MAX_BYTES", 64 * 1024)
 # Slack webhook URLs are only called on these hosts.
 SLACK_WEBHOOK_HOSTS = [host.lower() for host in env_list("SLACK_WEBHOOK_HOSTS", "hooks.slack.com")]
 
