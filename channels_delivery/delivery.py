@@ -25,7 +25,7 @@ from notifications.models import (
 )
 
 from . import fallback, ratelimit
-from .circuit import breaker
+from .circuit import breaker_for
 from .errors import PermanentDeliveryError, TransientDeliveryError
 from .registry import providers_for
 
@@ -72,7 +72,7 @@ def attempt(delivery_id, *, retry=False):
         return None
 
     providers = providers_for(row["channel"])
-    usable = [provider for provider in providers if not breaker(provider.name).is_open()]
+    usable = [provider for provider in providers if not breaker_for(provider).is_open()]
     if usable:
         # Waiting for a token is not an attempt: nothing is claimed or counted yet.
         wait = ratelimit.take(usable[0].name, delivery_id)
@@ -99,7 +99,7 @@ def call_providers(delivery, providers, token_for):
     last_error = None
     circuit_waits = []
     for provider in providers:
-        circuit = breaker(provider.name)
+        circuit = breaker_for(provider)
         started, started_at = time.monotonic(), timezone.now()
         if not circuit.allow():
             # The provider is known to be down: fail over without calling it.

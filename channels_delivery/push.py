@@ -14,6 +14,7 @@ from pywebpush import WebPusher
 
 from . import hooks
 from .base import Provider, SendResult
+from .circuit import through_destination_breaker
 from .errors import PermanentDeliveryError, TransientDeliveryError, error_for_status
 from .fanout import settle
 from .netguard import BlockedAddressError, bounded_post
@@ -28,6 +29,7 @@ VAPID_TOKEN_SECONDS = 12 * 3600  # push services refuse tokens valid for more th
 class WebPush(Provider):
     name = "webpush"
     channel = "push"
+    shared_breaker = False
 
     def __init__(self):
         self._vapid = None
@@ -64,7 +66,10 @@ class WebPush(Provider):
         headers = {"Urgency": URGENCY.get(message.get("priority"), "normal")}
         outcomes = []
         for subscription in message.get("subscriptions", []):
-            error, detail = self.send_one(subscription, data, headers)
+            error, detail = through_destination_breaker(
+                self.name, subscription["endpoint"],
+                lambda subscription=subscription: self.send_one(subscription, data, headers),
+            )
             outcomes.append((subscription["id"], error, detail))
         payload = settle(self.name, outcomes)
         return SendResult(provider_message_id=str(delivery_id), status_code="201", payload=payload)

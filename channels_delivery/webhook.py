@@ -18,6 +18,7 @@ from notifications.models import WebhookEndpoint
 
 from . import hooks
 from .base import Provider, SendResult
+from .circuit import through_destination_breaker
 from .errors import PermanentDeliveryError, TransientDeliveryError, error_for_status
 from .fanout import settle
 from .netguard import BlockedAddressError, bounded_post
@@ -39,13 +40,16 @@ def signed_headers(delivery_id, secret, body, now=None):
 class SignedWebhook(Provider):
     name = "webhook"
     channel = "webhook"
+    shared_breaker = False
 
     def send(self, delivery_id, message):
         body = json.dumps(message["event"], separators=(",", ":"), sort_keys=True, default=str)
         endpoints = WebhookEndpoint.objects.filter(id__in=message.get("endpoint_ids", []), active=True)
         outcomes = []
         for endpoint in endpoints:
-            error, detail = self.send_one(delivery_id, endpoint, body)
+            error, detail = through_destination_breaker(
+                self.name, endpoint.url, lambda endpoint=endpoint: self.send_one(delivery_id, endpoint, body)
+            )
             outcomes.append((endpoint.id, error, detail))
         payload = settle(self.name, outcomes, require_all=True)
         return SendResult(provider_message_id=str(delivery_id), status_code="2xx", payload=payload)

@@ -218,6 +218,10 @@ def channel_settings(settings, channel_env, fake_providers):
 
 @pytest.fixture
 def fakes(fake_providers):
+    from .engine_helpers import reset_engine_state
+
+    # Destinations keep their own circuits: one test's faults must not open the next test's.
+    reset_engine_state()
     for fake in fake_providers.values():
         fake.reset()
     yield fake_providers
