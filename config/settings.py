@@ -293,6 +293,13 @@ for _pair in env_list("NOTIFY_CATEGORY_CHANNELS_OFF_BY_DEFAULT", ""):
     NOTIFY_CATEGORY_CHANNELS_OFF_BY_DEFAULT.setdefault(_category.strip(), []).append(_channel.strip())
 # Unsubscribe links stop working after this many seconds (and when the address they went to changes).
 NOTIFY_UNSUBSCRIBE_MAX_AGE = env_int("NOTIFY_UNSUBSCRIBE_MAX_AGE", 60 * 24 * 3600)
+# The template sandbox's budget per render: characters any one value or part may reach, loop
+# iterations, seconds (dispatch and previews alike), and how deep loops and tags may nest.
+NOTIFY_TEMPLATE_MAX_OUTPUT = env_int("NOTIFY_TEMPLATE_MAX_OUTPUT", 100_000)
+NOTIFY_TEMPLATE_MAX_ITERATIONS = env_int("NOTIFY_TEMPLATE_MAX_ITERATIONS", 10_000)
+NOTIFY_TEMPLATE_RENDER_SECONDS = env_float("NOTIFY_TEMPLATE_RENDER_SECONDS", 2.0)
+NOTIFY_TEMPLATE_MAX_LOOP_NESTING = env_int("NOTIFY_TEMPLATE_MAX_LOOP_NESTING", 2)
+NOTIFY_TEMPLATE_MAX_NESTING = env_int("NOTIFY_TEMPLATE_MAX_NESTING", 8)
 # Templates fall back from the notification's or user's locale to its language, then to this.
 NOTIFY_DEFAULT_LOCALE = env_str("NOTIFY_DEFAULT_LOCALE", "en")
 # --- api ---
