@@ -127,6 +127,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "notifications.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "notifications.api.pagination.PagePagination",
     "PAGE_SIZE": 20,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -303,6 +308,11 @@ NOTIFY_TEMPLATE_MAX_NESTING = env_int("NOTIFY_TEMPLATE_MAX_NESTING", 8)
 # Templates fall back from the notification's or user's locale to its language, then to this.
 NOTIFY_DEFAULT_LOCALE = env_str("NOTIFY_DEFAULT_LOCALE", "en")
 # --- api ---
+# A send's `data` and `context` are copied into every recipient's notification and delivery:
+# each is capped (bytes of its JSON, and nesting depth), a 400 with field errors beyond.
+NOTIFY_MAX_DATA_BYTES = env_int("NOTIFY_MAX_DATA_BYTES", 8 * 1024)
+NOTIFY_MAX_CONTEXT_BYTES = env_int("NOTIFY_MAX_CONTEXT_BYTES", 16 * 1024)
+NOTIFY_MAX_JSON_DEPTH = env_int("NOTIFY_MAX_JSON_DEPTH", 16)
 # Broadcast fan-out: recipients per chunk task (one bulk insert and one dispatch task each).
 NOTIFY_BROADCAST_CHUNK_SIZE = env_int("NOTIFY_BROADCAST_CHUNK_SIZE", 1000)
 # A broadcast still fanning out after this many seconds is planned again (its done chunks skipped).

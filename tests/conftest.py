@@ -74,7 +74,10 @@ def sendgrid(fake_sendgrid):
     fake_sendgrid.reset()
 
 
+# The processes refuse the public development key (config/checks.py): this process and its
+# workers share one random key, so what one signs (unsubscribe links) the other verifies.
 WORKER_SECRET_KEY = secrets.token_urlsafe(50)
+settings.SECRET_KEY = WORKER_SECRET_KEY
 
 
 def database_url():

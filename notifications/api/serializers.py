@@ -1,3 +1,6 @@
+import json
+
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
@@ -60,6 +63,30 @@ def existing_keys(queryset, field, values, what):
     if unknown:
         raise serializers.ValidationError(f"Unknown {what}: {', '.join(unknown[:20])}")
     return values
+
+
+def json_depth(value, limit):
+    """True when value nests no deeper than `limit` (checked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return False
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return True
+
+
+def capped_json(value, limit, what):
+    """A send's free-form JSON is copied into every recipient's notification and every delivery:
+    it is bounded in size (NOTIFY_MAX_DATA_BYTES / NOTIFY_MAX_CONTEXT_BYTES) and depth."""
+    if not json_depth(value, settings.NOTIFY_MAX_JSON_DEPTH):
+        raise serializers.ValidationError(f"{what} nests deeper than {settings.NOTIFY_MAX_JSON_DEPTH} levels.")
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > limit:
+        raise serializers.ValidationError(f"{what} is {size} bytes as JSON; at most {limit} are allowed.")
+    return value
 
 
 class AudienceSerializer(serializers.Serializer):
@@ -131,6 +158,12 @@ class SendNotificationSerializer(serializers.Serializer):
 
     def validate_recipients(self, usernames):
         return existing_users(usernames)
+
+    def validate_data(self, data):
+        return capped_json(data, settings.NOTIFY_MAX_DATA_BYTES, "data")
+
+    def validate_context(self, context):
+        return capped_json(context, settings.NOTIFY_MAX_CONTEXT_BYTES, "context")
 
     def validate_category(self, key):
         category = Category.objects.filter(key=key).first()
