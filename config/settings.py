@@ -322,6 +322,9 @@ NOTIFY_THROTTLE_RATES = {
     "client": env_str("NOTIFY_THROTTLE_CLIENT_RATE", "6000/minute"),
     "user": env_str("NOTIFY_THROTTLE_USER_RATE", "600/minute"),
 }
+# What one API client (all keys of one owner) may reach: recipients per minute, direct sends and
+# broadcast audiences alike; over it a send is a 429 with Retry-After.
+NOTIFY_CLIENT_RECIPIENTS_PER_MINUTE = env_int("NOTIFY_CLIENT_RECIPIENTS_PER_MINUTE", 200_000)
 # Throttle counters live in Redis so every web process shares them.
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},

@@ -94,9 +94,14 @@ class Category(models.Model):
 
 
 class ApiClient(models.Model):
-    """An application that sends notifications. Its key is shown once and stored hashed."""
+    """An application that sends notifications. Its key is shown once and stored hashed.
 
-    SCOPES = ["send", "read", "admin"]
+    `send` and `read` reach only the client's own recipients (RecipientGrant); `broadcast` sends
+    to everyone (`all`) or to groups, `critical` sends categories that ignore opt-outs and quiet
+    hours; `admin` holds every scope and reaches every recipient.
+    """
+
+    SCOPES = ["send", "read", "broadcast", "critical", "admin"]
 
     name = models.CharField(max_length=200)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_clients")
@@ -129,6 +134,18 @@ class ApiClient(models.Model):
         return scope in self.scopes or "admin" in self.scopes
 
 
+class RecipientGrant(models.Model):
+    """A recipient an API client created or was granted. The tenant is the client's owner: every
+    key of one owner (a key rotated, a second service of the same app) shares its recipients."""
+
+    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="recipient_grants")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recipient_grants")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["client", "user"], name="recipient_grant_unique")]
+
+
 class RecipientProfile(models.Model):
     """Per-user contact details beyond user.email, and the user's locale and time zone."""
 
@@ -136,6 +153,8 @@ class RecipientProfile(models.Model):
     phone = models.CharField(max_length=20, blank=True, help_text="E.164")
     locale = models.CharField(max_length=16, blank=True)
     timezone = models.CharField(max_length=64, default="UTC")
+    # Contact points the user set themselves (email, phone): apps may not overwrite them.
+    user_set = ArrayField(models.CharField(max_length=16), default=list, blank=True)
 
     def __str__(self):
         return f"profile of {self.user}"

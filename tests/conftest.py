@@ -124,19 +124,36 @@ def celery_worker(worker_env, tmp_path_factory):
 
 
 @pytest.fixture
-def make_user(django_user_model):
+def test_app_clients():
+    """The API clients of the app under test: the users tests make are its recipients."""
+    return []
+
+
+@pytest.fixture
+def make_user(django_user_model, test_app_clients):
+    from notifications.tenancy import grant
+
     def make(username, email=None, **extra):
-        return django_user_model.objects.create_user(
+        user = django_user_model.objects.create_user(
             username=username, email=email if email is not None else f"{username}@example.com", **extra
         )
+        for client in test_app_clients:
+            grant(client, [user])
+        return user
 
     return make
 
 
 @pytest.fixture
-def sender_key(make_user):
+def sender_key(make_user, test_app_clients, django_user_model):
+    """The key of the app under test: it manages every (non-operator) user the test makes, and
+    may broadcast and send critical categories (tests of refusals use keys of their own)."""
+    from notifications.tenancy import grant
+
     owner = make_user("acme-app", is_staff=False)
-    _client, key = ApiClient.issue("Acme shop", owner, scopes=["send", "read"])
+    client, key = ApiClient.issue("Acme shop", owner, scopes=["send", "read", "broadcast", "critical"])
+    grant(client, django_user_model.objects.filter(is_staff=False).exclude(pk=owner.pk))
+    test_app_clients.append(client)
     return key
 
 

@@ -2,7 +2,7 @@
 
 from rest_framework import permissions
 
-from ..auth import CanSend, api_client_of
+from ..auth import api_client_of
 
 
 def is_operator(request):
@@ -29,8 +29,16 @@ class IsEndUser(permissions.BasePermission):
         return api_client_of(request) is None
 
 
-class CanManageRecipients(CanSend):
-    message = "Needs an API key with the 'send' scope, or a staff user."
+class CanManageRecipients(permissions.BasePermission):
+    """API keys read recipients with the `read` scope and write them with `send`; users must be staff."""
+
+    message = "Needs an API key with the 'read' scope to read or 'send' to write, or a staff user."
+
+    def has_permission(self, request, view):
+        client = api_client_of(request)
+        if client is not None:
+            return client.has_scope("read" if request.method in permissions.SAFE_METHODS else "send")
+        return bool(request.user and request.user.is_staff)
 
 
 class ClientScopes(permissions.BasePermission):

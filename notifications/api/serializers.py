@@ -6,9 +6,12 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.exceptions import PermissionDenied
 
+from ..auth import api_client_of
 from ..models import Broadcast, Category, Channel, Delivery, DeliveryAttempt, Notification, Priority, Topic
 from ..templating import LOCALE, validate_send
+from ..tenancy import managed_users
 
 User = get_user_model()
 
@@ -47,13 +50,21 @@ class RouteField(serializers.Field):
         return value
 
 
-def existing_users(usernames):
+def existing_users(usernames, client):
+    """The named active users the client may reach. Another tenant's user is reported exactly like
+    one that does not exist, so an error names only what the caller itself sent."""
     usernames = list(dict.fromkeys(usernames))
-    users = {user.username: user for user in User.objects.filter(username__in=usernames, is_active=True)}
+    reachable = managed_users(client, User.objects.filter(username__in=usernames, is_active=True))
+    users = {user.username: user for user in reachable}
     unknown = [name for name in usernames if name not in users]
     if unknown:
         raise serializers.ValidationError(f"Unknown recipients: {', '.join(unknown[:20])}")
     return [users[name] for name in usernames]
+
+
+def client_in(serializer):
+    request = serializer.context.get("request")
+    return api_client_of(request) if request is not None else None
 
 
 def existing_keys(queryset, field, values, what):
@@ -105,7 +116,7 @@ class AudienceSerializer(serializers.Serializer):
     all = serializers.BooleanField(required=False, default=False, help_text="Every active user.")
 
     def validate_users(self, usernames):
-        return [user.pk for user in existing_users(usernames)]
+        return [user.pk for user in existing_users(usernames, client_in(self))]
 
     def validate_groups(self, names):
         return existing_keys(Group.objects, "name", names, "groups")
@@ -157,7 +168,7 @@ class SendNotificationSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
     def validate_recipients(self, usernames):
-        return existing_users(usernames)
+        return existing_users(usernames, client_in(self))
 
     def validate_data(self, data):
         return capped_json(data, settings.NOTIFY_MAX_DATA_BYTES, "data")
@@ -189,6 +200,7 @@ class SendNotificationSerializer(serializers.Serializer):
     def validate(self, attrs):
         if ("recipients" in attrs) == ("to" in attrs):
             raise serializers.ValidationError({"recipients": ["Give either recipients or to (not both)."]})
+        check_send_scopes(client_in(self), attrs)
         expires_at = attrs.get("expires_at")
         if expires_at is not None:
             if expires_at <= (attrs.get("scheduled_at") or timezone.now()):
@@ -196,6 +208,21 @@ class SendNotificationSerializer(serializers.Serializer):
         if errors := validate_send(attrs):
             raise serializers.ValidationError(errors)
         return attrs
+
+
+def check_send_scopes(client, attrs):
+    """Reaching everyone or whole groups, and categories that override every opt-out and quiet
+    hours, each need their own scope (operators hold them all)."""
+    if client is None:
+        return
+    audience = attrs.get("to") or {}
+    if (audience.get("all") or audience.get("groups")) and not client.has_scope("broadcast"):
+        raise PermissionDenied("Sending to all users or to groups needs an API key with the 'broadcast' scope.")
+    if attrs["category"].critical and not client.has_scope("critical"):
+        raise PermissionDenied(
+            f"The category '{attrs['category'].key}' is critical (it ignores opt-outs and quiet hours): "
+            "sending it needs an API key with the 'critical' scope."
+        )
 
 
 class SendResultSerializer(serializers.Serializer):

@@ -9,6 +9,7 @@ from .. import audiences, lifecycle, sending
 from ..auth import CanSend, api_client_of
 from ..models import Delivery, Notification
 from .errors import Conflict, ErrorSerializer
+from . import quotas
 from .idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from .permissions import ClientScopes
 from .inbox import InboxActions, InboxFilterSerializer, filter_inbox
@@ -71,10 +72,13 @@ class NotificationViewSet(
     )
     @idempotent()
     def create(self, request):
-        serializer = SendNotificationSerializer(data=request.data)
+        serializer = SendNotificationSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         fields = dict(serializer.validated_data)
         sender = api_client_of(request)
+        if sender is not None:
+            count = len(fields["recipients"]) if "recipients" in fields else audiences.audience_size(fields["to"], sender)
+            quotas.take_recipients(sender, count)
         if "to" in fields:
             broadcast = audiences.start_broadcast(sender=sender, **fields)
             body = {"ids": [], "broadcast_id": str(broadcast.id), "status": "accepted"}
