@@ -274,6 +274,9 @@ NOTIFY_RETRY_JITTER = env_bool("NOTIFY_RETRY_JITTER", True)
 NOTIFY_MAX_COUNTDOWN = env_int(
     "NOTIFY_MAX_COUNTDOWN", CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] // 4
 )
+# A dispatch or delivery message whose worker died this many times while running it (killed for
+# memory, segfault) is parked instead of handed to the next worker (channels_delivery/poison.py).
+NOTIFY_POISON_MAX_DEATHS = env_int("NOTIFY_POISON_MAX_DEATHS", 3)
 # A delivery task that cannot reach Postgres re-queues its message after this many seconds.
 NOTIFY_DATABASE_RETRY_SECONDS = env_float("NOTIFY_DATABASE_RETRY_SECONDS", 5.0)
 # Circuit breaker per provider (state in Redis at REDIS_URL, shared by every worker): it opens

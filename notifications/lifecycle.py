@@ -90,3 +90,17 @@ def resend(notification_id, *, reason, requested_by=None, client=None):
         transaction.on_commit(lambda: enqueue_deliveries(queued))
     notification.save(update_fields=["status", "trace"])
     return record, queued
+
+
+@transaction.atomic
+def park(notification_ids, reason):
+    """Give up on pending notifications that cannot be dispatched (their message kept killing
+    workers): failed, with the reason in their trace, so the reaper stops sending them again."""
+    now = timezone.now()
+    parked = list(Notification.objects.select_for_update().filter(id__in=notification_ids,
+                                                                   status=NotificationStatus.PENDING))
+    for notification in parked:
+        notification.status = NotificationStatus.FAILED
+        notification.trace = [*(notification.trace or []), {"at": now.isoformat(), "event": "parked", "reason": reason}]
+    Notification.objects.bulk_update(parked, ["status", "trace"])
+    return len(parked)

@@ -2,14 +2,26 @@ from celery import shared_task
 from django.db import transaction
 
 from channels_delivery import enqueue_deliveries
+from channels_delivery.poison import PoisonGuardedTask
 
-from . import digests, escalation, planning
+from . import digests, escalation, lifecycle, planning
 from .models import Delivery, DeliveryStatus, Notification, NotificationStatus
 from .preferences import PreferenceBook
 from .templating import cached_templates
 
 
-@shared_task(name="notifications.dispatch_notifications")
+class DispatchTask(PoisonGuardedTask):
+    def park(self, notification_ids, deaths):
+        """A batch that killed its worker: each notification is dispatched again on its own, so
+        the innocent ones go out and only the poisonous one dies again; one parked alone fails."""
+        if len(notification_ids) > 1:
+            for notification_id in notification_ids:
+                self.apply_async(([notification_id],), priority=self.request.delivery_info.get("priority"))
+            return f"split into {len(notification_ids)} messages"
+        return lifecycle.park(notification_ids, f"poison message: its dispatch worker died {deaths} times; parked")
+
+
+@shared_task(name="notifications.dispatch_notifications", base=DispatchTask)
 def dispatch_notifications(notification_ids):
     """Plan the deliveries of pending notifications and enqueue each channel's task."""
     with transaction.atomic():
