@@ -367,6 +367,9 @@ NOTIFY_REAPER_QUEUED_AFTER = env_int("NOTIFY_REAPER_QUEUED_AFTER", 300)
 NOTIFY_REAPER_SENDING_AFTER = max(env_int("NOTIFY_REAPER_SENDING_AFTER", 300), CELERY_TASK_TIME_LIMIT + 30)
 NOTIFY_REAPER_RETRYING_AFTER = env_int("NOTIFY_REAPER_RETRYING_AFTER", 30)
 NOTIFY_REAPER_PENDING_AFTER = env_int("NOTIFY_REAPER_PENDING_AFTER", 300)
+# A delivery re-enqueued this many times in a row without a recorded attempt in between (or a
+# notification re-dispatched this many times) is failed with the reason instead.
+NOTIFY_REAPER_MAX_REQUEUES = env_int("NOTIFY_REAPER_MAX_REQUEUES", 5)
 # Retention in days: delivery attempts, read in-app notifications, expired notifications.
 NOTIFY_RETENTION_ATTEMPTS_DAYS = env_int("NOTIFY_RETENTION_ATTEMPTS_DAYS", 30)
 NOTIFY_RETENTION_READ_DAYS = env_int("NOTIFY_RETENTION_READ_DAYS", 90)

@@ -24,6 +24,7 @@ class HostileReceiver:
     def __init__(self):
         self.mode, self.status, self.inflated_mb, self.drip_interval = "answer", 201, 200, 0.2
         self.requests = []  # (request line, headers) of each request received
+        self.on_request = None  # called with (request line, headers) before answering
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.stopped = threading.Event()
         self._bomb = {}
@@ -76,6 +77,8 @@ class HostileReceiver:
         try:
             if self.read_request(conn) is None:
                 return
+            if self.on_request is not None:
+                self.on_request(*self.requests[-1])
             if self.mode == "gzip_bomb":
                 body = self.bomb()
                 conn.sendall(
