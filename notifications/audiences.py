@@ -93,9 +93,9 @@ def notification_for(broadcast, recipient_id, payload, held):
         channels=[channel for route in routes for channel in route],
         routes=routes,
         priority=payload["priority"],
-        data=payload.get("data") or {},
+        data={},  # stored once on the broadcast (Notification.payload_data)
         template_key=payload.get("template_key", ""),
-        context=payload.get("context") or {},
+        context={},  # likewise (Notification.payload_context)
         locale=payload.get("locale", ""),
         scheduled_at=parse_datetime(payload["scheduled_at"]) if payload.get("scheduled_at") else None,
         expires_at=parse_datetime(payload["expires_at"]) if payload.get("expires_at") else None,

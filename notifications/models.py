@@ -395,6 +395,16 @@ class Notification(models.Model):
     def __str__(self):
         return f"{self.category_id}: {self.title}"
 
+    # A broadcast's data and context are stored once, on the Broadcast, not copied into every
+    # recipient's row: read them through these (select_related or prefetch "broadcast" in bulk).
+    @property
+    def payload_data(self):
+        return (self.broadcast.payload.get("data") or {}) if self.broadcast_id else self.data
+
+    @property
+    def payload_context(self):
+        return (self.broadcast.payload.get("context") or {}) if self.broadcast_id else self.context
+
 
 class DeliveryQuerySet(models.QuerySet):
     def dead_letters(self):

@@ -42,8 +42,8 @@ def push_content(notification):
     return {
         "title": notification.title,
         "body": notification.body,
-        "data": notification.data,
-        "url": str(notification.data.get("url", "")) if isinstance(notification.data, dict) else "",
+        "data": notification.payload_data,
+        "url": str(notification.payload_data.get("url", "")) if isinstance(notification.payload_data, dict) else "",
         "priority": notification.priority,
     }
 
@@ -80,14 +80,14 @@ def webhook_content(notification):
                 "title": notification.title,
                 "body": notification.body,
                 "priority": notification.priority,
-                "data": notification.data,
+                "data": notification.payload_data,
             },
         }
     }
 
 
 def generic_content(notification):
-    return {"title": notification.title, "body": notification.body, "data": notification.data}
+    return {"title": notification.title, "body": notification.body, "data": notification.payload_data}
 
 
 RENDERERS = {

@@ -28,6 +28,7 @@ def dispatch_notifications(notification_ids):
         notifications = list(
             Notification.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("recipient", "recipient__profile", "category")
+            .prefetch_related("broadcast")  # one Broadcast (its payload) per batch, not per row
             .filter(id__in=notification_ids, status=NotificationStatus.PENDING)
         )
         notifications = digests.hold_for_digest(notifications)  # clock: digest categories wait

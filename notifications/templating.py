@@ -366,7 +366,7 @@ def context_for(notification, extra=None):
         "title": notification.title,
         "message": notification.body,
         "category": notification.category_id,
-        "data": notification.data or {},
+        "data": notification.payload_data or {},
         "recipient": {
             "username": recipient.get_username(),
             "first_name": recipient.first_name,
@@ -375,7 +375,7 @@ def context_for(notification, extra=None):
         "locale": notification.locale,
         **(extra or {}),
     }
-    return plain({**(notification.context or {}), **builtins})
+    return plain({**(notification.payload_context or {}), **builtins})
 
 
 @dataclass

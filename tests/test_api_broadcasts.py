@@ -190,7 +190,7 @@ def test_each_notification_carries_the_whole_payload(app_api, make_user):
     run_fan_out(broadcast_id)
     notification = Notification.objects.get(broadcast_id=broadcast_id)
     assert (notification.category_id, notification.title, notification.body) == ("orders", "Sale", "Today only")
-    assert (notification.priority, notification.data, notification.status) == ("high", {"sku": 7}, "pending")
+    assert (notification.priority, notification.payload_data, notification.status) == ("high", {"sku": 7}, "pending")
     assert notification.routes == [["inapp"], ["push", "email"]]
     assert notification.channels == ["inapp", "push", "email"]
     assert notification.sender.name == "Acme shop" and notification.expires_at.year == 2099

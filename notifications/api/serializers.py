@@ -266,6 +266,7 @@ class NotificationSerializer(serializers.ModelSerializer):
     recipient = serializers.CharField(source="recipient.username", read_only=True)
     category = serializers.CharField(source="category_id", read_only=True)
     message = serializers.CharField(source="body", read_only=True)
+    data = serializers.JSONField(source="payload_data", read_only=True)
 
     class Meta:
         model = Notification

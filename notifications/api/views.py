@@ -33,7 +33,7 @@ class NotificationViewSet(
     lookup_value_regex = "[0-9a-fA-F-]{36}"
 
     def get_queryset(self):
-        queryset = Notification.objects.select_related("recipient")
+        queryset = Notification.objects.select_related("recipient").prefetch_related("broadcast")
         client = api_client_of(self.request)
         if client is not None:
             queryset = queryset.filter(sender=client)
