@@ -73,6 +73,15 @@ class ApiClientAdmin(admin.ModelAdmin):
     readonly_fields = ["key_prefix"]
 
 
+@admin.register(models.RecipientGrant)
+class RecipientGrantAdmin(admin.ModelAdmin):
+    """Operators grant an app's clients recipients it did not create (tenancy.managed_users)."""
+
+    list_display = ["user", "client", "created_at"]
+    search_fields = ["user__username", "client__name"]
+    raw_id_fields = ["user", "client"]
+
+
 @admin.register(models.WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
     list_display = ["user", "url", "active", "created_at"]

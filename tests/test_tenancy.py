@@ -169,3 +169,11 @@ def test_recipients_per_minute_quota_answers_429(shop_a, settings):
     assert broadcast.status_code == 429 and not Broadcast.objects.exists()  # an audience counts its size
     assert a.post(SEND, {"recipients": ["c3", "c4"], "category": "orders", "title": "Hi"},
                   format="json").status_code == 202  # what is left of the minute
+
+
+def test_an_operator_grants_a_recipient_in_the_admin(client, alice, shop_b, django_user_model):
+    client_b, b = shop_b
+    client.force_login(django_user_model.objects.create_superuser("root", "root@example.com", "pw"))
+    added = client.post("/admin/notifications/recipientgrant/add/", {"user": alice.pk, "client": client_b.pk})
+    assert added.status_code == 302
+    assert b.get("/api/recipients/alice/").status_code == 200
