@@ -2,10 +2,12 @@
 killer, a segfault) is handed back by the broker (acks_late + reject_on_worker_lost) and would
 kill every worker that takes it, forever, stopping its queue for everyone.
 
-Each run of a guarded task marks its task id in Redis as it starts and clears the mark when it
-returns (success, failure or retry alike). A start that finds marks left by runs that never
-returned counts the deaths; past NOTIFY_POISON_MAX_DEATHS the message is parked (the task's
-park(), e.g. the delivery failed as a dead letter with its reason) instead of run again.
+A message is handed back only when its run never acknowledged it, and the broker flags it
+`redelivered` (Redis restores it so, RabbitMQ too). Only such runs touch Redis: each counts one
+death against its task id, and the count is cleared when a run returns (success, failure or
+retry alike). Once NOTIFY_POISON_MAX_DEATHS deaths are counted, the message is parked (the task's
+park(), e.g. the delivery failed as a dead letter with its reason) instead of run again. A first
+delivery, the common case, costs nothing here.
 """
 
 import logging
@@ -24,8 +26,8 @@ def key(task_id):
     return f"notify:poison:{task_id}"
 
 
-def record_start(task_id):
-    """How many times this message has started (this start included) without returning."""
+def record_death(task_id):
+    """One more run of this message ended without returning; how many so far."""
     pipe = client().pipeline()
     pipe.incr(key(task_id))
     pipe.expire(key(task_id), MARK_TTL_SECONDS)
@@ -43,18 +45,21 @@ class PoisonGuardedTask(Task):
 
     abstract = True
 
+    def redelivered(self):
+        return bool(self.request.id and not self.request.is_eager
+                    and (self.request.delivery_info or {}).get("redelivered"))
+
     def __call__(self, *args, **kwargs):
-        task_id = self.request.id
-        if task_id and not self.request.is_eager:
-            deaths = record_start(task_id) - 1
+        if self.redelivered():
+            deaths = record_death(self.request.id)
             if deaths >= settings.NOTIFY_POISON_MAX_DEATHS:
-                forget(task_id)
-                logger.error("%s[%s]: its worker died %d times running it; parked", self.name, task_id, deaths)
+                forget(self.request.id)
+                logger.error("%s[%s]: its worker died %d times running it; parked", self.name, self.request.id, deaths)
                 return self.park(*args, deaths=deaths, **kwargs)
         return super().__call__(*args, **kwargs)
 
     def after_return(self, status, retval, task_id, args, kwargs, einfo):
-        if task_id and not self.request.is_eager:
+        if self.redelivered():
             forget(task_id)
         super().after_return(status, retval, task_id, args, kwargs, einfo)
 

@@ -15,8 +15,10 @@ class DispatchTask(PoisonGuardedTask):
         """A batch that killed its worker: each notification is dispatched again on its own, so
         the innocent ones go out and only the poisonous one dies again; one parked alone fails."""
         if len(notification_ids) > 1:
-            for notification_id in notification_ids:
-                self.apply_async(([notification_id],), priority=self.request.delivery_info.get("priority"))
+            info = self.request.delivery_info or {}
+            for notification_id in notification_ids:  # back on the queue the batch came from
+                self.apply_async(([notification_id],), queue=info.get("routing_key") or None,
+                                 priority=info.get("priority"))
             return f"split into {len(notification_ids)} messages"
         return lifecycle.park(notification_ids, f"poison message: its dispatch worker died {deaths} times; parked")
 

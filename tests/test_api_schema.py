@@ -17,6 +17,7 @@ from django.db import close_old_connections
 
 from config.wsgi import application
 from notifications.models import ApiClient, Notification
+from notifications.tenancy import grant
 
 CHECKS = [
     schemathesis.checks.not_a_server_error,
@@ -77,7 +78,8 @@ def callers(db, django_user_model, settings):
     user = django_user_model.objects.create_user("reader", email="reader@example.com")
     staff = django_user_model.objects.create_user("operator", email="op@example.com", is_staff=True)
     Notification.objects.create(recipient=user, category_id="orders", title="Hello")
-    _client, key = ApiClient.issue("Fuzzer", django_user_model.objects.create_user("fuzz-app"), scopes=["send", "read"])
+    fuzzer, key = ApiClient.issue("Fuzzer", django_user_model.objects.create_user("fuzz-app"), scopes=["send", "read"])
+    grant(fuzzer, [user])  # the app's recipient
     return {
         "user": {"Authorization": f"Token {Token.objects.create(user=user).key}"},
         "app": {"Authorization": f"Bearer {key}"},

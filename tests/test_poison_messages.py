@@ -4,13 +4,13 @@ NOTIFY_POISON_MAX_DEATHS deaths, and the reaper stops re-enqueueing a row after
 NOTIFY_REAPER_MAX_REQUEUES tries, each with its reason; the worker keeps serving others."""
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
 
 import pytest
 
-from channels_delivery.poison import forget, record_start
 from notifications import planning
 from notifications.models import (
     Delivery,
@@ -99,18 +99,30 @@ def slow_dispatch_worker(worker_env, tmp_path):
     worker.stop()
 
 
+SLOW_TEMPLATE = "{% for a in data.items %}{% for b in data.items %}x{% endfor %}{% endfor %}"
+RECEIVED = re.compile(r"Task notifications\.dispatch_notifications\[[^\]]+\] received")
+
+
+def runs_started(worker):
+    """Messages of dispatch the worker took (first deliveries and hand-backs alike)."""
+    return len(RECEIVED.findall(worker.log()))
+
+
+def kill_runs(worker, runs_before, kills):
+    """Kill the pool each time a new run of a dispatch message has started, `kills` times."""
+    for kill in range(1, kills + 1):
+        wait_until(lambda: runs_started(worker) >= runs_before + kill, timeout=30, message=f"run {kill}")
+        time.sleep(1.0)  # well inside the render
+        kill_pool(worker)
+
+
 def test_a_dispatch_message_that_kills_its_worker_is_parked(slow_dispatch_worker, make_user):
     worker = slow_dispatch_worker
-    Template.objects.create(key="orders", channel="email", subject="s",
-                            body="{% for a in data.items %}{% for b in data.items %}x{% endfor %}{% endfor %}")
+    Template.objects.create(key="orders", channel="email", subject="s", body=SLOW_TEMPLATE)
     notification = Notification.objects.create(recipient=make_user("ada"), category_id="orders", title="Hi",
                                                channels=["email"], data={"items": list(range(30000))})
     dispatch_notifications.apply_async(([str(notification.id)],), queue="poison-dispatch")
-    received = "Task notifications.dispatch_notifications"
-    for deaths in (1, 2):
-        wait_until(lambda: worker.log().count(received) >= deaths, timeout=30, message=f"run {deaths}")
-        time.sleep(1.0)  # well inside the render
-        kill_pool(worker)
+    kill_runs(worker, 0, kills=2)
     wait_until(lambda: Notification.objects.get(id=notification.id).status == NotificationStatus.FAILED,
                timeout=30, message="parked")
     parked = Notification.objects.get(id=notification.id)
@@ -120,18 +132,28 @@ def test_a_dispatch_message_that_kills_its_worker_is_parked(slow_dispatch_worker
     assert "its worker died 2 times running it; parked" in worker.log()
 
 
-def test_a_batch_that_kills_its_worker_is_split_so_the_innocent_go_out(make_user, settings, celery_worker):
-    """The split itself, with the deaths already counted (as the test above counts them)."""
-    users = [make_user(f"u{n}") for n in range(3)]
-    ids = [str(Notification.objects.create(recipient=user, category_id="orders", title="Hi", channels=["inapp"]).id)
-           for user in users]
-    task_id = "batch-that-killed-twice"
-    for _ in range(3):  # started three times, never returned: 3 deaths by the next start
-        record_start(task_id)
-    try:
-        dispatch_notifications.apply_async((ids,), task_id=task_id)
-        wait_until(lambda: Delivery.objects.filter(status=DeliveryStatus.SENT).count() == 3, timeout=30,
-                   message="the three delivered one by one")
-    finally:
-        forget(task_id)
-    assert "split into 3 messages" in celery_worker.log()
+def test_a_batch_that_kills_its_worker_is_split_so_the_innocent_go_out(slow_dispatch_worker, make_user):
+    """One notification of a batch kills every worker; after two deaths the batch is split, the
+    innocent two are planned, and the poisonous one, killing twice more on its own, is parked."""
+    worker = slow_dispatch_worker
+    Template.objects.create(key="orders", channel="email", subject="s", body=SLOW_TEMPLATE)
+    innocent = [Notification.objects.create(recipient=make_user(f"u{n}"), category_id="orders", title="Hi",
+                                            channels=["email"], data={"items": []}) for n in range(2)]
+    poisonous = Notification.objects.create(recipient=make_user("eve"), category_id="orders", title="Hi",
+                                            channels=["email"], data={"items": list(range(30000))})
+    ids = [str(innocent[0].id), str(innocent[1].id), str(poisonous.id)]
+    dispatch_notifications.apply_async((ids,), queue="poison-dispatch")
+    kill_runs(worker, 0, kills=2)
+    wait_until(lambda: "split into 3 messages" in worker.log(), timeout=30, message="split")
+    # One message each now, in order: the innocent go out, then the poisonous one runs alone.
+    planned = [NotificationStatus.DISPATCHED, NotificationStatus.DELIVERED]  # delivered if an email worker runs
+    wait_until(lambda: Notification.objects.filter(id__in=[n.id for n in innocent], status__in=planned).count() == 2,
+               timeout=30, message="the innocent planned")
+    assert Notification.objects.get(id=poisonous.id).status == NotificationStatus.PENDING
+    time.sleep(1.0)
+    runs = runs_started(worker)
+    kill_pool(worker)  # its first death alone
+    kill_runs(worker, runs, kills=1)  # and its second, when it is handed back
+    wait_until(lambda: Notification.objects.get(id=poisonous.id).status == NotificationStatus.FAILED,
+               timeout=30, message="parked")
+    assert Notification.objects.get(id=poisonous.id).trace[-1]["event"] == "parked"
