@@ -1,9 +1,10 @@
-from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib import admin, messages
 
-from . import models, templating
+from channels_delivery.engine import fallback
+from notifications import models
+from notifications.planning import templating
 
 
 class DeliveryAttemptInline(admin.TabularInline):
@@ -43,15 +44,13 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     @admin.action(description="Re-drive selected deliveries", permissions=["change"])
     def redrive(self, request, queryset):
-        import channels_delivery
-        from channels_delivery.fallback import NotRedrivable
 
         done, refused = 0, 0
         for delivery_id in queryset.values_list("id", flat=True):
             try:
-                channels_delivery.redrive(delivery_id, by=f"staff {request.user.get_username()} (admin)")
+                fallback.redrive(delivery_id, by=f"staff {request.user.get_username()} (admin)")
                 done += 1
-            except NotRedrivable:
+            except fallback.NotRedrivable:
                 refused += 1
         if done:
             self.message_user(request, f"Re-queued {done} deliveries.", messages.SUCCESS)
@@ -82,45 +81,27 @@ class RecipientGrantAdmin(admin.ModelAdmin):
     raw_id_fields = ["user", "client"]
 
 
-@admin.register(models.WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
-    list_display = ["user", "url", "active", "created_at"]
-    exclude = ["secret"]
-
-
-class SlackWebhookForm(forms.ModelForm):
-    """A Slack webhook URL is a credential: it can be set here but is never shown again."""
-
-    url = forms.URLField(
-        required=False, max_length=500, widget=forms.PasswordInput(render_value=False),
-        help_text="https://hooks.slack.com/services/...; leave empty to keep the current URL.",
-    )
+class TemplateForm(forms.ModelForm):
+    """Operators' edits are checked by the same rules as the templates API."""
 
     class Meta:
-        model = models.SlackWebhook
-        fields = ["user", "url", "channel_name", "active", "deactivated_reason"]
+        model = models.Template
+        fields = ["key", "channel", "locale", "subject", "body", "html_body", "blocks", "variables"]
 
-    def clean_url(self):
-        url = self.cleaned_data["url"]
-        if url:
-            return url
-        if self.instance.pk:
-            return self.instance.url
-        raise forms.ValidationError("This field is required.")
-
-
-@admin.register(models.SlackWebhook)
-class SlackWebhookAdmin(admin.ModelAdmin):
-    form = SlackWebhookForm
-    list_display = ["user", "host", "channel_name", "active", "deactivated_reason", "created_at"]
-
-    @admin.display(description="host")
-    def host(self, webhook):
-        return urlsplit(webhook.url).hostname
+    def clean(self):
+        data = super().clean()
+        errors = templating.template_errors(
+            data.get("subject", ""), data.get("body", ""), data.get("html_body", ""), data.get("blocks") or [],
+            data.get("variables") or [],
+        )
+        for field, messages_ in errors.items():
+            self.add_error(field if field in self.fields else None, messages_)
+        return data
 
 
 @admin.register(models.Template)
 class TemplateAdmin(admin.ModelAdmin):
+    form = TemplateForm
     list_display = ["key", "channel", "locale", "version", "active", "created_at"]
     list_filter = ["channel", "locale", "active"]
     readonly_fields = ["version", "active"]
@@ -135,7 +116,6 @@ class TemplateAdmin(admin.ModelAdmin):
 for model in [
     models.Category,
     models.RecipientProfile,
-    models.PushSubscription,
     models.Topic,
     models.ChannelPreference,
     models.GroupPreference,
@@ -147,7 +127,7 @@ for model in [
     admin.site.register(model)
 
 
-# --- clock ---
+# --- Digests and escalation (the clock) ---
 @admin.register(models.Digest)
 class DigestAdmin(admin.ModelAdmin):
     list_display = ["user", "category", "window_start", "window_end", "status", "sent_at"]

@@ -7,7 +7,7 @@ neither read nor enumerate another tenant's usernames.
 
 from django.contrib.auth import get_user_model
 
-from .models import RecipientGrant
+from notifications.models import RecipientGrant
 
 User = get_user_model()
 

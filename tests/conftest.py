@@ -7,18 +7,21 @@ import redis
 from django.conf import settings
 from django.db import OperationalError
 from django.test import TransactionTestCase
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
 from notifications.models import ApiClient
+from tests.support.fakes.sendgrid import FakeSendGrid
+from tests.support.fakes.slack import FakeSlack
+from tests.support.fakes.smtp import FakeSMTP
+from tests.support.fakes.telegram import FakeTelegram
+from tests.support.fakes.twilio import FakeTwilio
+from tests.support.fakes.webhook_receiver import FakeWebhookReceiver
+from tests.support.fakes.webpush import FakePushService, new_vapid_keys
+from tests.support.rabbitmq import fresh_vhost
+from tests.support.workers import WorkerProcess
 
-from .fakes.sendgrid import FakeSendGrid
-from .fakes.slack import FakeSlack
-from .fakes.smtp import FakeSMTP
-from .fakes.twilio import FakeTwilio
-from .fakes.webhook_receiver import FakeWebhookReceiver
-from .fakes.webpush import FakePushService, new_vapid_keys
-from .workers import WorkerProcess
 
 def _flush_despite_workers(original):
     """A worker still finishing a task of the previous test can deadlock with the TRUNCATE that
@@ -50,8 +53,6 @@ def isolated_broker():
     """Tests use their own Redis database (or RabbitMQ vhost) so a running dev service is never touched."""
     redis.Redis.from_url(TEST_REDIS_URL).flushdb()
     if TEST_BROKER_URL.startswith("amqp"):
-        from .rabbitmq import fresh_vhost
-
         fresh_vhost(TEST_BROKER_URL)
     celery_app.conf.broker_url = TEST_BROKER_URL
     # Circuit and rate-limit state, read by tests, lives beside the test broker.
@@ -166,8 +167,6 @@ def app_api(sender_key):
 
 @pytest.fixture
 def user_api():
-    from rest_framework.authtoken.models import Token
-
     def make(user):
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
@@ -176,7 +175,7 @@ def user_api():
     return make
 
 
-# --- channels: one fake per provider, and the settings that point the channels at them ------
+# --- One fake per provider, and the settings that point the channels at them ---
 @pytest.fixture(scope="session")
 def vapid_keys():
     return new_vapid_keys()
@@ -189,6 +188,7 @@ def fake_providers(vapid_keys):
         "push": FakePushService(vapid_public_key=vapid_keys[1]),
         "slack": FakeSlack(),
         "webhook": FakeWebhookReceiver(),
+        "telegram": FakeTelegram(),
     }
     for fake in fakes.values():
         fake.start()
@@ -217,6 +217,9 @@ def channel_env(fake_providers, vapid_keys):
         "NOTIFY_PUSH_BACKOFF_MAX": "2",
         "NOTIFY_WEBHOOK_BACKOFF_MAX": "2",
         "NOTIFY_SLACK_BACKOFF_MAX": "2",
+        "TELEGRAM_BOT_TOKEN": fake_providers["telegram"].token,
+        "TELEGRAM_API_BASE": fake_providers["telegram"].url,
+        "NOTIFY_TELEGRAM_BACKOFF_MAX": "2",
     }
 
 
@@ -238,7 +241,7 @@ def channel_settings(settings, channel_env, fake_providers):
 
 @pytest.fixture
 def fakes(fake_providers):
-    from .engine_helpers import reset_engine_state
+    from tests.support import reset_engine_state
 
     # Destinations keep their own circuits: one test's faults must not open the next test's.
     reset_engine_state()
@@ -247,14 +250,3 @@ def fakes(fake_providers):
     yield fake_providers
     for fake in fake_providers.values():
         fake.reset()
-
-
-# --- clock ---
-@pytest.fixture
-def beat(worker_env, tmp_path):
-    """A real celery beat process for one test (the test database is flushed between tests)."""
-    from .workers import BeatProcess
-
-    process = BeatProcess(worker_env, log_dir=tmp_path).start()
-    yield process
-    process.stop()

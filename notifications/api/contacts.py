@@ -1,48 +1,38 @@
-"""Where users are reached: their profile (email, phone, locale, time zone), Web Push
-subscriptions, webhook endpoints and Slack webhooks; and recipients onboarded by apps."""
+"""Where users are reached: their profile (email, phone, locale, time zone) and recipients
+onboarded by apps. Each channel's own contact points (push subscriptions, webhook endpoints,
+Slack webhooks) have their API in their channel package, on the base class here."""
 
-import base64
-import binascii
 import ipaddress
-import re
-import zoneinfo
 from urllib.parse import urlsplit
 
-import phonenumbers
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
-from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from channels_delivery.netguard import BlockedAddressError, check_address
-
-from ..auth import api_client_of
-from ..models import PushSubscription, RecipientProfile, SlackWebhook, Topic, WebhookEndpoint
-from ..tenancy import grant, managed_users
-from .idempotency import IDEMPOTENCY_PARAMETER, idempotent
-from .permissions import CanManageRecipients, IsEndUser
+from channels_delivery.engine.netguard import BlockedAddressError, check_address
+from notifications.api.auth import api_client_of
+from notifications.api.permissions import CanManageRecipients, IsEndUser
+from notifications.models import RecipientProfile, Topic
+from notifications.phone import InvalidPhoneNumber, normalise_e164
+from notifications.planning.quiet_hours import is_known_time_zone
+from notifications.planning.templating import LOCALE
+from notifications.tenancy import grant, managed_users
 
 User = get_user_model()
-TIME_ZONES = zoneinfo.available_timezones()
-LOCALE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
 
 
 def e164(value):
     """The number in E.164, or a ValidationError: it must be a valid number with its country code."""
     try:
-        number = phonenumbers.parse(value, None)
-    except phonenumbers.NumberParseException as error:
+        return normalise_e164(value)
+    except InvalidPhoneNumber as error:
         raise serializers.ValidationError(f"Not a phone number in international format (+...): {error}") from error
-    if not phonenumbers.is_valid_number(number):
-        raise serializers.ValidationError("Not a valid phone number.")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def reachable_url(url):
@@ -62,6 +52,13 @@ def reachable_url(url):
     return url
 
 
+class OwnContactPoints(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    permission_classes = [IsAuthenticated, IsEndUser]
+
+    def get_queryset(self):
+        return self.serializer_class.Meta.model.objects.filter(user=self.request.user).order_by("-created_at", "-id")
+
+
 class ProfileSerializer(serializers.Serializer):
     id = serializers.CharField(source="username", read_only=True, help_text="The user id (username).")
     email = serializers.EmailField(required=False, allow_blank=True)
@@ -78,7 +75,7 @@ class ProfileSerializer(serializers.Serializer):
         return value.replace("_", "-")
 
     def validate_timezone(self, value):
-        if value not in TIME_ZONES:
+        if not is_known_time_zone(value):
             raise serializers.ValidationError(f"Unknown time zone '{value}'.")
         return value
 
@@ -145,151 +142,6 @@ class ProfileView(GenericAPIView):
     @extend_schema(request=ProfileSerializer, responses={200: ProfileSerializer})
     def patch(self, request):
         return self.put(request)
-
-
-def decoded_key(value, length, what):
-    try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    except (binascii.Error, ValueError) as error:
-        raise serializers.ValidationError(f"{what} must be base64url.") from error
-    if len(raw) != length:
-        raise serializers.ValidationError(f"{what} must decode to {length} bytes.")
-    return value
-
-
-class PushKeysSerializer(serializers.Serializer):
-    p256dh = serializers.CharField(max_length=200, help_text="The browser's P-256 public key, base64url.")
-    auth = serializers.CharField(max_length=100, help_text="The 16-byte auth secret, base64url.")
-
-    def validate_p256dh(self, value):
-        return decoded_key(value, 65, "p256dh")
-
-    def validate_auth(self, value):
-        return decoded_key(value, 16, "auth")
-
-
-class PushSubscriptionSerializer(serializers.ModelSerializer):
-    keys = PushKeysSerializer(write_only=True)
-
-    class Meta:
-        model = PushSubscription
-        fields = ["id", "endpoint", "keys", "user_agent", "active", "created_at"]
-        read_only_fields = ["id", "active", "created_at"]
-        # Uniqueness per user is an upsert here, not a validation error.
-        validators = []
-
-    def validate_endpoint(self, url):
-        return reachable_url(url)
-
-
-class PushEndpointSerializer(serializers.Serializer):
-    endpoint = serializers.URLField(max_length=1000)
-
-
-class OwnContactPoints(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
-    permission_classes = [IsAuthenticated, IsEndUser]
-
-    def get_queryset(self):
-        return self.serializer_class.Meta.model.objects.filter(user=self.request.user).order_by("-created_at", "-id")
-
-
-class PushSubscriptionViewSet(OwnContactPoints):
-    """The caller's Web Push subscriptions: register (upsert by endpoint) and unregister."""
-
-    serializer_class = PushSubscriptionSerializer
-
-    @extend_schema(parameters=[IDEMPOTENCY_PARAMETER], responses={201: PushSubscriptionSerializer,
-                                                                 200: PushSubscriptionSerializer})
-    @idempotent()
-    def create(self, request):
-        serializer = PushSubscriptionSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        subscription, created = PushSubscription.objects.update_or_create(
-            user=request.user,
-            endpoint=data["endpoint"],
-            defaults={"p256dh": data["keys"]["p256dh"], "auth": data["keys"]["auth"],
-                      "user_agent": data.get("user_agent", ""), "active": True, "deactivated_reason": ""},
-        )
-        answer = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        return Response(PushSubscriptionSerializer(subscription).data, status=answer)
-
-    @extend_schema(request=PushEndpointSerializer, responses={204: None})
-    @action(detail=False, methods=["post"])
-    def unregister(self, request):
-        """Unregister by endpoint (what a browser knows); unknown endpoints are a 404."""
-        serializer = PushEndpointSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        deleted, _ = self.get_queryset().filter(endpoint=serializer.validated_data["endpoint"]).delete()
-        if not deleted:
-            raise NotFound("No subscription with this endpoint.")
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-class WebhookEndpointSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = WebhookEndpoint
-        fields = ["id", "url", "description", "active", "created_at"]
-        read_only_fields = ["id", "active", "created_at"]
-
-    def validate_url(self, url):
-        return reachable_url(url)
-
-
-class NewWebhookEndpointSerializer(WebhookEndpointSerializer):
-    secret = serializers.CharField(read_only=True, help_text="The signing secret, shown this once.")
-
-    class Meta(WebhookEndpointSerializer.Meta):
-        fields = [*WebhookEndpointSerializer.Meta.fields, "secret"]
-
-
-class WebhookEndpointViewSet(OwnContactPoints):
-    """The caller's webhook endpoints; each request we send is signed with the endpoint's secret."""
-
-    serializer_class = WebhookEndpointSerializer
-
-    @extend_schema(parameters=[IDEMPOTENCY_PARAMETER], responses={201: NewWebhookEndpointSerializer})
-    @idempotent(redact=("secret",))
-    def create(self, request):
-        serializer = WebhookEndpointSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        endpoint = serializer.save(user=request.user)
-        return Response(NewWebhookEndpointSerializer(endpoint).data, status=status.HTTP_201_CREATED)
-
-
-class SlackWebhookSerializer(serializers.ModelSerializer):
-    url = serializers.URLField(max_length=500, write_only=True, help_text="The Slack incoming-webhook URL.")
-    url_hint = serializers.SerializerMethodField(help_text="The URL's host and last characters (it is a secret).")
-
-    class Meta:
-        model = SlackWebhook
-        fields = ["id", "url", "url_hint", "channel_name", "active", "created_at"]
-        read_only_fields = ["id", "active", "created_at"]
-
-    def validate_url(self, url):
-        host = (urlsplit(url).hostname or "").lower()
-        if host not in settings.SLACK_WEBHOOK_HOSTS:
-            allowed = ", ".join(settings.SLACK_WEBHOOK_HOSTS)
-            raise serializers.ValidationError(f"Not a Slack webhook host (allowed: {allowed}).")
-        return url
-
-    def get_url_hint(self, webhook) -> str:
-        host = webhook.url.split("/")[2] if webhook.url.count("/") >= 2 else ""
-        return f"{host}/…{webhook.url[-4:]}"
-
-
-class SlackWebhookViewSet(OwnContactPoints):
-    """The caller's Slack incoming webhooks."""
-
-    serializer_class = SlackWebhookSerializer
-
-    @extend_schema(parameters=[IDEMPOTENCY_PARAMETER], responses={201: SlackWebhookSerializer})
-    @idempotent()
-    def create(self, request):
-        serializer = SlackWebhookSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        webhook = serializer.save(user=request.user)
-        return Response(SlackWebhookSerializer(webhook).data, status=status.HTTP_201_CREATED)
 
 
 class RecipientSerializer(ProfileSerializer):

@@ -8,10 +8,10 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
 
-from ..auth import api_client_of
-from ..models import Broadcast, Category, Channel, Delivery, DeliveryAttempt, Notification, Priority, Topic
-from ..templating import LOCALE, validate_send
-from ..tenancy import managed_users
+from notifications.api.auth import api_client_of
+from notifications.models import Broadcast, Category, Channel, Delivery, DeliveryAttempt, Notification, Priority, Topic
+from notifications.planning.templating import LOCALE, validate_send
+from notifications.tenancy import managed_users
 
 User = get_user_model()
 
@@ -157,13 +157,13 @@ class SendNotificationSerializer(serializers.Serializer):
     )
     priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.MEDIUM)
     data = serializers.DictField(required=False, default=dict)
-    # --- prefs: templates ---
+    # Templates
     template = serializers.SlugField(
         max_length=100, required=False, source="template_key", help_text="Template key; default: the category's."
     )
     context = serializers.DictField(required=False, default=dict, help_text="Values of the template's variables.")
     locale = serializers.RegexField(LOCALE, max_length=16, required=False, default="")
-    # --- api: timing ---
+    # Timing
     scheduled_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
@@ -267,6 +267,7 @@ class NotificationSerializer(serializers.ModelSerializer):
     category = serializers.CharField(source="category_id", read_only=True)
     message = serializers.CharField(source="body", read_only=True)
     data = serializers.JSONField(source="payload_data", read_only=True)
+    channels = serializers.ListField(child=serializers.CharField(), read_only=True)
 
     class Meta:
         model = Notification

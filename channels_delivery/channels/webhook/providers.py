@@ -1,0 +1,93 @@
+"""Webhooks to our users' endpoints, signed per Standard Webhooks (`standardwebhooks`).
+
+The message names endpoint ids only: the URL and signing secret are read from the
+WebhookEndpoint row at send time, so secrets are never copied into Delivery rows and a rotated
+secret or a deactivated endpoint takes effect on the next try.
+"""
+
+import binascii
+import json
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
+from standardwebhooks.webhooks import Webhook
+
+from channels_delivery.engine.base import Provider, SendResult
+from channels_delivery.engine.circuit import through_destination_breaker
+from channels_delivery.engine.errors import PermanentDeliveryError, TransientDeliveryError, error_for_status
+from channels_delivery.engine.fanout import settle
+from channels_delivery.engine.netguard import BlockedAddressError, bounded_post
+from notifications.models import WebhookEndpoint
+
+
+def signed_headers(delivery_id, secret, body, now=None):
+    timestamp = now or datetime.now(timezone.utc)
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": "notify-webhooks/1",
+        "webhook-id": str(delivery_id),
+        "webhook-timestamp": str(int(timestamp.timestamp())),
+        "webhook-signature": Webhook(secret).sign(str(delivery_id), timestamp, body),
+        # Receivers that do not speak Standard Webhooks still get a de-duplication key.
+        "Idempotency-Key": str(delivery_id),
+    }
+
+
+class SignedWebhook(Provider):
+    name = "webhook"
+    channel = "webhook"
+    shared_breaker = False
+
+    def send(self, delivery_id, message):
+        body = json.dumps(message.event, separators=(",", ":"), sort_keys=True, default=str)
+        endpoints = WebhookEndpoint.objects.filter(id__in=message.endpoint_ids, active=True)
+        outcomes = []
+        for endpoint in endpoints:
+            error, detail = through_destination_breaker(
+                self.name, endpoint.url, lambda endpoint=endpoint: self.send_one(delivery_id, endpoint, body)
+            )
+            outcomes.append((endpoint.id, error, detail))
+        payload = settle(self.name, outcomes, require_all=True)
+        return SendResult(provider_message_id=str(delivery_id), status_code="2xx", payload=payload)
+
+    def send_one(self, delivery_id, endpoint, body):
+        host = urlsplit(endpoint.url).hostname or "?"
+        # Errors name the endpoint and host, never the URL: its path or query may hold a token.
+        where = f"endpoint {endpoint.id} ({host})"
+        try:
+            headers = signed_headers(delivery_id, endpoint.secret, body)
+        except (binascii.Error, ValueError):
+            return PermanentDeliveryError(f"webhook {where}: signing secret is not base64, rotate it"), {}
+        try:
+            response, answer = bounded_post(
+                endpoint.url, data=body.encode(), headers=headers,
+                timeout=(settings.WEBHOOK_CONNECT_TIMEOUT, settings.WEBHOOK_READ_TIMEOUT),
+                deadline=settings.OUTBOUND_DEADLINE_SECONDS, limit=settings.OUTBOUND_RESPONSE_MAX_BYTES,
+            )
+            text = answer.decode(errors="replace")
+        except BlockedAddressError as error:
+            return PermanentDeliveryError(f"webhook {where} refused: {error}"), {}
+        except requests.Timeout as error:
+            return TransientDeliveryError(f"webhook {where} timed out ({type(error).__name__})"), {}
+        except requests.ConnectionError as error:
+            return TransientDeliveryError(f"webhook {where} unreachable ({type(error).__name__})"), {}
+        except requests.RequestException as error:
+            return PermanentDeliveryError(f"webhook {where}: {type(error).__name__}"), {}
+        if 200 <= response.status_code < 300:
+            return None, {"status": response.status_code}
+        return self.error_for(endpoint, where, response, text), {"status": response.status_code}
+
+    @staticmethod
+    def error_for(endpoint, where, response, text):
+        """The one place webhook answers are sorted, as Standard Webhooks suggests: redirects are
+        not followed, so they fail; 410 Gone means the receiver wants no more, so the endpoint is
+        switched off; 408, 429 and 5xx are retried, honouring Retry-After."""
+        if response.status_code == 410:
+            WebhookEndpoint.objects.filter(id=endpoint.id).deactivate("endpoint answered 410 Gone")
+            return PermanentDeliveryError(f"webhook {where} 410: endpoint gone, switched off", status_code=410)
+        if 300 <= response.status_code < 400:
+            return PermanentDeliveryError(f"webhook {where} {response.status_code}: redirects are not followed",
+                                          status_code=response.status_code)
+        return error_for_status(f"webhook {where}", response.status_code, text[:200], response.headers)
