@@ -33,7 +33,7 @@ def bad_host():
 
 
 def webhook_delivery(user):
-    notification = Notification.objects.create(recipient=user, category_id="orders", title="Hi", channels=["webhook"])
+    notification = Notification.objects.create(recipient=user, category_id="orders", title="Hi", routes=[["webhook"]])
     [row] = planner.plan(notification)
     row.save()
     return row
@@ -77,7 +77,7 @@ def test_push_circuits_are_per_push_service_host(bad_host, fakes, channel_settin
     PushSubscription.objects.create(user=ada, endpoint=info["endpoint"], **info["keys"])
 
     def push_delivery(user):
-        notification = Notification.objects.create(recipient=user, category_id="orders", title="Hi", channels=["push"])
+        notification = Notification.objects.create(recipient=user, category_id="orders", title="Hi", routes=[["push"]])
         [row] = planner.plan(notification)
         row.save()
         return row

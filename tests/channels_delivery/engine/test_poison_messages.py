@@ -62,7 +62,7 @@ def test_the_reaper_gives_up_on_a_delivery_that_kills_every_worker(celery_worker
     WebhookEndpoint.objects.create(user=mallory, url=f"{hostile.url}/hook")
     bystander = make_user("ada")
     notification = Notification.objects.create(recipient=mallory, category_id="orders", title="Hi",
-                                               channels=["webhook"], status=NotificationStatus.DISPATCHED)
+                                               routes=[["webhook"]], status=NotificationStatus.DISPATCHED)
     [row] = planner.plan(notification)
     row.save()
     from channels_delivery.engine.fallback import enqueue_deliveries
@@ -83,7 +83,7 @@ def test_the_reaper_gives_up_on_a_delivery_that_kills_every_worker(celery_worker
     assert Delivery.objects.dead_letters().filter(id=row.id).exists()
     # The worker serves everyone else.
     inapp = Notification.objects.create(recipient=bystander, category_id="orders", title="still here",
-                                        channels=["inapp"])
+                                        routes=[["inapp"]])
     dispatch_notifications.delay([str(inapp.id)])
     wait_until(lambda: Delivery.objects.filter(notification=inapp, status=DeliveryStatus.SENT).exists(),
                timeout=30, message="bystander served")
@@ -120,7 +120,7 @@ def test_a_dispatch_message_that_kills_its_worker_is_parked(slow_dispatch_worker
     worker = slow_dispatch_worker
     Template.objects.create(key="orders", channel="email", subject="s", body=SLOW_TEMPLATE)
     notification = Notification.objects.create(recipient=make_user("ada"), category_id="orders", title="Hi",
-                                               channels=["email"], data={"items": list(range(30000))})
+                                               routes=[["email"]], data={"items": list(range(30000))})
     dispatch_notifications.apply_async(([str(notification.id)],), queue="poison-dispatch")
     kill_runs(worker, 0, kills=2)
     wait_until(lambda: Notification.objects.get(id=notification.id).status == NotificationStatus.FAILED,
@@ -138,9 +138,9 @@ def test_a_batch_that_kills_its_worker_is_split_so_the_innocent_go_out(slow_disp
     worker = slow_dispatch_worker
     Template.objects.create(key="orders", channel="email", subject="s", body=SLOW_TEMPLATE)
     innocent = [Notification.objects.create(recipient=make_user(f"u{n}"), category_id="orders", title="Hi",
-                                            channels=["email"], data={"items": []}) for n in range(2)]
+                                            routes=[["email"]], data={"items": []}) for n in range(2)]
     poisonous = Notification.objects.create(recipient=make_user("eve"), category_id="orders", title="Hi",
-                                            channels=["email"], data={"items": list(range(30000))})
+                                            routes=[["email"]], data={"items": list(range(30000))})
     ids = [str(innocent[0].id), str(innocent[1].id), str(poisonous.id)]
     dispatch_notifications.apply_async((ids,), queue="poison-dispatch")
     kill_runs(worker, 0, kills=2)

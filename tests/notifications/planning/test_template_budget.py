@@ -36,7 +36,7 @@ def nested_loops(depth, over="data.items"):
 
 def notification_for(user, **extra):
     return Notification.objects.create(recipient=user, category_id="orders", title="Literal title",
-                                       body="m" * 1000, channels=["email"], **extra)
+                                       body="m" * 1000, routes=[["email"]], **extra)
 
 
 def test_thirty_doublings_are_refused_on_save(staff):
