@@ -104,7 +104,8 @@ def park(notification_ids, reason):
     parked = list(Notification.objects.select_for_update().filter(id__in=notification_ids,
                                                                    status=NotificationStatus.PENDING))
     for notification in parked:
-        notification.status = NotificationStatus.FAILED
         notification.trace = [*(notification.trace or []), {"at": now.isoformat(), "event": "parked", "reason": reason}]
-    Notification.objects.bulk_update(parked, ["status", "trace"])
+    Notification.objects.bulk_update(parked, ["trace"])
+    # No delivery was planned: what that adds up to (failed) is set in the one place statuses are.
+    settle_notifications([notification.id for notification in parked], deliveries=[])
     return len(parked)

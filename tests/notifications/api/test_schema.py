@@ -73,13 +73,14 @@ def in_process_requests(db):
 
 
 @pytest.fixture
-def callers(db, django_user_model, settings):
+def callers(db, django_user_model, settings, test_app_clients):
     settings.NOTIFY_THROTTLE_RATES = {"client": "100000/minute", "user": "100000/minute"}
     user = django_user_model.objects.create_user("reader", email="reader@example.com")
     staff = django_user_model.objects.create_user("operator", email="op@example.com", is_staff=True)
     Notification.objects.create(recipient=user, category_id="orders", title="Hello")
     fuzzer, key = ApiClient.issue("Fuzzer", django_user_model.objects.create_user("fuzz-app"), scopes=["send", "read"])
-    grant(fuzzer, [user])  # the app's recipient
+    grant(fuzzer, [user])  # the app's recipient, as are the users the tests make
+    test_app_clients.append(fuzzer)
     return {
         "user": {"Authorization": f"Token {Token.objects.create(user=user).key}"},
         "app": {"Authorization": f"Bearer {key}"},
