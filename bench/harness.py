@@ -11,6 +11,7 @@ import atexit
 import fcntl
 import os
 import re
+import secrets
 import shlex
 import signal
 import socket
@@ -32,6 +33,8 @@ BENCH_ENV = {
     "REDIS_URL": BENCH_REDIS,
     "THROTTLE_REDIS_URL": BENCH_REDIS,
     "DJANGO_SETTINGS_MODULE": "config.settings",
+    # The processes refuse the development fallback key (config/checks.py).
+    "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50),
     "PYTHONUNBUFFERED": "1",
 }
 os.environ.update(BENCH_ENV)

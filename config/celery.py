@@ -2,7 +2,7 @@
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Queue
 
 from channels_delivery import registry
@@ -36,3 +36,18 @@ app.conf.update(
     },
 )
 app.autodiscover_tasks(["notifications", "notifications.clock", "channels_delivery.engine"])
+
+
+@signals.worker_init.connect
+@signals.beat_init.connect
+def refuse_insecure_settings(**kwargs):
+    """Workers and beat start only with settings fit for production (see config/checks.py).
+    SystemExit, because Celery logs and ignores an ordinary exception raised by a signal handler."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from config.checks import refuse_insecure_settings
+
+    try:
+        refuse_insecure_settings()
+    except ImproperlyConfigured as error:
+        raise SystemExit(f"refusing to start: {error}") from error

@@ -35,8 +35,10 @@ def env_list(name, default=""):
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-# The fallback key only serves local development; deployments set DJANGO_SECRET_KEY.
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me")
+# The fallback key only serves local development (DJANGO_DEBUG=1); with DEBUG off the system check
+# in config/checks.py refuses it, and the web and worker processes refuse to start with it.
+INSECURE_SECRET_KEY = "dev-only-insecure-key-change-me"
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", INSECURE_SECRET_KEY)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -173,6 +175,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "notifications.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "notifications.api.pagination.PagePagination",
     "PAGE_SIZE": 20,
     "DEFAULT_SCHEMA_CLASS": "notifications.api.schema.ApiAutoSchema",
@@ -209,6 +216,14 @@ SPECTACULAR_SETTINGS = {
 NOTIFY_BROADCAST_CHUNK_SIZE = env_int("NOTIFY_BROADCAST_CHUNK_SIZE", 1000)
 # A broadcast still fanning out after this many seconds is planned again (its done chunks skipped).
 NOTIFY_BROADCAST_RESUME_AFTER = env_int("NOTIFY_BROADCAST_RESUME_AFTER", 600)
+# A send's `data` and `context` are copied into every recipient's notification and delivery:
+# each is capped (bytes of its JSON, and nesting depth), a 400 with field errors beyond.
+NOTIFY_MAX_DATA_BYTES = env_int("NOTIFY_MAX_DATA_BYTES", 8 * 1024)
+NOTIFY_MAX_CONTEXT_BYTES = env_int("NOTIFY_MAX_CONTEXT_BYTES", 16 * 1024)
+NOTIFY_MAX_JSON_DEPTH = env_int("NOTIFY_MAX_JSON_DEPTH", 16)
+# What one API client (all keys of one owner) may reach: recipients per minute, direct sends and
+# broadcast audiences alike; over it a send is a 429 with Retry-After.
+NOTIFY_CLIENT_RECIPIENTS_PER_MINUTE = env_int("NOTIFY_CLIENT_RECIPIENTS_PER_MINUTE", 200_000)
 # Throttling per API client and per user (DRF rate syntax: N/second|minute|hour|day).
 # Unauthenticated paths are counted per client address, and so are failed logins (a bad API key
 # or token): past that rate an address is refused before its credentials are checked. An empty
@@ -323,6 +338,10 @@ WEBHOOK_CONNECT_TIMEOUT = env_float("WEBHOOK_CONNECT_TIMEOUT", 3.0)
 WEBHOOK_READ_TIMEOUT = env_float("WEBHOOK_READ_TIMEOUT", 15.0)
 # Push subscriptions, webhook endpoints and Slack webhooks a user may register, each.
 NOTIFY_MAX_CONTACT_POINTS_PER_USER = env_int("NOTIFY_MAX_CONTACT_POINTS_PER_USER", 10)
+# Every call to a user-supplied URL (webhook endpoints, push services) ends after this many
+# seconds in all (connect, headers, body), and reads at most this many bytes of the answer.
+OUTBOUND_DEADLINE_SECONDS = env_float("OUTBOUND_DEADLINE_SECONDS", 20.0)
+OUTBOUND_RESPONSE_MAX_BYTES = env_int("OUTBOUND_RESPONSE_MAX_BYTES", 64 * 1024)
 # Telegram: the bot's token from @BotFather; TELEGRAM_API_BASE points at a proxy (or the fake in tests).
 TELEGRAM_BOT_TOKEN = env_str("TELEGRAM_BOT_TOKEN", "")
 TELEGRAM_API_BASE = env_str("TELEGRAM_API_BASE", "https://api.telegram.org")
@@ -364,6 +383,9 @@ NOTIFY_RETRY_JITTER = env_bool("NOTIFY_RETRY_JITTER", True)
 NOTIFY_MAX_COUNTDOWN = env_int(
     "NOTIFY_MAX_COUNTDOWN", CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] // 4
 )
+# A dispatch or delivery message whose worker died this many times while running it (killed for
+# memory, segfault) is parked instead of handed to the next worker (channels_delivery/poison.py).
+NOTIFY_POISON_MAX_DEATHS = env_int("NOTIFY_POISON_MAX_DEATHS", 3)
 # A delivery task that cannot reach Postgres re-queues its message after this many seconds.
 NOTIFY_DATABASE_RETRY_SECONDS = env_float("NOTIFY_DATABASE_RETRY_SECONDS", 5.0)
 # Circuit breaker per provider (state in Redis at REDIS_URL, shared by every worker): it opens
@@ -384,6 +406,15 @@ NOTIFY_CATEGORY_CHANNELS_OFF_BY_DEFAULT = {}
 for _pair in env_list("NOTIFY_CATEGORY_CHANNELS_OFF_BY_DEFAULT", ""):
     _category, _, _channel = _pair.partition(":")
     NOTIFY_CATEGORY_CHANNELS_OFF_BY_DEFAULT.setdefault(_category.strip(), []).append(_channel.strip())
+# Unsubscribe links stop working after this many seconds (and when the address they went to changes).
+NOTIFY_UNSUBSCRIBE_MAX_AGE = env_int("NOTIFY_UNSUBSCRIBE_MAX_AGE", 60 * 24 * 3600)
+# The template sandbox's budget per render: characters any one value or part may reach, loop
+# iterations, seconds (dispatch and previews alike), and how deep loops and tags may nest.
+NOTIFY_TEMPLATE_MAX_OUTPUT = env_int("NOTIFY_TEMPLATE_MAX_OUTPUT", 100_000)
+NOTIFY_TEMPLATE_MAX_ITERATIONS = env_int("NOTIFY_TEMPLATE_MAX_ITERATIONS", 10_000)
+NOTIFY_TEMPLATE_RENDER_SECONDS = env_float("NOTIFY_TEMPLATE_RENDER_SECONDS", 2.0)
+NOTIFY_TEMPLATE_MAX_LOOP_NESTING = env_int("NOTIFY_TEMPLATE_MAX_LOOP_NESTING", 2)
+NOTIFY_TEMPLATE_MAX_NESTING = env_int("NOTIFY_TEMPLATE_MAX_NESTING", 8)
 # Templates fall back from the notification's or user's locale to its language, then to this.
 NOTIFY_DEFAULT_LOCALE = env_str("NOTIFY_DEFAULT_LOCALE", "en")
 
@@ -408,6 +439,9 @@ NOTIFY_REAPER_QUEUED_AFTER = env_int("NOTIFY_REAPER_QUEUED_AFTER", 300)
 NOTIFY_REAPER_SENDING_AFTER = max(env_int("NOTIFY_REAPER_SENDING_AFTER", 300), CELERY_TASK_TIME_LIMIT + 30)
 NOTIFY_REAPER_RETRYING_AFTER = env_int("NOTIFY_REAPER_RETRYING_AFTER", 30)
 NOTIFY_REAPER_PENDING_AFTER = env_int("NOTIFY_REAPER_PENDING_AFTER", 300)
+# A delivery re-enqueued this many times in a row without a recorded attempt in between (or a
+# notification re-dispatched this many times) is failed with the reason instead.
+NOTIFY_REAPER_MAX_REQUEUES = env_int("NOTIFY_REAPER_MAX_REQUEUES", 5)
 # Retention in days: delivery attempts, read in-app notifications, expired notifications.
 NOTIFY_RETENTION_ATTEMPTS_DAYS = env_int("NOTIFY_RETENTION_ATTEMPTS_DAYS", 30)
 NOTIFY_RETENTION_READ_DAYS = env_int("NOTIFY_RETENTION_READ_DAYS", 90)

@@ -317,6 +317,15 @@ class ApiClientAdmin(admin.ModelAdmin):
         self.message_user(request, "Revoked.", messages.SUCCESS)
 
 
+@admin.register(models.RecipientGrant)
+class RecipientGrantAdmin(admin.ModelAdmin):
+    """Operators grant an app's clients recipients it did not create (tenancy.managed_users)."""
+
+    list_display = ["user", "client", "created_at"]
+    search_fields = ["user__username", "client__name"]
+    raw_id_fields = ["user", "client"]
+
+
 class TemplateForm(forms.ModelForm):
     """Operators' edits are checked by the same rules as the templates API."""
 

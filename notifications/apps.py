@@ -7,6 +7,8 @@ class NotificationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        import config.checks  # noqa: F401  (registers the insecure-settings system check)
+
         from django.core import checks
 
         from notifications.encryption import check_encryption_keys

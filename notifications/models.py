@@ -148,9 +148,14 @@ models.signals.post_delete.connect(forget_sensitive_categories, sender=Category)
 
 
 class ApiClient(models.Model):
-    """An application that sends notifications. Its key is shown once and stored hashed."""
+    """An application that sends notifications. Its key is shown once and stored hashed.
 
-    SCOPES = ["send", "read", "admin"]
+    `send` and `read` reach only the client's own recipients (RecipientGrant); `broadcast` sends
+    to everyone (`all`) or to groups, `critical` sends categories that ignore opt-outs and quiet
+    hours; `admin` holds every scope and reaches every recipient.
+    """
+
+    SCOPES = ["send", "read", "broadcast", "critical", "admin"]
     KEY_PREFIX = "nk_"
 
     name = models.CharField(max_length=200)
@@ -201,6 +206,18 @@ class ApiClient(models.Model):
         return scope in self.scopes or "admin" in self.scopes
 
 
+class RecipientGrant(models.Model):
+    """A recipient an API client created or was granted. The tenant is the client's owner: every
+    key of one owner (a key rotated, a second service of the same app) shares its recipients."""
+
+    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="recipient_grants")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recipient_grants")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["client", "user"], name="recipient_grant_unique")]
+
+
 class RecipientProfile(models.Model):
     """Per-user contact details beyond user.email, and the user's locale and time zone."""
 
@@ -208,6 +225,8 @@ class RecipientProfile(models.Model):
     phone = models.CharField(max_length=20, blank=True, help_text="E.164")
     locale = models.CharField(max_length=16, blank=True)
     timezone = models.CharField(max_length=64, default="UTC")
+    # Contact points the user set themselves (email, phone): apps may not overwrite them.
+    user_set = ArrayField(models.CharField(max_length=16), default=list, blank=True)
 
     def __str__(self):
         return f"profile of {self.user}"
@@ -488,6 +507,16 @@ class Notification(models.Model):
     def channels(self):
         """Every channel the sender's routes name, in order."""
         return list(dict.fromkeys(channel for route in self.routes or [] for channel in route))
+
+    # A broadcast's data and context are stored once, on the Broadcast, not copied into every
+    # recipient's row: read them through these (select_related or prefetch "broadcast" in bulk).
+    @property
+    def payload_data(self):
+        return (self.broadcast.payload.get("data") or {}) if self.broadcast_id else self.data
+
+    @property
+    def payload_context(self):
+        return (self.broadcast.payload.get("context") or {}) if self.broadcast_id else self.context
 
 
 def clip_fields(model, fields):

@@ -1,4 +1,5 @@
 import os
+import secrets
 import time
 
 import pytest
@@ -86,6 +87,12 @@ def sendgrid(fake_sendgrid):
     fake_sendgrid.reset()
 
 
+# The processes refuse the public development key (config/checks.py): this process and its
+# workers share one random key, so what one signs (unsubscribe links) the other verifies.
+WORKER_SECRET_KEY = secrets.token_urlsafe(50)
+settings.SECRET_KEY = WORKER_SECRET_KEY
+
+
 def database_url():
     db = settings.DATABASES["default"]
     user = db.get("USER") or "postgres"
@@ -110,6 +117,8 @@ def worker_env(django_db_setup, django_db_blocker, fake_sendgrid, isolated_broke
         "LOG_FORMAT": "text",
         **channel_env,
         "DATABASE_URL": database_url(),
+        # Workers refuse the development fallback key (config/checks.py).
+        "DJANGO_SECRET_KEY": WORKER_SECRET_KEY,
         "CELERY_BROKER_URL": isolated_broker,
         "REDIS_URL": TEST_REDIS_URL,
         "SENDGRID_API_KEY": fake_sendgrid.api_key,
@@ -139,19 +148,36 @@ def celery_worker(worker_env, tmp_path_factory):
 
 
 @pytest.fixture
-def make_user(django_user_model):
+def test_app_clients():
+    """The API clients of the app under test: the users tests make are its recipients."""
+    return []
+
+
+@pytest.fixture
+def make_user(django_user_model, test_app_clients):
+    from notifications.tenancy import grant
+
     def make(username, email=None, **extra):
-        return django_user_model.objects.create_user(
+        user = django_user_model.objects.create_user(
             username=username, email=email if email is not None else f"{username}@example.com", **extra
         )
+        for client in test_app_clients:
+            grant(client, [user])
+        return user
 
     return make
 
 
 @pytest.fixture
-def sender_key(make_user):
+def sender_key(make_user, test_app_clients, django_user_model):
+    """The key of the app under test: it manages every (non-operator) user the test makes, and
+    may broadcast and send critical categories (tests of refusals use keys of their own)."""
+    from notifications.tenancy import grant
+
     owner = make_user("acme-app", is_staff=False)
-    _client, key = ApiClient.issue("Acme shop", owner, scopes=["send", "read"])
+    client, key = ApiClient.issue("Acme shop", owner, scopes=["send", "read", "broadcast", "critical"])
+    grant(client, django_user_model.objects.filter(is_staff=False).exclude(pk=owner.pk))
+    test_app_clients.append(client)
     return key
 
 
@@ -239,6 +265,10 @@ def channel_settings(settings, channel_env, fake_providers):
 
 @pytest.fixture
 def fakes(fake_providers):
+    from tests.support import reset_engine_state
+
+    # Destinations keep their own circuits: one test's faults must not open the next test's.
+    reset_engine_state()
     for fake in fake_providers.values():
         fake.reset()
     yield fake_providers

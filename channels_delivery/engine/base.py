@@ -19,6 +19,9 @@ class Provider:
 
     name = ""
     channel = ""
+    # False for channels whose destinations users choose: they keep a breaker per destination
+    # host (circuit.through_destination_breaker) instead of the provider's shared one.
+    shared_breaker = True
 
     def is_configured(self):
         return True

@@ -18,7 +18,7 @@ from django.utils import timezone
 from channels_delivery import registry
 from channels_delivery.engine import fallback, ratelimit, signals
 from channels_delivery.engine.base import InvalidMessage
-from channels_delivery.engine.circuit import breaker
+from channels_delivery.engine.circuit import breaker_for
 from channels_delivery.engine.errors import PermanentDeliveryError, TransientDeliveryError
 from channels_delivery.registry import providers_for
 from notifications.models import (
@@ -73,7 +73,7 @@ def attempt(delivery_id, *, retry=False):
         return None
 
     providers = providers_for(row["channel"])
-    usable = [provider for provider in providers if not breaker(provider.name).is_open()]
+    usable = [provider for provider in providers if not breaker_for(provider).is_open()]
     if usable:
         # Waiting for a token is not an attempt: nothing is claimed or counted yet.
         wait = ratelimit.take(usable[0].name, delivery_id)
@@ -107,7 +107,7 @@ def call_providers(delivery, message, providers, token_for):
     last_error = None
     circuit_waits = []
     for provider in providers:
-        circuit = breaker(provider.name)
+        circuit = breaker_for(provider)
         started, started_at = time.monotonic(), timezone.now()
         if not circuit.allow():
             # The provider is known to be down: fail over without calling it.

@@ -11,7 +11,7 @@ The row is marked failed before the exception leaves the task, because Celery se
 
 import logging
 
-from celery import Task, shared_task
+from celery import shared_task
 from celery.exceptions import Ignore
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
@@ -20,12 +20,13 @@ from channels_delivery import registry
 from channels_delivery.engine import backoff, delivery, fallback, signals
 from channels_delivery.engine.delivery import CircuitOpen, RateLimited
 from channels_delivery.engine.errors import PermanentDeliveryError, TransientDeliveryError
+from channels_delivery.engine.poison import PoisonGuardedTask
 
 logger = logging.getLogger(__name__)
 DATABASE_ERRORS = (OperationalError, InterfaceError)
 
 
-class DeliveryTask(Task):
+class DeliveryTask(PoisonGuardedTask):
     autoretry_for = (TransientDeliveryError,)
     dont_autoretry_for = (PermanentDeliveryError,)
     # Expected outcomes, each already logged in one line ("failed", "retried"): Celery logs them
@@ -87,6 +88,13 @@ class DeliveryTask(Task):
             logger.info("delivery %s parked for %.0fs until next_retry_at", delivery_id, wait)
             raise Ignore()
         return super().retry(exc=exc, countdown=wait, max_retries=limit, throw=throw)
+
+    def park(self, delivery_id, deaths):
+        """A message that killed its worker too often: the delivery fails for good with the reason
+        (a dead letter, re-drivable), and the chain moves on to its next channel."""
+        reason = f"poison message: its worker died {deaths} times running it; parked"
+        fallback.fail(delivery_id, reason, reason)
+        raise PermanentDeliveryError(reason)
 
     def requeue(self, countdown):
         """Run this same message again later without spending one of its retries."""

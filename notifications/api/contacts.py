@@ -15,7 +15,7 @@ from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -28,6 +28,7 @@ from notifications.models import RecipientProfile, Topic
 from notifications.phone import InvalidPhoneNumber, normalise_e164
 from notifications.planning.quiet_hours import is_known_time_zone
 from notifications.planning.templating import LOCALE
+from notifications.tenancy import grant
 
 User = get_user_model()
 TIME_ZONES = zoneinfo.available_timezones()
@@ -111,7 +112,11 @@ class ProfileSerializer(serializers.Serializer):
         }
 
 
-def write_profile(user, data):
+CONTACT_FIELDS = ("email", "phone")
+
+
+def write_profile(user, data, by_user=False):
+    """Store the given fields. Contact points a user sets themselves are marked as theirs."""
     if "email" in data:
         user.email = data["email"]
         user.save(update_fields=["email"])
@@ -119,9 +124,25 @@ def write_profile(user, data):
     fields = [name for name in ("phone", "locale", "timezone") if name in data]
     for name in fields:
         setattr(profile, name, data[name])
+    if by_user:
+        mine = [name for name in CONTACT_FIELDS if name in data]
+        if set(mine) - set(profile.user_set):
+            profile.user_set = sorted({*profile.user_set, *mine})
+            fields.append("user_set")
     if fields:
         profile.save(update_fields=fields)
     user.profile = profile
+
+
+def user_set_conflicts(user, data):
+    """Field errors for an app changing a contact point the user set themselves."""
+    profile = getattr(user, "profile", None)
+    current = {"email": user.email, "phone": profile.phone if profile else ""}
+    return {
+        name: ["The user set this themselves; an app cannot change it."]
+        for name in CONTACT_FIELDS
+        if profile is not None and name in profile.user_set and name in data and data[name] != current[name]
+    }
 
 
 class ProfileView(GenericAPIView):
@@ -140,7 +161,7 @@ class ProfileView(GenericAPIView):
     def put(self, request):
         serializer = ProfileSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        write_profile(request.user, serializer.validated_data)
+        write_profile(request.user, serializer.validated_data, by_user=True)
         return Response(ProfileSerializer(request.user).data)
 
     @extend_schema(request=ProfileSerializer, responses={200: ProfileSerializer})
@@ -187,7 +208,12 @@ class EndUserTokenSerializer(serializers.Serializer):
 
 
 class RecipientViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Apps onboard their users: PUT creates or updates a recipient by user id (username)."""
+    """Apps onboard their users: PUT creates or updates a recipient by user id (username).
+
+    A client reaches only its own recipients (tenancy.managed_users): someone else's, like an
+    operator's account, is a 404 exactly like a user that does not exist. Reading needs the
+    `read` scope, writing `send`; contact points the user set themselves are not overwritten.
+    """
 
     serializer_class = RecipientSerializer
     permission_classes = [IsAuthenticated, CanManageRecipients]
@@ -197,7 +223,7 @@ class RecipientViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     lookup_value_regex = r"[\w.@+-]{1,150}"
 
     def get_queryset(self):
-        return recipients_of(api_client_of(self.request)).order_by("pk")
+        return recipients_of(api_client_of(self.request)).select_related("profile").order_by("pk")
 
     @extend_schema(
         request=EndUserTokenRequestSerializer,
@@ -223,9 +249,14 @@ class RecipientViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         serializer = RecipientSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        client = api_client_of(request)
         user, created = User.objects.get_or_create(username=id)
-        if user.is_staff or user.is_superuser:
-            raise PermissionDenied("Operator accounts are not managed through this endpoint.")
+        if created:
+            grant(client, [user])
+        elif not self.get_queryset().filter(pk=user.pk).exists():
+            raise NotFound("No recipient with this id.")
+        elif errors := user_set_conflicts(user, data):
+            raise serializers.ValidationError(errors)
         write_profile(user, data)
         if "groups" in data:
             for name in data["groups"]:

@@ -1,11 +1,17 @@
+import json
+
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.exceptions import PermissionDenied
 
+from notifications.api.auth import api_client_of
 from notifications.models import Broadcast, Category, Channel, Delivery, DeliveryAttempt, Notification, Priority, Topic
 from notifications.planning.templating import LOCALE, validate_send
+from notifications.tenancy import managed_users
 
 User = get_user_model()
 
@@ -44,13 +50,21 @@ class RouteField(serializers.Field):
         return value
 
 
-def existing_users(usernames):
+def existing_users(usernames, client):
+    """The named active users the client may reach. Another tenant's user is reported exactly like
+    one that does not exist, so an error names only what the caller itself sent."""
     usernames = list(dict.fromkeys(usernames))
-    users = {user.username: user for user in User.objects.filter(username__in=usernames, is_active=True)}
+    reachable = managed_users(client, User.objects.filter(username__in=usernames, is_active=True))
+    users = {user.username: user for user in reachable}
     unknown = [name for name in usernames if name not in users]
     if unknown:
         raise serializers.ValidationError(f"Unknown recipients: {', '.join(unknown[:20])}")
     return [users[name] for name in usernames]
+
+
+def client_in(serializer):
+    request = serializer.context.get("request")
+    return api_client_of(request) if request is not None else None
 
 
 def existing_keys(queryset, field, values, what):
@@ -60,6 +74,30 @@ def existing_keys(queryset, field, values, what):
     if unknown:
         raise serializers.ValidationError(f"Unknown {what}: {', '.join(unknown[:20])}")
     return values
+
+
+def json_depth(value, limit):
+    """True when value nests no deeper than `limit` (checked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return False
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return True
+
+
+def capped_json(value, limit, what):
+    """A send's free-form JSON is copied into every recipient's notification and every delivery:
+    it is bounded in size (NOTIFY_MAX_DATA_BYTES / NOTIFY_MAX_CONTEXT_BYTES) and depth."""
+    if not json_depth(value, settings.NOTIFY_MAX_JSON_DEPTH):
+        raise serializers.ValidationError(f"{what} nests deeper than {settings.NOTIFY_MAX_JSON_DEPTH} levels.")
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > limit:
+        raise serializers.ValidationError(f"{what} is {size} bytes as JSON; at most {limit} are allowed.")
+    return value
 
 
 class AudienceSerializer(serializers.Serializer):
@@ -78,7 +116,7 @@ class AudienceSerializer(serializers.Serializer):
     all = serializers.BooleanField(required=False, default=False, help_text="Every active user.")
 
     def validate_users(self, usernames):
-        return [user.pk for user in existing_users(usernames)]
+        return [user.pk for user in existing_users(usernames, client_in(self))]
 
     def validate_groups(self, names):
         return existing_keys(Group.objects, "name", names, "groups")
@@ -130,7 +168,13 @@ class SendNotificationSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
     def validate_recipients(self, usernames):
-        return existing_users(usernames)
+        return existing_users(usernames, client_in(self))
+
+    def validate_data(self, data):
+        return capped_json(data, settings.NOTIFY_MAX_DATA_BYTES, "data")
+
+    def validate_context(self, context):
+        return capped_json(context, settings.NOTIFY_MAX_CONTEXT_BYTES, "context")
 
     def validate_category(self, key):
         category = Category.objects.filter(key=key).first()
@@ -156,6 +200,7 @@ class SendNotificationSerializer(serializers.Serializer):
     def validate(self, attrs):
         if ("recipients" in attrs) == ("to" in attrs):
             raise serializers.ValidationError({"recipients": ["Give either recipients or to (not both)."]})
+        check_send_scopes(client_in(self), attrs)
         expires_at = attrs.get("expires_at")
         if expires_at is not None:
             if expires_at <= (attrs.get("scheduled_at") or timezone.now()):
@@ -163,6 +208,21 @@ class SendNotificationSerializer(serializers.Serializer):
         if errors := validate_send(attrs):
             raise serializers.ValidationError(errors)
         return attrs
+
+
+def check_send_scopes(client, attrs):
+    """Reaching everyone or whole groups, and categories that override every opt-out and quiet
+    hours, each need their own scope (operators hold them all)."""
+    if client is None:
+        return
+    audience = attrs.get("to") or {}
+    if (audience.get("all") or audience.get("groups")) and not client.has_scope("broadcast"):
+        raise PermissionDenied("Sending to all users or to groups needs an API key with the 'broadcast' scope.")
+    if attrs["category"].critical and not client.has_scope("critical"):
+        raise PermissionDenied(
+            f"The category '{attrs['category'].key}' is critical (it ignores opt-outs and quiet hours): "
+            "sending it needs an API key with the 'critical' scope."
+        )
 
 
 class SendResultSerializer(serializers.Serializer):
@@ -239,6 +299,7 @@ class NotificationSerializer(serializers.ModelSerializer):
     recipient = serializers.CharField(source="recipient.username", read_only=True)
     category = serializers.CharField(source="category_id", read_only=True)
     message = serializers.CharField(source="body", read_only=True)
+    data = serializers.JSONField(source="payload_data", read_only=True)
     channels = serializers.ListField(child=serializers.CharField(), read_only=True)
 
     class Meta:

@@ -30,8 +30,8 @@ def layout(notification):
     return {
         "title": notification.title,
         "body": notification.body,
-        "data": notification.data,
-        "url": str(notification.data.get("url", "")) if isinstance(notification.data, dict) else "",
+        "data": notification.payload_data,
+        "url": str(notification.payload_data.get("url", "")) if isinstance(notification.payload_data, dict) else "",
         "priority": notification.priority,
     }
 

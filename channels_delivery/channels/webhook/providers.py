@@ -15,9 +15,10 @@ from django.conf import settings
 from standardwebhooks.webhooks import Webhook
 
 from channels_delivery.engine.base import Provider, SendResult
+from channels_delivery.engine.circuit import through_destination_breaker
 from channels_delivery.engine.errors import PermanentDeliveryError, TransientDeliveryError, error_for_status
 from channels_delivery.engine.fanout import settle
-from channels_delivery.engine.netguard import BlockedAddressError, guarded_session
+from channels_delivery.engine.netguard import BlockedAddressError, bounded_post
 from notifications.models import Delivery, WebhookEndpoint
 
 
@@ -32,17 +33,6 @@ def signed_headers(delivery_id, secret, body, now=None):
         # Receivers that do not speak Standard Webhooks still get a de-duplication key.
         "Idempotency-Key": str(delivery_id),
     }
-
-
-def read_limited(response, limit=64 * 1024):
-    """The start of the answer; a receiver cannot make us hold an endless body in memory."""
-    body = bytearray()
-    for chunk in response.iter_content(8192):
-        body += chunk
-        if len(body) > limit:
-            response.close()  # drops the connection instead of draining the rest
-            break
-    return bytes(body[:limit]).decode(errors="replace")
 
 
 ACCEPTED = "accepted_endpoint_ids"
@@ -62,6 +52,7 @@ def remember_accepted(delivery_id, accepted):
 class SignedWebhook(Provider):
     name = "webhook"
     channel = "webhook"
+    shared_breaker = False
 
     def send(self, delivery_id, message):
         """A retry posts only to the endpoints that have not accepted this delivery yet: one
@@ -73,7 +64,9 @@ class SignedWebhook(Provider):
         )
         outcomes = []
         for endpoint in endpoints:
-            error, detail = self.send_one(delivery_id, endpoint, body)
+            error, detail = through_destination_breaker(
+                self.name, endpoint.url, lambda endpoint=endpoint: self.send_one(delivery_id, endpoint, body)
+            )
             outcomes.append((endpoint.id, error, detail))
             if error is None:
                 accepted.add(endpoint.id)
@@ -94,12 +87,12 @@ class SignedWebhook(Provider):
         except (binascii.Error, ValueError):
             return PermanentDeliveryError(f"webhook {where}: signing secret is not base64, rotate it"), {}
         try:
-            response = guarded_session().post(
+            response, answer = bounded_post(
                 endpoint.url, data=body.encode(), headers=headers,
-                timeout=(settings.WEBHOOK_CONNECT_TIMEOUT, settings.WEBHOOK_READ_TIMEOUT), allow_redirects=False,
-                stream=True,
+                timeout=(settings.WEBHOOK_CONNECT_TIMEOUT, settings.WEBHOOK_READ_TIMEOUT),
+                deadline=settings.OUTBOUND_DEADLINE_SECONDS, limit=settings.OUTBOUND_RESPONSE_MAX_BYTES,
             )
-            text = read_limited(response)
+            text = answer.decode(errors="replace")
         except BlockedAddressError as error:
             return PermanentDeliveryError(f"webhook {where} refused: {error}"), {}
         except requests.Timeout as error:
