@@ -199,11 +199,23 @@ def record_sent(delivery, provider_name, result):
         ).update(status=NotificationStatus.DELIVERED)
 
 
-def schedule_retry(delivery_id, countdown, note):
-    """Record when the retry will run, on the row and on the attempt that caused it."""
-    Delivery.objects.filter(id=delivery_id, status=DeliveryStatus.RETRYING).update(
-        next_retry_at=timezone.now() + timezone.timedelta(seconds=countdown)
-    )
+def retry_context(delivery_id):
+    """(channel, category, priority) of a delivery: what its retry policy is chosen by."""
+    return Delivery.objects.filter(id=delivery_id).values_list(
+        "channel", "notification__category_id", "notification__priority"
+    ).first() or ("", None, None)
+
+
+def schedule_retry(delivery_id, countdown, note, policy=""):
+    """Record when the retry will run (countdown None: no retry left), on the row and on the
+    attempt that caused it, with the retry policy that decided it."""
+    if countdown is not None:
+        Delivery.objects.filter(id=delivery_id, status=DeliveryStatus.RETRYING).update(
+            next_retry_at=timezone.now() + timezone.timedelta(seconds=countdown)
+        )
     last = DeliveryAttempt.objects.filter(delivery_id=delivery_id).order_by("-started_at", "-id").first()
     if last is not None:
-        DeliveryAttempt.objects.filter(id=last.id).update(note=note[:300])
+        fields = {"retry_policy": policy[:200], "retry_wait_seconds": countdown}
+        if note is not None:
+            fields["note"] = note[:300]
+        DeliveryAttempt.objects.filter(id=last.id).update(**fields)

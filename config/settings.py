@@ -263,6 +263,32 @@ NOTIFY_RETRY_JITTER = env_bool("NOTIFY_RETRY_JITTER", True)
 NOTIFY_MAX_COUNTDOWN = env_int(
     "NOTIFY_MAX_COUNTDOWN", CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] // 4
 )
+# Named retry policies (channels_delivery/backoff.py): `shape` exponential (factor * 2**n),
+# linear (factor * (n + 1)), fibonacci (factor * F(n + 1)) or fixed (`delays`, the last repeats);
+# `max_attempts` counts the first try; `cap` bounds one wait; `jitter` is the share of a wait taken
+# off at random (0 = exact). NOTIFY_RETRY_POLICIES (JSON) adds policies or replaces these.
+NOTIFY_RETRY_POLICIES = {
+    "exponential": {"shape": "exponential", "factor": 2, "max_attempts": 6, "cap": 600, "jitter": 0.5},
+    "linear": {"shape": "linear", "factor": 30, "max_attempts": 6, "cap": 600, "jitter": 0.2},
+    "fibonacci": {"shape": "fibonacci", "factor": 5, "max_attempts": 8, "cap": 900, "jitter": 0.2},
+    "fixed": {"shape": "fixed", "delays": [1, 5, 30, 300], "max_attempts": 5, "cap": 300, "jitter": 0},
+}
+if os.environ.get("NOTIFY_RETRY_POLICIES"):
+    import json
+
+    NOTIFY_RETRY_POLICIES = {**NOTIFY_RETRY_POLICIES, **json.loads(os.environ["NOTIFY_RETRY_POLICIES"])}
+# Which policy a delivery retries under: its category's (`orders:fixed,...`), else its priority's
+# (`urgent:fixed,...`), else its channel's (NOTIFY_<CHANNEL>_RETRY_POLICY); a channel naming none
+# keeps exponential backoff with its NOTIFY_<CHANNEL>_MAX_RETRIES and _BACKOFF_MAX above.
+NOTIFY_CHANNEL_RETRY_POLICY = {
+    channel: env_str(f"NOTIFY_{channel.upper()}_RETRY_POLICY", "") for channel in NOTIFY_CHANNELS
+}
+NOTIFY_CATEGORY_RETRY_POLICY = dict(
+    pair.split(":", 1) for pair in env_list("NOTIFY_CATEGORY_RETRY_POLICY", "") if ":" in pair
+)
+NOTIFY_PRIORITY_RETRY_POLICY = dict(
+    pair.split(":", 1) for pair in env_list("NOTIFY_PRIORITY_RETRY_POLICY", "") if ":" in pair
+)
 # A delivery task that cannot reach Postgres re-queues its message after this many seconds.
 NOTIFY_DATABASE_RETRY_SECONDS = env_float("NOTIFY_DATABASE_RETRY_SECONDS", 5.0)
 # Circuit breaker per provider (state in Redis at REDIS_URL, shared by every worker): it opens

@@ -449,6 +449,10 @@ class DeliveryAttempt(models.Model):
     error = models.TextField(blank=True)
     provider_status_code = models.CharField(max_length=32, blank=True)
     note = models.CharField(max_length=300, blank=True)
+    # Set on a try that failed transiently: the retry policy it fell under and the wait computed
+    # before the next try (Retry-After included).
+    retry_policy = models.CharField(max_length=200, blank=True)
+    retry_wait_seconds = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["started_at", "id"]

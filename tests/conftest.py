@@ -1,3 +1,4 @@
+import json
 import os
 import time
 
@@ -73,6 +74,13 @@ def sendgrid(fake_sendgrid):
     fake_sendgrid.reset()
 
 
+TEST_RETRY_POLICIES = {
+    "test-fixed": {"shape": "fixed", "delays": [0.2, 0.6, 1.0], "max_attempts": 4, "cap": 5, "jitter": 0},
+    "test-linear": {"shape": "linear", "factor": 0.3, "max_attempts": 4, "cap": 5, "jitter": 0},
+    "test-fibonacci": {"shape": "fibonacci", "factor": 0.2, "max_attempts": 5, "cap": 5, "jitter": 0},
+}
+
+
 def database_url():
     db = settings.DATABASES["default"]
     user = db.get("USER") or "postgres"
@@ -101,6 +109,10 @@ def worker_env(django_db_setup, django_db_blocker, fake_sendgrid, isolated_broke
         "NOTIFY_CIRCUIT_PROBE_SECONDS": "10",
         "NOTIFY_RATE_LIMITS": "sendgrid=500:500",  # not binding; tests/test_engine_two_workers.py tightens it
         "NOTIFY_BROADCAST_CHUNK_SIZE": "10",
+        # retry policies (tests/test_engine_retry_policies.py): exact waits, categories of their own
+        "NOTIFY_RETRY_POLICIES": json.dumps(TEST_RETRY_POLICIES),
+        "NOTIFY_CATEGORY_RETRY_POLICY": "retry-fixed:test-fixed,retry-fibonacci:test-fibonacci",
+        "NOTIFY_PRIORITY_RETRY_POLICY": "low:test-linear",
         # clock: one "minute" of digest windows and escalation delays lasts a second in tests
         "NOTIFY_CLOCK_MINUTE_SECONDS": "1",
     }

@@ -187,7 +187,10 @@ class BroadcastSerializer(serializers.ModelSerializer):
 class DeliveryAttemptSerializer(serializers.ModelSerializer):
     class Meta:
         model = DeliveryAttempt
-        fields = ["number", "provider", "started_at", "duration_ms", "outcome", "error", "provider_status_code", "note"]
+        fields = [
+            "number", "provider", "started_at", "duration_ms", "outcome", "error", "provider_status_code", "note",
+            "retry_policy", "retry_wait_seconds",
+        ]
 
 
 class DeliverySerializer(serializers.ModelSerializer):
