@@ -5,11 +5,12 @@ from .inapp import InApp
 from .push import WebPush
 from .slack import SlackIncomingWebhook
 from .sms import TwilioSMS
+from .vonage import VonageSMS
 from .webhook import SignedWebhook
 
 PROVIDERS = {
     "email": [SendGridEmail(), DjangoEmail()],
-    "sms": [TwilioSMS()],
+    "sms": [TwilioSMS(), VonageSMS()],
     "push": [WebPush()],
     "webhook": [SignedWebhook()],
     "slack": [SlackIncomingWebhook()],

@@ -212,6 +212,16 @@ TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN", "")
 TWILIO_FROM_NUMBER = env_str("TWILIO_FROM_NUMBER", "")
 TWILIO_MESSAGING_SERVICE_SID = env_str("TWILIO_MESSAGING_SERVICE_SID", "")
 TWILIO_API_BASE = env_str("TWILIO_API_BASE", "https://api.twilio.com")
+# SMS through Vonage's SMS API, tried after Twilio: key and secret (HTTP Basic); the signature
+# secret and method (as set in Vonage's dashboard) verify its signed delivery receipts.
+# VONAGE_REST_HOST is host[:port] (the SDK always speaks https); VONAGE_CA_BUNDLE trusts a proxy's CA.
+VONAGE_API_KEY = env_str("VONAGE_API_KEY", "")
+VONAGE_API_SECRET = env_str("VONAGE_API_SECRET", "")
+VONAGE_SIGNATURE_SECRET = env_str("VONAGE_SIGNATURE_SECRET", "")
+VONAGE_SIGNATURE_METHOD = env_str("VONAGE_SIGNATURE_METHOD", "sha256")
+VONAGE_FROM = env_str("VONAGE_FROM", "")
+VONAGE_REST_HOST = env_str("VONAGE_REST_HOST", "rest.nexmo.com")
+VONAGE_CA_BUNDLE = env_str("VONAGE_CA_BUNDLE", "")
 # Region for stored numbers written without +country code ("US", "DE"); empty: E.164 only.
 SMS_DEFAULT_REGION = env_str("SMS_DEFAULT_REGION", "")
 # Web Push: the VAPID private key as base64url (raw 32 bytes or DER), its public key for browsers.
@@ -219,6 +229,11 @@ VAPID_PRIVATE_KEY = env_str("VAPID_PRIVATE_KEY", "")
 VAPID_PUBLIC_KEY = env_str("VAPID_PUBLIC_KEY", "")
 VAPID_SUBJECT = env_str("VAPID_SUBJECT", "mailto:notifications@example.com")
 PUSH_TTL_SECONDS = env_int("PUSH_TTL_SECONDS", 86400)
+# Native mobile push through FCM HTTP v1: a service account's JSON key (its token_uri is where
+# google-auth gets OAuth2 tokens), the project (default: the key's), and the API's base URL.
+FCM_CREDENTIALS_JSON = env_str("FCM_CREDENTIALS_JSON", "")
+FCM_PROJECT_ID = env_str("FCM_PROJECT_ID", "")
+FCM_API_BASE = env_str("FCM_API_BASE", "https://fcm.googleapis.com").rstrip("/")
 # Webhooks (and push endpoints) may not reach private, loopback or link-local addresses unless
 # the host name or a network (CIDR) is listed here.
 WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", "")
@@ -227,6 +242,8 @@ WEBHOOK_CONNECT_TIMEOUT = env_float("WEBHOOK_CONNECT_TIMEOUT", 3.0)
 WEBHOOK_READ_TIMEOUT = env_float("WEBHOOK_READ_TIMEOUT", 15.0)
 # Slack webhook URLs are only called on these hosts.
 SLACK_WEBHOOK_HOSTS = [host.lower() for host in env_list("SLACK_WEBHOOK_HOSTS", "hooks.slack.com")]
+# Slack Web API (bot tokens are per workspace, stored with the workspace).
+SLACK_API_BASE = env_str("SLACK_API_BASE", "https://slack.com/api/")
 
 # --- engine ---
 def parse_rate_limits(text):

@@ -15,7 +15,9 @@ from notifications.models import ApiClient
 from .fakes.sendgrid import FakeSendGrid
 from .fakes.slack import FakeSlack
 from .fakes.smtp import FakeSMTP
+from .fakes.tls import TestCertificate
 from .fakes.twilio import FakeTwilio
+from .fakes.vonage import FakeVonage
 from .fakes.webhook_receiver import FakeWebhookReceiver
 from .fakes.webpush import FakePushService, new_vapid_keys
 from .workers import WorkerProcess
@@ -169,9 +171,15 @@ def vapid_keys():
 
 
 @pytest.fixture(scope="session")
-def fake_providers(vapid_keys):
+def test_certificate(tmp_path_factory):
+    return TestCertificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def fake_providers(vapid_keys, test_certificate):
     fakes = {
         "twilio": FakeTwilio(),
+        "vonage": FakeVonage(tls=test_certificate),
         "push": FakePushService(vapid_public_key=vapid_keys[1]),
         "slack": FakeSlack(),
         "webhook": FakeWebhookReceiver(),
@@ -185,10 +193,17 @@ def fake_providers(vapid_keys):
 
 
 @pytest.fixture(scope="session")
-def channel_env(fake_providers, vapid_keys):
+def channel_env(fake_providers, vapid_keys, test_certificate):
     """Environment of a worker whose channels all talk to the fakes."""
-    twilio = fake_providers["twilio"]
+    twilio, vonage = fake_providers["twilio"], fake_providers["vonage"]
     return {
+        "VONAGE_API_KEY": vonage.api_key,
+        "VONAGE_API_SECRET": vonage.api_secret,
+        "VONAGE_SIGNATURE_SECRET": vonage.signature_secret,
+        "VONAGE_SIGNATURE_METHOD": vonage.signature_method,
+        "VONAGE_FROM": vonage.from_number,
+        "VONAGE_REST_HOST": vonage.host,
+        "VONAGE_CA_BUNDLE": str(test_certificate.cert_path),
         "TWILIO_ACCOUNT_SID": twilio.account_sid,
         "TWILIO_AUTH_TOKEN": twilio.auth_token,
         "TWILIO_FROM_NUMBER": twilio.from_number,
