@@ -17,5 +17,9 @@ class Provider:
     def is_configured(self):
         return True
 
+    def has_targets(self, message):
+        """Whether the message names a contact point this provider reaches (side-by-side channels)."""
+        return True
+
     def send(self, delivery_id, message):
         raise NotImplementedError

@@ -29,6 +29,9 @@ class WebPush(Provider):
     def is_configured(self):
         return bool(settings.VAPID_PRIVATE_KEY)
 
+    def has_targets(self, message):
+        return bool(message.get("subscriptions"))
+
     def vapid(self):
         if self._vapid is None:
             try:

@@ -1,6 +1,7 @@
 """The only place channels and their providers are listed, in failover order."""
 
 from .email import DjangoEmail, SendGridEmail
+from .fcm import FirebaseMessaging
 from .inapp import InApp
 from .push import WebPush
 from .slack import SlackIncomingWebhook
@@ -11,11 +12,15 @@ from .webhook import SignedWebhook
 PROVIDERS = {
     "email": [SendGridEmail(), DjangoEmail()],
     "sms": [TwilioSMS(), VonageSMS()],
-    "push": [WebPush()],
+    "push": [WebPush(), FirebaseMessaging()],
     "webhook": [SignedWebhook()],
     "slack": [SlackIncomingWebhook()],
     "inapp": [InApp()],
 }
+
+# Channels whose providers reach different contact points of a user (Web Push: browsers, FCM:
+# phones): every provider with targets in the message is called, not the next one on failure.
+SIDE_BY_SIDE = {"push"}
 
 
 def providers_for(channel):

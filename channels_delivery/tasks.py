@@ -19,6 +19,7 @@ from django.db import InterfaceError, OperationalError
 from . import backoff, delivery, fallback
 from .delivery import CircuitOpen, RateLimited
 from .errors import PermanentDeliveryError, TransientDeliveryError
+from .status_events import send_status_event  # noqa: F401  (registers the task)
 
 logger = logging.getLogger(__name__)
 DATABASE_ERRORS = (OperationalError, InterfaceError)

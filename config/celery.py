@@ -35,6 +35,7 @@ app.conf.update(
         "channels_delivery.deliver_webhook": {"queue": "webhook"},
         "channels_delivery.deliver_slack": {"queue": "slack"},
         "channels_delivery.deliver_inapp": {"queue": "inapp"},
+        "channels_delivery.send_status_event": {"queue": "webhook"},
     },
 )
 app.autodiscover_tasks(["notifications", "channels_delivery"])

@@ -306,6 +306,13 @@ NOTIFY_CATEGORY_RETRY_POLICY = dict(
 NOTIFY_PRIORITY_RETRY_POLICY = dict(
     pair.split(":", 1) for pair in env_list("NOTIFY_PRIORITY_RETRY_POLICY", "") if ":" in pair
 )
+# Status events to API clients' status webhooks (channels_delivery/status_events.py): their retry
+# policy, and when an event still `queued`/`sending` is taken for lost (above the webhook timeouts)
+# or a `retrying` one past next_retry_at for a lost retry message; events claimed per beat tick.
+NOTIFY_STATUS_EVENT_RETRY_POLICY = env_str("NOTIFY_STATUS_EVENT_RETRY_POLICY", "exponential")
+NOTIFY_STATUS_EVENT_STUCK_AFTER = env_float("NOTIFY_STATUS_EVENT_STUCK_AFTER", 300.0)
+NOTIFY_STATUS_EVENT_GRACE = env_float("NOTIFY_STATUS_EVENT_GRACE", 30.0)
+NOTIFY_STATUS_EVENT_BATCH = env_int("NOTIFY_STATUS_EVENT_BATCH", 500)
 # A delivery task that cannot reach Postgres re-queues its message after this many seconds.
 NOTIFY_DATABASE_RETRY_SECONDS = env_float("NOTIFY_DATABASE_RETRY_SECONDS", 5.0)
 # Circuit breaker per provider (state in Redis at REDIS_URL, shared by every worker): it opens

@@ -164,6 +164,62 @@ class SlackWebhook(models.Model):
     deactivated_reason = models.CharField(max_length=200, blank=True)
 
 
+class MobileDevice(models.Model):
+    """A phone app's registration token for native push (FCM HTTP v1)."""
+
+    class Platform(models.TextChoices):
+        ANDROID = "android"
+        IOS = "ios"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mobile_devices")
+    provider = models.CharField(max_length=16, default="fcm")
+    token = models.CharField(max_length=1024)
+    platform = models.CharField(max_length=16, choices=Platform.choices, blank=True)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    deactivated_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        # A token names one app install; when another user signs in on it, the row moves to them.
+        constraints = [models.UniqueConstraint(fields=["provider", "token"], name="mobile_device_unique")]
+
+
+class SlackWorkspace(models.Model):
+    """A Slack workspace our Slack app is installed in, with its bot token (xoxb-...)."""
+
+    team_id = models.CharField(max_length=32, unique=True)
+    name = models.CharField(max_length=200, blank=True)
+    # A credential. Stored as is until notifications.encryption (branch `encrypt`) lands on main;
+    # then an EncryptedTextField like the webhook secrets.
+    bot_token = models.TextField()
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.name or self.team_id
+
+
+class SlackBotTarget(models.Model):
+    """Where the Slack bot reaches a user: a direct message to their Slack user id, or a post in
+    a channel the bot was invited to."""
+
+    class Kind(models.TextChoices):
+        DIRECT = "direct"
+        CHANNEL = "channel"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="slack_bot_targets")
+    workspace = models.ForeignKey(SlackWorkspace, on_delete=models.CASCADE, related_name="targets")
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.DIRECT)
+    target_id = models.CharField(max_length=32, help_text="A Slack user id (U..., W...) or channel id (C..., G...).")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    deactivated_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "workspace", "kind", "target_id"],
+                                               name="slack_bot_target_unique")]
+
+
 def new_webhook_secret():
     # Standard Webhooks secrets are standard base64 (not base64url) after the prefix.
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
@@ -471,6 +527,68 @@ class ProviderEvent(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["provider", "event_id"], name="provider_event_unique")]
+
+
+class StatusWebhook(models.Model):
+    """An API client's endpoint for the status changes of the notifications it sent, signed per
+    Standard Webhooks with its own secret (shown once)."""
+
+    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="status_webhooks")
+    url = models.URLField(max_length=500)
+    # A credential. Stored as is until notifications.encryption (branch `encrypt`) lands on main.
+    secret = models.CharField(max_length=100, default=new_webhook_secret)
+    event_types = ArrayField(models.CharField(max_length=32), default=list, blank=True,
+                             help_text="Event types to send (e.g. delivery.delivered); empty: all.")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    deactivated_reason = models.CharField(max_length=200, blank=True)
+
+
+class StatusEventStatus(models.TextChoices):
+    PENDING = "pending"  # written by the database trigger with the status change itself
+    QUEUED = "queued"
+    SENDING = "sending"
+    RETRYING = "retrying"
+    SENT = "sent"
+    FAILED = "failed"  # retries exhausted or refused: the status webhooks' dead-letter list
+
+
+class StatusEventQuerySet(models.QuerySet):
+    def dead_letters(self):
+        return self.filter(status=StatusEventStatus.FAILED)
+
+
+class StatusEvent(models.Model):
+    """One status change of a notification or delivery, owed to one status webhook.
+
+    Rows are inserted by Postgres triggers (migration 0009) in the transaction that changes the
+    status, whichever code path or bulk UPDATE does it, so no change is missed and none is owed
+    for a change that was rolled back.
+    """
+
+    webhook = models.ForeignKey(StatusWebhook, on_delete=models.CASCADE, related_name="events")
+    event_id = models.UUIDField(default=uuid.uuid4, unique=True, help_text="The webhook-id receivers de-duplicate on.")
+    type = models.CharField(max_length=32)
+    notification_id = models.UUIDField()
+    delivery_id = models.UUIDField(null=True, blank=True)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=StatusEventStatus.choices, default=StatusEventStatus.PENDING)
+    attempt_count = models.PositiveIntegerField(default=0)
+    next_retry_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    retry_policy = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    objects = StatusEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["status", "updated_at"], name="status_event_status_idx"),
+            models.Index(fields=["notification_id"], name="status_event_notification_idx"),
+        ]
 
 
 class IdempotencyRecordQuerySet(models.QuerySet):

@@ -115,6 +115,10 @@ def worker_env(django_db_setup, django_db_blocker, fake_sendgrid, isolated_broke
         "NOTIFY_RETRY_POLICIES": json.dumps(TEST_RETRY_POLICIES),
         "NOTIFY_CATEGORY_RETRY_POLICY": "retry-fixed:test-fixed,retry-fibonacci:test-fibonacci",
         "NOTIFY_PRIORITY_RETRY_POLICY": "low:test-linear",
+        # status events: fixed retries, and events a killed worker held are taken back after 3 s
+        "NOTIFY_STATUS_EVENT_RETRY_POLICY": "test-fixed",
+        "NOTIFY_STATUS_EVENT_STUCK_AFTER": "3",
+        "NOTIFY_STATUS_EVENT_GRACE": "0.5",
         # clock: one "minute" of digest windows and escalation delays lasts a second in tests
         "NOTIFY_CLOCK_MINUTE_SECONDS": "1",
     }

@@ -13,6 +13,7 @@ from .contacts import (
 from .explain import ExplainView
 from .operations import DeadLetterList, Redrive
 from .preferences import MyPreferencesView, UserPreferencesView
+from .status_webhooks import StatusWebhookViewSet
 from .staff import AnalyticsSummaryView, DeliveryViewSet
 from .templates import TemplateViewSet
 from .views import NotificationViewSet
@@ -35,6 +36,7 @@ router.register("deliveries", DeliveryViewSet, basename="delivery")
 router.register("me/push-subscriptions", PushSubscriptionViewSet, basename="push-subscription")
 router.register("me/webhooks", WebhookEndpointViewSet, basename="webhook-endpoint")
 router.register("me/slack-webhooks", SlackWebhookViewSet, basename="slack-webhook")
+router.register("status-webhooks", StatusWebhookViewSet, basename="status-webhook")
 router.register("recipients", RecipientViewSet, basename="recipient")
 
 urlpatterns = [
