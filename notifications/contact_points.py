@@ -14,9 +14,9 @@ from django.core.exceptions import ObjectDoesNotExist
 
 from channels_delivery.phone import InvalidPhoneNumber, normalise_e164
 
-from .models import Channel, PushSubscription, SlackWebhook, WebhookEndpoint
+from .models import Channel, MobileDevice, PushSubscription, SlackWebhook, WebhookEndpoint
 
-CONTACT_POINT_PREFETCH = ["push_subscriptions", "webhook_endpoints", "slack_webhooks"]
+CONTACT_POINT_PREFETCH = ["push_subscriptions", "mobile_devices", "webhook_endpoints", "slack_webhooks"]
 
 
 def email_address(user):
@@ -42,11 +42,19 @@ def active(related_manager):
 
 
 def push_subscriptions(user):
+    """Browsers (Web Push subscriptions) and phones (FCM device tokens, not secret: the app
+    sends them to us) of the user; the push channel reaches them side by side."""
+    address = {}
     subscriptions = [
         {"id": sub.id, "endpoint": sub.endpoint, "keys": {"p256dh": sub.p256dh, "auth": sub.auth}}
         for sub in active(user.push_subscriptions)
     ]
-    return {"subscriptions": subscriptions} if subscriptions else None
+    if subscriptions:
+        address["subscriptions"] = subscriptions
+    devices = [{"id": device.id, "token": device.token} for device in active(user.mobile_devices)]
+    if devices:
+        address["devices"] = devices
+    return address or None
 
 
 def webhook_endpoints(user):
@@ -78,7 +86,7 @@ def address_for(user, channel):
     return lookup(user) if lookup else None
 
 
-GONE_MODELS = {"push": PushSubscription, "slack": SlackWebhook, "webhook": WebhookEndpoint}
+GONE_MODELS = {"push": PushSubscription, "device": MobileDevice, "slack": SlackWebhook, "webhook": WebhookEndpoint}
 
 
 def deactivate(kind, contact_point_id, reason):

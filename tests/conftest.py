@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 from config.celery import app as celery_app
 from notifications.models import ApiClient
 
+from .fakes.fcm import FakeFCM
 from .fakes.sendgrid import FakeSendGrid
 from .fakes.slack import FakeSlack
 from .fakes.smtp import FakeSMTP
@@ -184,6 +185,7 @@ def fake_providers(vapid_keys, test_certificate):
     fakes = {
         "twilio": FakeTwilio(),
         "vonage": FakeVonage(tls=test_certificate),
+        "fcm": FakeFCM(),
         "push": FakePushService(vapid_public_key=vapid_keys[1]),
         "slack": FakeSlack(),
         "webhook": FakeWebhookReceiver(),
@@ -208,6 +210,8 @@ def channel_env(fake_providers, vapid_keys, test_certificate):
         "VONAGE_FROM": vonage.from_number,
         "VONAGE_REST_HOST": vonage.host,
         "VONAGE_CA_BUNDLE": str(test_certificate.cert_path),
+        "FCM_CREDENTIALS_JSON": json.dumps(fake_providers["fcm"].service_account_info()),
+        "FCM_API_BASE": fake_providers["fcm"].url,
         "TWILIO_ACCOUNT_SID": twilio.account_sid,
         "TWILIO_AUTH_TOKEN": twilio.auth_token,
         "TWILIO_FROM_NUMBER": twilio.from_number,

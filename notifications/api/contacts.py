@@ -23,7 +23,7 @@ from rest_framework.response import Response
 
 from channels_delivery.netguard import BlockedAddressError, check_address
 
-from ..models import PushSubscription, RecipientProfile, SlackWebhook, Topic, WebhookEndpoint
+from ..models import MobileDevice, PushSubscription, RecipientProfile, SlackWebhook, Topic, WebhookEndpoint
 from .idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from .permissions import CanManageRecipients, IsEndUser
 
@@ -202,6 +202,39 @@ class PushSubscriptionViewSet(OwnContactPoints):
         if not deleted:
             raise NotFound("No subscription with this endpoint.")
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MobileDeviceSerializer(serializers.ModelSerializer):
+    token = serializers.RegexField(r"^[A-Za-z0-9_:\-.]{20,1024}$", max_length=1024,
+                                   help_text="The FCM registration token the app got from Firebase.")
+
+    class Meta:
+        model = MobileDevice
+        fields = ["id", "token", "platform", "active", "created_at", "deactivated_reason"]
+        read_only_fields = ["id", "active", "created_at", "deactivated_reason"]
+        validators = []  # a known token is an upsert, not a validation error
+
+
+class MobileDeviceViewSet(OwnContactPoints):
+    """The caller's phones for native push (FCM): register (upsert by token) and remove."""
+
+    serializer_class = MobileDeviceSerializer
+
+    @extend_schema(parameters=[IDEMPOTENCY_PARAMETER], responses={201: MobileDeviceSerializer,
+                                                                 200: MobileDeviceSerializer})
+    @idempotent()
+    def create(self, request):
+        serializer = MobileDeviceSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        # A token names one app install: signing in as someone else on the phone moves it to them.
+        device, created = MobileDevice.objects.update_or_create(
+            provider="fcm", token=data["token"],
+            defaults={"user": request.user, "platform": data.get("platform", ""), "active": True,
+                      "deactivated_reason": ""},
+        )
+        answer = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(MobileDeviceSerializer(device).data, status=answer)
 
 
 class WebhookEndpointSerializer(serializers.ModelSerializer):

@@ -4,6 +4,7 @@ from rest_framework.routers import SimpleRouter
 from .audiences import BroadcastViewSet
 from .clients import ApiClientViewSet
 from .contacts import (
+    MobileDeviceViewSet,
     ProfileView,
     PushSubscriptionViewSet,
     RecipientViewSet,
@@ -34,6 +35,7 @@ router.register("broadcasts", BroadcastViewSet, basename="broadcast")
 router.register("clients", ApiClientViewSet, basename="api-client")
 router.register("deliveries", DeliveryViewSet, basename="delivery")
 router.register("me/push-subscriptions", PushSubscriptionViewSet, basename="push-subscription")
+router.register("me/devices", MobileDeviceViewSet, basename="mobile-device")
 router.register("me/webhooks", WebhookEndpointViewSet, basename="webhook-endpoint")
 router.register("me/slack-webhooks", SlackWebhookViewSet, basename="slack-webhook")
 router.register("status-webhooks", StatusWebhookViewSet, basename="status-webhook")

@@ -2,7 +2,7 @@
 
 POST /token: the service account's JWT-bearer grant (RFC 7523) as google-auth sends it: a form
 with grant_type `urn:ietf:params:oauth:grant-type:jwt-bearer` and an RS256 `assertion` whose
-signature (checked with the service account's public key), `iss`, `aud` (this URL) and `scope`
+signature (checked with the service account's public key), `iss`, `aud` (Google's token endpoint) and `scope`
 (firebase.messaging) must hold; answers an access token good for an hour.
 
 POST /v1/projects/{project}/messages:send with `Authorization: Bearer <that token>` and
@@ -23,6 +23,8 @@ from google.auth import jwt as google_jwt
 from .server import FakeProvider
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
+# google-auth addresses its assertion to Google's token endpoint, wherever token_uri points.
+GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
 FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 GRPC_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
                429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
@@ -84,7 +86,7 @@ class FakeFCM(FakeProvider):
             return *oauth_error, b'{"error":"unsupported_grant_type"}'
         try:
             claims = google_jwt.decode(form.get("assertion", ""), certs={self.key_id: self.public_key_pem},
-                                       audience=f"{self.url}/token")
+                                       audience=[GOOGLE_TOKEN_AUDIENCE, f"{self.url}/token"])
         except ValueError as error:
             return *oauth_error, json.dumps({"error": "invalid_grant", "error_description": str(error)}).encode()
         if claims.get("iss") != self.client_email or SCOPE not in claims.get("scope", "").split():
