@@ -5,6 +5,7 @@ from .fcm import FirebaseMessaging
 from .inapp import InApp
 from .push import WebPush
 from .slack import SlackIncomingWebhook
+from .slack_bot import SlackBot
 from .sms import TwilioSMS
 from .vonage import VonageSMS
 from .webhook import SignedWebhook
@@ -14,13 +15,14 @@ PROVIDERS = {
     "sms": [TwilioSMS(), VonageSMS()],
     "push": [WebPush(), FirebaseMessaging()],
     "webhook": [SignedWebhook()],
-    "slack": [SlackIncomingWebhook()],
+    "slack": [SlackIncomingWebhook(), SlackBot()],
     "inapp": [InApp()],
 }
 
 # Channels whose providers reach different contact points of a user (Web Push: browsers, FCM:
-# phones): every provider with targets in the message is called, not the next one on failure.
-SIDE_BY_SIDE = {"push"}
+# phones; Slack incoming webhooks and the bot's targets): every provider with targets in the
+# message is called, not the next one on failure.
+SIDE_BY_SIDE = {"push", "slack"}
 
 
 def providers_for(channel):

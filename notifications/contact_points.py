@@ -14,9 +14,10 @@ from django.core.exceptions import ObjectDoesNotExist
 
 from channels_delivery.phone import InvalidPhoneNumber, normalise_e164
 
-from .models import Channel, MobileDevice, PushSubscription, SlackWebhook, WebhookEndpoint
+from .models import Channel, MobileDevice, PushSubscription, SlackBotTarget, SlackWebhook, WebhookEndpoint
 
-CONTACT_POINT_PREFETCH = ["push_subscriptions", "mobile_devices", "webhook_endpoints", "slack_webhooks"]
+CONTACT_POINT_PREFETCH = ["push_subscriptions", "mobile_devices", "webhook_endpoints", "slack_webhooks",
+                          "slack_bot_targets"]
 
 
 def email_address(user):
@@ -63,8 +64,15 @@ def webhook_endpoints(user):
 
 
 def slack_webhooks(user):
+    """Incoming webhooks and the bot's targets (direct messages, channels), by id only."""
+    address = {}
     ids = [webhook.id for webhook in active(user.slack_webhooks)]
-    return {"slack_webhook_ids": ids} if ids else None
+    if ids:
+        address["slack_webhook_ids"] = ids
+    bot_ids = [target.id for target in active(user.slack_bot_targets)]
+    if bot_ids:
+        address["slack_bot_target_ids"] = bot_ids
+    return address or None
 
 
 def inbox(user):
@@ -86,7 +94,8 @@ def address_for(user, channel):
     return lookup(user) if lookup else None
 
 
-GONE_MODELS = {"push": PushSubscription, "device": MobileDevice, "slack": SlackWebhook, "webhook": WebhookEndpoint}
+GONE_MODELS = {"push": PushSubscription, "device": MobileDevice, "slack": SlackWebhook, "slack_bot": SlackBotTarget,
+               "webhook": WebhookEndpoint}
 
 
 def deactivate(kind, contact_point_id, reason):

@@ -15,6 +15,7 @@ from notifications.models import ApiClient
 from .fakes.fcm import FakeFCM
 from .fakes.sendgrid import FakeSendGrid
 from .fakes.slack import FakeSlack
+from .fakes.slack_api import FakeSlackWebAPI
 from .fakes.smtp import FakeSMTP
 from .fakes.tls import TestCertificate
 from .fakes.twilio import FakeTwilio
@@ -186,6 +187,7 @@ def fake_providers(vapid_keys, test_certificate):
         "twilio": FakeTwilio(),
         "vonage": FakeVonage(tls=test_certificate),
         "fcm": FakeFCM(),
+        "slack_api": FakeSlackWebAPI(),
         "push": FakePushService(vapid_public_key=vapid_keys[1]),
         "slack": FakeSlack(),
         "webhook": FakeWebhookReceiver(),
@@ -212,6 +214,7 @@ def channel_env(fake_providers, vapid_keys, test_certificate):
         "VONAGE_CA_BUNDLE": str(test_certificate.cert_path),
         "FCM_CREDENTIALS_JSON": json.dumps(fake_providers["fcm"].service_account_info()),
         "FCM_API_BASE": fake_providers["fcm"].url,
+        "SLACK_API_BASE": fake_providers["slack_api"].base_url,
         "TWILIO_ACCOUNT_SID": twilio.account_sid,
         "TWILIO_AUTH_TOKEN": twilio.auth_token,
         "TWILIO_FROM_NUMBER": twilio.from_number,

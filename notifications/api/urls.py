@@ -8,6 +8,7 @@ from .contacts import (
     ProfileView,
     PushSubscriptionViewSet,
     RecipientViewSet,
+    SlackBotTargetViewSet,
     SlackWebhookViewSet,
     WebhookEndpointViewSet,
 )
@@ -37,6 +38,7 @@ router.register("deliveries", DeliveryViewSet, basename="delivery")
 router.register("me/push-subscriptions", PushSubscriptionViewSet, basename="push-subscription")
 router.register("me/devices", MobileDeviceViewSet, basename="mobile-device")
 router.register("me/webhooks", WebhookEndpointViewSet, basename="webhook-endpoint")
+router.register("me/slack-bot-targets", SlackBotTargetViewSet, basename="slack-bot-target")
 router.register("me/slack-webhooks", SlackWebhookViewSet, basename="slack-webhook")
 router.register("status-webhooks", StatusWebhookViewSet, basename="status-webhook")
 router.register("recipients", RecipientViewSet, basename="recipient")
