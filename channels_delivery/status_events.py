@@ -10,7 +10,6 @@ and retries by the retry policy NOTIFY_STATUS_EVENT_RETRY_POLICY; one that runs 
 A re-sent event keeps its webhook-id, so receivers de-duplicate.
 """
 
-import json
 import logging
 from datetime import timedelta
 
@@ -26,7 +25,7 @@ from notifications.models import StatusEvent, StatusEventStatus, StatusWebhook
 from . import backoff
 from .errors import PermanentDeliveryError, TransientDeliveryError, error_for_status
 from .netguard import BlockedAddressError, guarded_session
-from .webhook import read_limited, signed_headers
+from .webhook import encode, read_limited, signed_headers
 
 logger = logging.getLogger(__name__)
 Status = StatusEventStatus
@@ -63,16 +62,12 @@ def claim(event_id, expected):
     return StatusEvent.objects.select_related("webhook").get(id=event_id)
 
 
-def body_of(event):
-    return json.dumps(event.payload, separators=(",", ":"), sort_keys=True, default=str)
-
-
 def post(event):
     """One POST of the event; None when the receiver took it, else the DeliveryError."""
     webhook = event.webhook
     if not webhook.active:
         return PermanentDeliveryError(f"status webhook {webhook.id} is switched off")
-    body = body_of(event)
+    body = encode(event.payload)
     headers = signed_headers(event.event_id, webhook.secret, body)
     where = f"status webhook {webhook.id}"
     try:

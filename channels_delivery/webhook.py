@@ -8,7 +8,7 @@ secret or a deactivated endpoint takes effect on the next try.
 import binascii
 import json
 from datetime import datetime, timezone
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from django.conf import settings
@@ -23,10 +23,19 @@ from .fanout import settle
 from .netguard import BlockedAddressError, guarded_session
 
 
-def signed_headers(delivery_id, secret, body, now=None):
+CONTENT_TYPES = {"json": "application/json", "form": "application/x-www-form-urlencoded"}
+# Headers an endpoint's extra headers may not set: ours carry the signature, the body's framing
+# and its de-duplication key.
+RESERVED_HEADERS = {
+    "content-type", "content-length", "host", "transfer-encoding", "connection", "user-agent",
+    "webhook-id", "webhook-timestamp", "webhook-signature", "idempotency-key",
+}
+
+
+def signed_headers(delivery_id, secret, body, now=None, content_type="application/json"):
     timestamp = now or datetime.now(timezone.utc)
     return {
-        "Content-Type": "application/json",
+        "Content-Type": content_type,
         "User-Agent": "notify-webhooks/1",
         "webhook-id": str(delivery_id),
         "webhook-timestamp": str(int(timestamp.timestamp())),
@@ -47,16 +56,24 @@ def read_limited(response, limit=64 * 1024):
     return bytes(body[:limit]).decode(errors="replace")
 
 
+def encode(event, content_type="json"):
+    """The body as sent and signed: canonical JSON, or a form whose nested values are JSON."""
+    if content_type == "form":
+        return urlencode({key: value if isinstance(value, str) else json.dumps(value, separators=(",", ":"),
+                                                                                  sort_keys=True, default=str)
+                          for key, value in sorted(event.items())})
+    return json.dumps(event, separators=(",", ":"), sort_keys=True, default=str)
+
+
 class SignedWebhook(Provider):
     name = "webhook"
     channel = "webhook"
 
     def send(self, delivery_id, message):
-        body = json.dumps(message["event"], separators=(",", ":"), sort_keys=True, default=str)
         endpoints = WebhookEndpoint.objects.filter(id__in=message.get("endpoint_ids", []), active=True)
         outcomes = []
         for endpoint in endpoints:
-            error, detail = self.send_one(delivery_id, endpoint, body)
+            error, detail = self.send_one(delivery_id, endpoint, encode(message["event"], endpoint.content_type))
             outcomes.append((endpoint.id, error, detail))
         payload = settle(self.name, outcomes, require_all=True)
         return SendResult(provider_message_id=str(delivery_id), status_code="2xx", payload=payload)
@@ -66,12 +83,16 @@ class SignedWebhook(Provider):
         # Errors name the endpoint and host, never the URL: its path or query may hold a token.
         where = f"endpoint {endpoint.id} ({host})"
         try:
-            headers = signed_headers(delivery_id, endpoint.secret, body)
+            signed = signed_headers(delivery_id, endpoint.secret, body, content_type=CONTENT_TYPES[endpoint.content_type])
         except (binascii.Error, ValueError):
             return PermanentDeliveryError(f"webhook {where}: signing secret is not base64, rotate it"), {}
+        # The endpoint's own headers (an API key, a bearer token) never override ours, and their
+        # values never appear in an error text.
+        headers = {**{name: value for name, value in (endpoint.extra_headers or {}).items()
+                      if name.lower() not in RESERVED_HEADERS}, **signed}
         try:
-            response = guarded_session().post(
-                endpoint.url, data=body.encode(), headers=headers,
+            response = guarded_session().request(
+                endpoint.method, endpoint.url, data=body.encode(), headers=headers,
                 timeout=(settings.WEBHOOK_CONNECT_TIMEOUT, settings.WEBHOOK_READ_TIMEOUT), allow_redirects=False,
                 stream=True,
             )
@@ -86,6 +107,9 @@ class SignedWebhook(Provider):
             return PermanentDeliveryError(f"webhook {where}: {type(error).__name__}"), {}
         if 200 <= response.status_code < 300:
             return None, {"status": response.status_code}
+        # A receiver that echoes our request must not put its credentials into our error texts.
+        for value in (endpoint.extra_headers or {}).values():
+            text = text.replace(value, "[redacted]") if value else text
         return self.error_for(endpoint, where, response, text), {"status": response.status_code}
 
     @staticmethod

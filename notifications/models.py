@@ -13,6 +13,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from .secret_fields import SecretJSONField
+
 
 class Channel(models.TextChoices):
     EMAIL = "email"
@@ -226,10 +228,22 @@ def new_webhook_secret():
 
 
 class WebhookEndpoint(models.Model):
+    class Method(models.TextChoices):
+        POST = "POST"
+        PUT = "PUT"
+
+    class ContentType(models.TextChoices):
+        JSON = "json", "application/json"
+        FORM = "form", "application/x-www-form-urlencoded"
+
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webhook_endpoints")
     url = models.URLField(max_length=500)
     secret = models.CharField(max_length=100, default=new_webhook_secret)
     description = models.CharField(max_length=200, blank=True)
+    method = models.CharField(max_length=4, choices=Method.choices, default=Method.POST)
+    content_type = models.CharField(max_length=4, choices=ContentType.choices, default=ContentType.JSON)
+    # Credentials such as `Authorization: Bearer ...`: written, never shown again (see secret_fields).
+    extra_headers = SecretJSONField(blank=True, default=dict)
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     deactivated_reason = models.CharField(max_length=200, blank=True)
