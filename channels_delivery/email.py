@@ -1,5 +1,6 @@
 """Email through SendGrid's v3 API (when a key is set) or Django's email backend (SMTP or console)."""
 
+import base64
 import smtplib
 import socket
 import urllib.error
@@ -10,7 +11,18 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.utils import DNS_NAME
 from python_http_client import exceptions as http_exceptions
 from sendgrid import SendGridAPIClient
-from sendgrid.helpers.mail import CustomArg, Header, Mail
+from sendgrid.helpers.mail import (
+    Attachment,
+    CustomArg,
+    Disposition,
+    FileContent,
+    FileName,
+    FileType,
+    Header,
+    Mail,
+)
+
+from notifications.attachments import contents as attachment_contents
 
 from .base import Provider, SendResult
 from .errors import PermanentDeliveryError, TransientDeliveryError, retry_after_seconds
@@ -41,6 +53,9 @@ class SendGridEmail(Provider):
         mail.custom_arg = CustomArg("delivery_id", str(delivery_id), p=0)
         for name, value in (message.get("headers") or {}).items():
             mail.header = Header(name, value)
+        for filename, content_type, content in attachment_contents(message.get("attachment_ids") or []):
+            mail.attachment = Attachment(FileContent(base64.b64encode(content).decode()), FileName(filename),
+                                         FileType(content_type), Disposition("attachment"))
         return mail
 
     def send(self, delivery_id, message):
@@ -89,6 +104,8 @@ class DjangoEmail(Provider):
         )
         if message.get("html"):
             email.attach_alternative(message["html"], "text/html")
+        for filename, content_type, content in attachment_contents(message.get("attachment_ids") or []):
+            email.attach(filename, content, content_type)  # a MIME part, base64 transfer-encoded
         try:
             email.send()
         except (socket.timeout, TimeoutError, ConnectionError, smtplib.SMTPServerDisconnected) as error:

@@ -114,6 +114,12 @@ WHITENOISE_USE_FINDERS = True
 
 # Request bodies beyond this are refused before parsing (a 10 MB body is a 413, not a 500).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024)
+# Stored files (email attachments) go through Django's default storage: the file system here.
+MEDIA_ROOT = env_str("MEDIA_ROOT", str(BASE_DIR / "media"))
+# Email attachments per send: how many, and their decoded size together (base64 in the request
+# adds a third: raise DATA_UPLOAD_MAX_MEMORY_SIZE with it).
+NOTIFY_ATTACHMENTS_MAX_COUNT = env_int("NOTIFY_ATTACHMENTS_MAX_COUNT", 5)
+NOTIFY_ATTACHMENTS_MAX_BYTES = env_int("NOTIFY_ATTACHMENTS_MAX_BYTES", 512 * 1024)
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 

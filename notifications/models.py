@@ -462,6 +462,23 @@ class DeliveryQuerySet(models.QuerySet):
         )
 
 
+class Attachment(models.Model):
+    """A file sent with a notification's email. Its content is stored once through Django's storage
+    API under its SHA-256 (a send to many recipients shares one stored file); the email delivery's
+    message names the attachment ids, never the content."""
+
+    notification = models.ForeignKey("Notification", on_delete=models.CASCADE, related_name="attachments")
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=127)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    file = models.FileField(max_length=300)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+
 class Delivery(models.Model):
     """One planned channel of one notification; position is its place in the fallback order."""
 

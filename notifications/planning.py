@@ -9,7 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from .contact_points import address_for
-from .models import Delivery, DeliveryStatus, NotificationStatus
+from .models import Channel, Delivery, DeliveryStatus, NotificationStatus
 from .preferences import DEFER, SEND, SKIP, PreferenceBook
 from .rendering import render_content
 
@@ -33,7 +33,13 @@ def build_message(notification, channel):
     if address is None:
         return None
     common = {"notification_id": str(notification.id), "category": notification.category_id}
-    return {**common, **address, **render_content(notification, channel)}
+    message = {**common, **address, **render_content(notification, channel)}
+    if channel == Channel.EMAIL:
+        # By id: the files stay in storage, read by the email channel at send time.
+        attachment_ids = [attachment.id for attachment in notification.attachments.all()]
+        if attachment_ids:
+            message["attachment_ids"] = attachment_ids
+    return message
 
 
 def plan(notification, preferences=None, now=None):

@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from config.celery import message_priority
 
+from .attachments import store as store_attachments
 from .models import Notification, NotificationStatus
 
 
@@ -16,7 +17,7 @@ def is_held(scheduled_at, now=None):
 @transaction.atomic
 def store_and_dispatch(
     *, recipients, category, title, message="", channels=None, priority, data, sender=None,
-    template_key="", context=None, locale="", scheduled_at=None, expires_at=None,
+    template_key="", context=None, locale="", scheduled_at=None, expires_at=None, attachments=(),
 ):
     held = is_held(scheduled_at)
     # Each item of `channels` is a channel (a route of its own) or a list of channels (a fallback chain).
@@ -41,6 +42,7 @@ def store_and_dispatch(
         )
         for user in recipients
     )
+    store_attachments(notifications, attachments)  # before dispatch can run: it goes on commit
     if held:
         return notifications
     ids = [str(n.id) for n in notifications]

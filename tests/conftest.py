@@ -201,10 +201,11 @@ def fake_providers(vapid_keys, test_certificate):
 
 
 @pytest.fixture(scope="session")
-def channel_env(fake_providers, vapid_keys, test_certificate):
+def channel_env(fake_providers, vapid_keys, test_certificate, tmp_path_factory):
     """Environment of a worker whose channels all talk to the fakes."""
     twilio, vonage = fake_providers["twilio"], fake_providers["vonage"]
     return {
+        "MEDIA_ROOT": str(tmp_path_factory.mktemp("media")),
         "VONAGE_API_KEY": vonage.api_key,
         "VONAGE_API_SECRET": vonage.api_secret,
         "VONAGE_SIGNATURE_SECRET": vonage.signature_secret,

@@ -1,3 +1,7 @@
+import base64
+import binascii
+
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
@@ -97,6 +101,24 @@ class AudienceSerializer(serializers.Serializer):
         }
 
 
+class AttachmentSerializer(serializers.Serializer):
+    filename = serializers.RegexField(r"^[^/\\\x00-\x1f]{1,255}$", max_length=255,
+                                      error_messages={"invalid": "A file name without slashes or control characters."})
+    content_type = serializers.RegexField(r"^[\w.+-]+/[\w.+-]+$", max_length=127, default="application/octet-stream",
+                                          error_messages={"invalid": "A media type such as application/pdf."})
+    content = serializers.CharField(help_text="The file, base64.", trim_whitespace=True)
+
+    def validate_content(self, value):
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError) as error:
+            raise serializers.ValidationError("Not base64.") from error
+
+    def to_internal_value(self, data):
+        values = super().to_internal_value(data)
+        return (values["filename"], values["content_type"], values["content"])
+
+
 class SendNotificationSerializer(serializers.Serializer):
     recipients = serializers.ListField(
         child=serializers.CharField(max_length=150),
@@ -128,6 +150,17 @@ class SendNotificationSerializer(serializers.Serializer):
     # --- api: timing ---
     scheduled_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    # --- channels: email attachments (stored once, sent by every email of the send) ---
+    attachments = AttachmentSerializer(many=True, required=False, help_text="Files for the email channel.")
+
+    def validate_attachments(self, files):
+        if len(files) > settings.NOTIFY_ATTACHMENTS_MAX_COUNT:
+            raise serializers.ValidationError(f"At most {settings.NOTIFY_ATTACHMENTS_MAX_COUNT} attachments.")
+        total = sum(len(content) for _name, _type, content in files)
+        if total > settings.NOTIFY_ATTACHMENTS_MAX_BYTES:
+            raise serializers.ValidationError(
+                f"Attachments total {total} bytes, over the {settings.NOTIFY_ATTACHMENTS_MAX_BYTES} allowed.")
+        return files
 
     def validate_recipients(self, usernames):
         return existing_users(usernames)
@@ -156,6 +189,8 @@ class SendNotificationSerializer(serializers.Serializer):
     def validate(self, attrs):
         if ("recipients" in attrs) == ("to" in attrs):
             raise serializers.ValidationError({"recipients": ["Give either recipients or to (not both)."]})
+        if attrs.get("attachments") and "to" in attrs:
+            raise serializers.ValidationError({"attachments": ["Attachments go with recipients, not with an audience."]})
         expires_at = attrs.get("expires_at")
         if expires_at is not None:
             if expires_at <= (attrs.get("scheduled_at") or timezone.now()):
