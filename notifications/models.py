@@ -471,9 +471,16 @@ class Attachment(models.Model):
     filename = models.CharField(max_length=255)
     content_type = models.CharField(max_length=127)
     size = models.PositiveIntegerField()
-    sha256 = models.CharField(max_length=64)
-    file = models.FileField(max_length=300)
+    sha256 = models.CharField(max_length=64, blank=True)
+    file = models.FileField(max_length=300, blank=True)
+    # Given as a URL: fetched through the outbound guard when the notification is planned.
+    source_url = models.URLField(max_length=1000, blank=True)
+    fetch_error = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+
+    @property
+    def pending(self):
+        return bool(self.source_url) and not self.file and not self.fetch_error
 
     class Meta:
         ordering = ["id"]

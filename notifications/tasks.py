@@ -3,7 +3,7 @@ from django.db import transaction
 
 from channels_delivery import enqueue_deliveries
 
-from . import digests, escalation, planning
+from . import attachments, digests, escalation, planning
 from .models import Delivery, DeliveryStatus, Notification, NotificationStatus
 from .preferences import PreferenceBook
 from .templating import cached_templates
@@ -20,6 +20,7 @@ def dispatch_notifications(notification_ids):
             .filter(id__in=notification_ids, status=NotificationStatus.PENDING)
         )
         notifications = digests.hold_for_digest(notifications)  # clock: digest categories wait
+        attachments.fetch_pending(notifications)  # channels: URL attachments, through the outbound guard
         preferences = PreferenceBook.load(n.recipient_id for n in notifications)
         with cached_templates():
             deliveries = [d for notification in notifications for d in planning.plan(notification, preferences)]

@@ -13,6 +13,7 @@ from config.celery import app as celery_app
 from notifications.models import ApiClient
 
 from .fakes.fcm import FakeFCM
+from .fakes.files import FakeFileHost
 from .fakes.sendgrid import FakeSendGrid
 from .fakes.slack import FakeSlack
 from .fakes.slack_api import FakeSlackWebAPI
@@ -188,6 +189,7 @@ def fake_providers(vapid_keys, test_certificate):
         "vonage": FakeVonage(tls=test_certificate),
         "fcm": FakeFCM(),
         "slack_api": FakeSlackWebAPI(),
+        "files": FakeFileHost(),
         "push": FakePushService(vapid_public_key=vapid_keys[1]),
         "slack": FakeSlack(),
         "webhook": FakeWebhookReceiver(),

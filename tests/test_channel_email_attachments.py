@@ -58,6 +58,8 @@ def test_one_stored_file_per_content_shared_by_the_notifications_of_a_send(app_a
     ([{"filename": "x.txt", "content": "not base64!"}], "Not base64"),
     ([{"filename": "../etc/passwd", "content": b64(b"x")}], "without slashes"),
     ([{"filename": "x.txt", "content_type": "pdf", "content": b64(b"x")}], "media type"),
+    ([{"filename": "x.txt"}], "Give either content or url"),
+    ([{"filename": "x.txt", "url": "http://10.1.2.3/x.pdf"}], "not reachable"),
 ])
 def test_over_the_caps_or_malformed_is_400_with_field_errors(app_api, make_user, channel_settings, attachments,
                                                              message):
@@ -139,3 +141,42 @@ def test_end_to_end_through_a_worker_to_sendgrid(celery_worker, sendgrid, app_ap
     assert base64.b64decode(mail["attachments"][0]["content"]) == PDF
     contract = request_body_validator("sendgrid_mail_v3.json", "/v3/mail/send", "post", "application/json")
     assert errors(contract, mail) == []
+
+
+# --- attachments given as URLs: fetched at planning time through the outbound guard --------------
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.worker
+def test_url_attachments_are_fetched_once_when_planned(celery_worker, sendgrid, fakes, app_api, make_user,
+                                                       channel_settings):
+    files = fakes["files"]
+    pdf_url = files.put(PDF, "application/pdf", "invoice.pdf")
+    too_big = files.put(b"x" * (channel_settings.NOTIFY_ATTACHMENTS_MAX_BYTES + 1), "application/pdf", "big.pdf")
+    for name in ("u1", "u2"):
+        make_user(name, email=f"{name}@example.com")
+    response = app_api.post("/api/notifications/", body(["u1", "u2"], [
+        {"filename": "invoice.pdf", "url": pdf_url}, {"filename": "big.pdf", "url": too_big}]), format="json")
+    assert response.status_code == 202, response.content
+    ids = response.json()["ids"]
+
+    wait_until(lambda: Delivery.objects.filter(notification_id__in=ids, status=DeliveryStatus.SENT).count() == 2,
+               timeout=30, message="both emails sent")
+    mails = sendgrid.mails()
+    assert [[(a["filename"], a["type"]) for a in mail["attachments"]] for mail in mails] == \
+        [[("invoice.pdf", "application/pdf")]] * 2  # the oversize one left out
+    assert all(base64.b64decode(mail["attachments"][0]["content"]) == PDF for mail in mails)
+    fetched = [r.path for r in files.requests]
+    assert fetched.count(pdf_url.removeprefix(files.url)) <= 2  # once per dispatch batch, not per email
+    big_rows = Attachment.objects.filter(filename="big.pdf")
+    assert {row.fetch_error for row in big_rows} == {f"larger than {channel_settings.NOTIFY_ATTACHMENTS_MAX_BYTES} bytes"}
+
+
+@pytest.mark.django_db
+def test_fetching_goes_through_the_outbound_guard(fakes, channel_settings):
+    from notifications.attachments import FetchFailed, fetch
+
+    url = fakes["files"].put(b"secret internal file")
+    channel_settings.WEBHOOK_ALLOWED_HOSTS = []  # loopback is private again
+    with pytest.raises(FetchFailed, match="refused"):
+        fetch(url)
+    assert fakes["files"].received == []

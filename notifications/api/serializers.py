@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from ..models import Broadcast, Category, Channel, Delivery, DeliveryAttempt, Notification, Priority, Topic
 from ..templating import LOCALE, validate_send
+from .contacts import reachable_url
 
 User = get_user_model()
 
@@ -106,7 +107,10 @@ class AttachmentSerializer(serializers.Serializer):
                                       error_messages={"invalid": "A file name without slashes or control characters."})
     content_type = serializers.RegexField(r"^[\w.+-]+/[\w.+-]+$", max_length=127, default="application/octet-stream",
                                           error_messages={"invalid": "A media type such as application/pdf."})
-    content = serializers.CharField(help_text="The file, base64.", trim_whitespace=True)
+    content = serializers.CharField(help_text="The file, base64. Give this or `url`.", trim_whitespace=True,
+                                    required=False)
+    url = serializers.URLField(max_length=1000, required=False,
+                               help_text="Fetched when the notification is planned, within the same caps.")
 
     def validate_content(self, value):
         try:
@@ -114,9 +118,14 @@ class AttachmentSerializer(serializers.Serializer):
         except (binascii.Error, ValueError) as error:
             raise serializers.ValidationError("Not base64.") from error
 
+    def validate_url(self, url):
+        return reachable_url(url)
+
     def to_internal_value(self, data):
         values = super().to_internal_value(data)
-        return (values["filename"], values["content_type"], values["content"])
+        if ("content" in values) == ("url" in values):
+            raise serializers.ValidationError({"content": ["Give either content or url."]})
+        return (values["filename"], values["content_type"], values.get("content"), values.get("url"))
 
 
 class SendNotificationSerializer(serializers.Serializer):
@@ -156,7 +165,7 @@ class SendNotificationSerializer(serializers.Serializer):
     def validate_attachments(self, files):
         if len(files) > settings.NOTIFY_ATTACHMENTS_MAX_COUNT:
             raise serializers.ValidationError(f"At most {settings.NOTIFY_ATTACHMENTS_MAX_COUNT} attachments.")
-        total = sum(len(content) for _name, _type, content in files)
+        total = sum(len(content or b"") for _name, _type, content, _url in files)
         if total > settings.NOTIFY_ATTACHMENTS_MAX_BYTES:
             raise serializers.ValidationError(
                 f"Attachments total {total} bytes, over the {settings.NOTIFY_ATTACHMENTS_MAX_BYTES} allowed.")
