@@ -3,6 +3,8 @@ from urllib.parse import urlsplit
 from django import forms
 from django.contrib import admin, messages
 
+from channels_delivery import status_events
+
 from . import models, templating
 
 
@@ -75,8 +77,53 @@ class ApiClientAdmin(admin.ModelAdmin):
 
 @admin.register(models.WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
-    list_display = ["user", "url", "active", "created_at"]
+    list_display = ["user", "url", "method", "content_type", "active", "created_at"]
+    exclude = ["secret", "extra_headers"]
+
+
+class SlackWorkspaceForm(forms.ModelForm):
+    """A bot token is a credential: it can be set here but is never shown again."""
+
+    bot_token = forms.CharField(
+        required=False, max_length=300, widget=forms.PasswordInput(render_value=False),
+        help_text="xoxb-...; leave empty to keep the current token.",
+    )
+
+    class Meta:
+        model = models.SlackWorkspace
+        fields = ["team_id", "name", "bot_token", "active"]
+
+    def clean_bot_token(self):
+        token = self.cleaned_data["bot_token"]
+        if token:
+            return token
+        if self.instance.pk:
+            return self.instance.bot_token
+        raise forms.ValidationError("This field is required.")
+
+
+@admin.register(models.SlackWorkspace)
+class SlackWorkspaceAdmin(admin.ModelAdmin):
+    form = SlackWorkspaceForm
+    list_display = ["team_id", "name", "active", "created_at"]
+
+
+@admin.register(models.StatusWebhook)
+class StatusWebhookAdmin(admin.ModelAdmin):
+    list_display = ["client", "url", "active", "created_at"]
     exclude = ["secret"]
+
+
+@admin.register(models.StatusEvent)
+class StatusEventAdmin(admin.ModelAdmin):
+    list_display = ["id", "webhook", "type", "status", "attempt_count", "created_at", "last_error"]
+    list_filter = ["status", "type"]
+    actions = ["redrive"]
+
+    @admin.action(description="Re-drive selected failed status events")
+    def redrive(self, request, queryset):
+        count = sum(status_events.redrive(event_id) for event_id in queryset.values_list("id", flat=True))
+        self.message_user(request, f"{count} status events queued again.")
 
 
 class SlackWebhookForm(forms.ModelForm):
@@ -127,6 +174,9 @@ for model in [
     models.Category,
     models.RecipientProfile,
     models.PushSubscription,
+    models.MobileDevice,
+    models.SlackBotTarget,
+    models.Attachment,
     models.Topic,
     models.ChannelPreference,
     models.GroupPreference,
