@@ -38,7 +38,7 @@ class FirebaseMessaging(Provider):
         return bool(settings.FCM_CREDENTIALS_JSON)
 
     def has_targets(self, message):
-        return bool(message.get("devices"))
+        return any(device.get("provider", "fcm") == "fcm" for device in message.get("devices", []))
 
     def session(self):
         if self._session is None:
@@ -69,7 +69,8 @@ class FirebaseMessaging(Provider):
         }}
 
     def send(self, delivery_id, message):
-        outcomes = [(device["id"], *self.send_one(device, message)) for device in message.get("devices", [])]
+        devices = [device for device in message.get("devices", []) if device.get("provider", "fcm") == "fcm"]
+        outcomes = [(device["id"], *self.send_one(device, message)) for device in devices]
         payload = settle(self.name, outcomes)
         return SendResult(provider_message_id=str(delivery_id), status_code="200", payload=payload)
 

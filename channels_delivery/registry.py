@@ -1,5 +1,6 @@
 """The only place channels and their providers are listed, in failover order."""
 
+from .apns import ApplePush
 from .email import DjangoEmail, SendGridEmail
 from .fcm import FirebaseMessaging
 from .inapp import InApp
@@ -13,14 +14,14 @@ from .webhook import SignedWebhook
 PROVIDERS = {
     "email": [SendGridEmail(), DjangoEmail()],
     "sms": [TwilioSMS(), VonageSMS()],
-    "push": [WebPush(), FirebaseMessaging()],
+    "push": [WebPush(), FirebaseMessaging(), ApplePush()],
     "webhook": [SignedWebhook()],
     "slack": [SlackIncomingWebhook(), SlackBot()],
     "inapp": [InApp()],
 }
 
-# Channels whose providers reach different contact points of a user (Web Push: browsers, FCM:
-# phones; Slack incoming webhooks and the bot's targets): every provider with targets in the
+# Channels whose providers reach different contact points of a user (Web Push: browsers, FCM and
+# APNs: phones; Slack incoming webhooks and the bot's targets): every provider with targets in the
 # message is called, not the next one on failure.
 SIDE_BY_SIDE = {"push", "slack"}
 

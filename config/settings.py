@@ -240,6 +240,16 @@ PUSH_TTL_SECONDS = env_int("PUSH_TTL_SECONDS", 86400)
 FCM_CREDENTIALS_JSON = env_str("FCM_CREDENTIALS_JSON", "")
 FCM_PROJECT_ID = env_str("FCM_PROJECT_ID", "")
 FCM_API_BASE = env_str("FCM_API_BASE", "https://fcm.googleapis.com").rstrip("/")
+# Native push to iOS straight through APNs (token auth): the .p8 key's PEM, its key id, the team
+# id and the app's bundle id (topic); the sandbox for development builds. APNS_HOST (host:port)
+# replaces Apple's host (the fake in tests), APNS_CA_BUNDLE trusts another CA there.
+APNS_AUTH_KEY = env_str("APNS_AUTH_KEY", "")
+APNS_KEY_ID = env_str("APNS_KEY_ID", "")
+APNS_TEAM_ID = env_str("APNS_TEAM_ID", "")
+APNS_TOPIC = env_str("APNS_TOPIC", "")
+APNS_USE_SANDBOX = env_bool("APNS_USE_SANDBOX", False)
+APNS_HOST = env_str("APNS_HOST", "")
+APNS_CA_BUNDLE = env_str("APNS_CA_BUNDLE", "")
 # Webhooks (and push endpoints) may not reach private, loopback or link-local addresses unless
 # the host name or a network (CIDR) is listed here.
 WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", "")

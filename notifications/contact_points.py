@@ -43,8 +43,8 @@ def active(related_manager):
 
 
 def push_subscriptions(user):
-    """Browsers (Web Push subscriptions) and phones (FCM device tokens, not secret: the app
-    sends them to us) of the user; the push channel reaches them side by side."""
+    """Browsers (Web Push subscriptions) and phones (FCM or APNs device tokens, not secret: the
+    app sends them to us) of the user; the push channel reaches them side by side."""
     address = {}
     subscriptions = [
         {"id": sub.id, "endpoint": sub.endpoint, "keys": {"p256dh": sub.p256dh, "auth": sub.auth}}
@@ -52,7 +52,8 @@ def push_subscriptions(user):
     ]
     if subscriptions:
         address["subscriptions"] = subscriptions
-    devices = [{"id": device.id, "token": device.token} for device in active(user.mobile_devices)]
+    devices = [{"id": device.id, "token": device.token, "provider": device.provider}
+               for device in active(user.mobile_devices)]
     if devices:
         address["devices"] = devices
     return address or None

@@ -167,14 +167,18 @@ class SlackWebhook(models.Model):
 
 
 class MobileDevice(models.Model):
-    """A phone app's registration token for native push (FCM HTTP v1)."""
+    """A phone app's token for native push (FCM HTTP v1, or APNs)."""
 
     class Platform(models.TextChoices):
         ANDROID = "android"
         IOS = "ios"
 
+    class Provider(models.TextChoices):
+        FCM = "fcm"  # a Firebase registration token (Android, or iOS through Firebase)
+        APNS = "apns"  # an APNs device token (iOS, straight through Apple)
+
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mobile_devices")
-    provider = models.CharField(max_length=16, default="fcm")
+    provider = models.CharField(max_length=16, choices=Provider.choices, default=Provider.FCM)
     token = models.CharField(max_length=1024)
     platform = models.CharField(max_length=16, choices=Platform.choices, blank=True)
     active = models.BooleanField(default=True)

@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 from config.celery import app as celery_app
 from notifications.models import ApiClient
 
+from .fakes.apns import FakeAPNs
 from .fakes.fcm import FakeFCM
 from .fakes.files import FakeFileHost
 from .fakes.sendgrid import FakeSendGrid
@@ -190,6 +191,7 @@ def fake_providers(vapid_keys, test_certificate):
         "fcm": FakeFCM(),
         "slack_api": FakeSlackWebAPI(),
         "files": FakeFileHost(),
+        "apns": FakeAPNs(test_certificate),
         "push": FakePushService(vapid_public_key=vapid_keys[1]),
         "slack": FakeSlack(),
         "webhook": FakeWebhookReceiver(),
@@ -218,6 +220,13 @@ def channel_env(fake_providers, vapid_keys, test_certificate, tmp_path_factory):
         "FCM_CREDENTIALS_JSON": json.dumps(fake_providers["fcm"].service_account_info()),
         "FCM_API_BASE": fake_providers["fcm"].url,
         "SLACK_API_BASE": fake_providers["slack_api"].base_url,
+        "APNS_AUTH_KEY": fake_providers["apns"].auth_key_pem,
+        "APNS_KEY_ID": fake_providers["apns"].key_id,
+        "APNS_TEAM_ID": fake_providers["apns"].team_id,
+        "APNS_TOPIC": fake_providers["apns"].topic,
+        "APNS_USE_SANDBOX": "1",
+        "APNS_HOST": f"127.0.0.1:{fake_providers['apns'].port}",
+        "APNS_CA_BUNDLE": str(test_certificate.cert_path),
         "TWILIO_ACCOUNT_SID": twilio.account_sid,
         "TWILIO_AUTH_TOKEN": twilio.auth_token,
         "TWILIO_FROM_NUMBER": twilio.from_number,

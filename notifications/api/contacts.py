@@ -214,19 +214,32 @@ class PushSubscriptionViewSet(OwnContactPoints):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+DEVICE_TOKENS = {
+    "fcm": (re.compile(r"^[A-Za-z0-9_:\-.]{20,1024}$"), "an FCM registration token"),
+    "apns": (re.compile(r"^[0-9a-f]{64}$"), "an APNs device token (64 hex digits)"),
+}
+
+
 class MobileDeviceSerializer(serializers.ModelSerializer):
-    token = serializers.RegexField(r"^[A-Za-z0-9_:\-.]{20,1024}$", max_length=1024,
-                                   help_text="The FCM registration token the app got from Firebase.")
+    token = serializers.CharField(max_length=1024, help_text="The token the app got from Firebase or from APNs.")
 
     class Meta:
         model = MobileDevice
-        fields = ["id", "token", "platform", "active", "created_at", "deactivated_reason"]
+        fields = ["id", "provider", "token", "platform", "active", "created_at", "deactivated_reason"]
         read_only_fields = ["id", "active", "created_at", "deactivated_reason"]
         validators = []  # a known token is an upsert, not a validation error
 
+    def validate(self, data):
+        provider = data.get("provider", MobileDevice.Provider.FCM)
+        token = data["token"].lower() if provider == "apns" else data["token"]
+        pattern, what = DEVICE_TOKENS[provider]
+        if not pattern.match(token):
+            raise serializers.ValidationError({"token": [f"Must be {what}."]})
+        return {**data, "provider": provider, "token": token}
+
 
 class MobileDeviceViewSet(OwnContactPoints):
-    """The caller's phones for native push (FCM): register (upsert by token) and remove."""
+    """The caller's phones for native push (FCM or APNs): register (upsert by token) and remove."""
 
     serializer_class = MobileDeviceSerializer
 
@@ -239,7 +252,7 @@ class MobileDeviceViewSet(OwnContactPoints):
         data = serializer.validated_data
         # A token names one app install: signing in as someone else on the phone moves it to them.
         device, created = MobileDevice.objects.update_or_create(
-            provider="fcm", token=data["token"],
+            provider=data["provider"], token=data["token"],
             defaults={"user": request.user, "platform": data.get("platform", ""), "active": True,
                       "deactivated_reason": ""},
         )

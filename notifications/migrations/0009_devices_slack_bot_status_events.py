@@ -45,7 +45,7 @@ class Migration(migrations.Migration):
             name='MobileDevice',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('provider', models.CharField(default='fcm', max_length=16)),
+                ('provider', models.CharField(choices=[('fcm', 'Fcm'), ('apns', 'Apns')], default='fcm', max_length=16)),
                 ('token', models.CharField(max_length=1024)),
                 ('platform', models.CharField(blank=True, choices=[('android', 'Android'), ('ios', 'Ios')], max_length=16)),
                 ('active', models.BooleanField(default=True)),

@@ -1,5 +1,5 @@
 """A throw-away certificate authority and a server certificate for 127.0.0.1, for fakes of
-providers whose SDK only speaks https (Vonage). The client trusts it through a CA bundle setting,
+providers whose SDK only speaks https (Vonage, APNs). The client trusts it through a CA bundle setting,
 never by switching verification off."""
 
 import datetime
