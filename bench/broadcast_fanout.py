@@ -49,8 +49,8 @@ def main():
     from rest_framework.test import APIClient
 
     from config.celery import app as celery_app
-    from notifications import audiences
     from notifications.models import ApiClient, Notification
+    from notifications.planning import audiences
 
     call_command("migrate", verbosity=0)
     if args.chunk_size:

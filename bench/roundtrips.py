@@ -20,7 +20,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 
 from bench import harness as h
-from tests.fakes.sendgrid import FakeSendGrid
+from tests.support.fakes.sendgrid import FakeSendGrid
 
 
 @contextmanager
@@ -64,9 +64,9 @@ def main():
     key = h.issue_api_key()
     sendgrid = FakeSendGrid().start()
 
+    from channels_delivery.engine import delivery
     from notifications.models import Delivery, Notification
     from notifications.tasks import dispatch_notifications
-    from channels_delivery import delivery
 
     client = Client()
     body = {"recipients": [users[0]], "category": "orders", "title": "Order 123 shipped", "message": "Hello",
@@ -88,7 +88,7 @@ def main():
     with override_settings(SENDGRID_API_KEY=sendgrid.api_key, SENDGRID_HOST=sendgrid.url):
         with CaptureQueriesContext(connection) as queries, count_redis() as commands:
             delivery.attempt(row.id)
-    assert Delivery.objects.get(id=row.id).status == "sent"
+    assert Delivery.objects.get(id=row.id).status in ("sent", "delivered")
     show(f"one {args.channel} delivery attempt (delivery.attempt)", queries, commands)
     for query in queries.captured_queries:
         print(f"    {query['sql'][:150]}")

@@ -21,17 +21,15 @@ import argparse
 import sys
 import time
 
-from bench import harness as h
-
 from django.db import connection  # noqa: E402
 
+from bench import harness as h
+from bench.noop import noop  # noqa: E402
 from config.celery import app  # noqa: E402
 from notifications.api.serializers import existing_users  # noqa: E402
 from notifications.models import Category  # noqa: E402
-from notifications.sending import store_and_dispatch  # noqa: E402
-
-from bench.noop import noop  # noqa: E402
-from tests.fakes.sendgrid import FakeSendGrid  # noqa: E402
+from notifications.planning.sending import store_and_dispatch  # noqa: E402
+from tests.support.fakes.sendgrid import FakeSendGrid  # noqa: E402
 
 CHUNK = 1000  # recipients per store_and_dispatch call: the API's MAX_RECIPIENTS_PER_REQUEST
 
@@ -55,11 +53,11 @@ def delivery_run(channel, users, timeout):
     total = len(users)
 
     def settled():
-        done = h.count("SELECT count(*) FROM notifications_delivery WHERE status IN ('sent', 'failed', 'skipped')")
+        done = h.count("SELECT count(*) FROM notifications_delivery WHERE status IN ('sent', 'delivered', 'failed', 'skipped')")
         return done >= total
 
     h.wait_until(settled, timeout, interval=0.2, what=f"{total} {channel} deliveries settled")
-    sent = h.count("SELECT count(*) FROM notifications_delivery WHERE status = 'sent'")
+    sent = h.count("SELECT count(*) FROM notifications_delivery WHERE status IN ('sent', 'delivered')")
     last = h.count("SELECT extract(epoch FROM max(sent_at)) FROM notifications_delivery")
     elapsed = float(last) - started
     return {"sent": sent, "failed": total - sent, "elapsed": elapsed, "rate": sent / elapsed,

@@ -23,8 +23,7 @@ import time
 
 from bench import harness as h
 from bench.broadcast import broadcast_and_wait, post, start_web, wait_enqueued
-
-from tests.fakes.sendgrid import FakeSendGrid  # noqa: E402
+from tests.support.fakes.sendgrid import FakeSendGrid  # noqa: E402
 
 
 def deliveries_of(notification_id):
@@ -37,8 +36,8 @@ def deliveries_of(notification_id):
 
 def sent_count(channel=None):
     if channel:
-        return h.count("SELECT count(*) FROM notifications_delivery WHERE status = 'sent' AND channel = %s", channel)
-    return h.count("SELECT count(*) FROM notifications_delivery WHERE status = 'sent'")
+        return h.count("SELECT count(*) FROM notifications_delivery WHERE status IN ('sent', 'delivered') AND channel = %s", channel)
+    return h.count("SELECT count(*) FROM notifications_delivery WHERE status IN ('sent', 'delivered')")
 
 
 def main():
@@ -97,7 +96,7 @@ def main():
 
     def settled():
         rows = deliveries_of(notification_id)
-        live = [r for r in rows if r["status"] not in ("sent", "skipped", "failed", "pending")]
+        live = [r for r in rows if r["status"] not in ("sent", "delivered", "skipped", "failed", "pending")]
         return rows if rows and not live else None
 
     try:

@@ -1,31 +1,58 @@
-"""The only place channels and their providers are listed, in failover order."""
+"""The one list of channels. Everything per channel is derived from it: the `Channel` choices,
+the queues and task routes (config/celery.py), the delivery tasks (engine/tasks.py), the retry
+settings, the installed apps, the URL includes and the workers the Procfile must run.
 
-from .apns import ApplePush
-from .email import DjangoEmail, SendGridEmail
-from .fcm import FirebaseMessaging
-from .inapp import InApp
-from .push import WebPush
-from .slack import SlackIncomingWebhook
-from .slack_bot import SlackBot
-from .sms import TwilioSMS
-from .vonage import VonageSMS
-from .webhook import SignedWebhook
+A channel is a package under channels_delivery/channels/<name>/ (a Django app) whose `channel`
+module defines CHANNEL, a `channels_delivery.engine.base.ChannelKit`: its providers in failover
+order, how it finds a user's address, its default layout and its typed message. This module only
+names the packages and imports none of them, so the settings, the models and the engine can read
+it; the kit is loaded on first use (kit()).
+"""
 
-PROVIDERS = {
-    "email": [SendGridEmail(), DjangoEmail()],
-    "sms": [TwilioSMS(), VonageSMS()],
-    "push": [WebPush(), FirebaseMessaging(), ApplePush()],
-    "webhook": [SignedWebhook()],
-    "slack": [SlackIncomingWebhook(), SlackBot()],
-    "inapp": [InApp()],
-}
+from dataclasses import dataclass
+from functools import cache
+from importlib import import_module
 
-# Channels whose providers reach different contact points of a user (Web Push: browsers, FCM and
-# APNs: phones; Slack incoming webhooks and the bot's targets): every provider with targets in the
-# message is called, not the next one on failure.
-SIDE_BY_SIDE = {"push", "slack"}
+
+@dataclass(frozen=True)
+class ChannelEntry:
+    name: str
+    max_retries: int = 5  # per channel; NOTIFY_<NAME>_MAX_RETRIES overrides it
+    backoff_max: int = 600  # seconds; NOTIFY_<NAME>_BACKOFF_MAX overrides it
+    concurrency: int = 1  # the Procfile's default worker concurrency for its queue
+
+    @property
+    def package(self):
+        return f"channels_delivery.channels.{self.name}"
+
+    @property
+    def queue(self):
+        return self.name
+
+    @property
+    def task_name(self):
+        return f"channels_delivery.deliver_{self.name}"
+
+
+CHANNELS = [
+    ChannelEntry("email", concurrency=2),
+    ChannelEntry("sms"),
+    ChannelEntry("push"),
+    ChannelEntry("webhook"),
+    ChannelEntry("slack"),
+    ChannelEntry("inapp"),
+    ChannelEntry("telegram"),
+]
+
+BY_NAME = {entry.name: entry for entry in CHANNELS}
+NAMES = [entry.name for entry in CHANNELS]
+
+
+@cache
+def kit(name):
+    """The channel's ChannelKit (providers, address lookup, layout, message type)."""
+    return import_module(f"{BY_NAME[name].package}.channel").CHANNEL
 
 
 def providers_for(channel):
-    return [provider for provider in PROVIDERS.get(channel, []) if provider.is_configured()]
-
+    return [provider for provider in kit(channel).providers if provider.is_configured()]

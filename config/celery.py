@@ -1,9 +1,11 @@
-"""The Celery app: one queue per channel so each scales on its own."""
+"""The Celery app: one queue per channel (from the channel registry) so each scales on its own."""
 
 import os
 
 from celery import Celery
 from kombu import Queue
+
+from channels_delivery import registry
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -18,7 +20,8 @@ def message_priority(priority):
     return PRIORITY_LANES.get(priority, PRIORITY_LANES["medium"])
 
 
-QUEUES = ["dispatch", "email", "sms", "push", "webhook", "slack", "inapp", "maintenance"]
+CHANNEL_QUEUES = [entry.queue for entry in registry.CHANNELS]
+QUEUES = ["dispatch", *CHANNEL_QUEUES, "maintenance"]
 
 app = Celery("notify")
 # Broker, reliability and limits come from CELERY_* settings (read from the environment).
@@ -29,15 +32,9 @@ app.conf.update(
     task_routes={
         "notifications.*": {"queue": "dispatch"},
         "maintenance.*": {"queue": "maintenance"},
-        "channels_delivery.deliver_email": {"queue": "email"},
-        "channels_delivery.deliver_sms": {"queue": "sms"},
-        "channels_delivery.deliver_push": {"queue": "push"},
-        "channels_delivery.deliver_webhook": {"queue": "webhook"},
-        "channels_delivery.deliver_slack": {"queue": "slack"},
-        "channels_delivery.deliver_inapp": {"queue": "inapp"},
+        **{entry.task_name: {"queue": entry.queue} for entry in registry.CHANNELS},
+        # status events to API clients' status webhooks go out like webhooks
         "channels_delivery.send_status_event": {"queue": "webhook"},
     },
 )
-app.autodiscover_tasks(["notifications", "channels_delivery"])
-# --- clock: the tasks beat runs (notifications/maintenance.py) ---
-app.autodiscover_tasks(["notifications"], related_name="maintenance")
+app.autodiscover_tasks(["notifications", "notifications.clock", "channels_delivery.engine"])

@@ -1,9 +1,12 @@
 """Settings, read once from the environment with defaults for a developer machine."""
 
+import json
 import os
 from pathlib import Path
 
 import dj_database_url
+
+from channels_delivery import registry
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -53,6 +56,7 @@ INSTALLED_APPS = [
     "channels",
     "notifications",
     "channels_delivery",
+    *(entry.package for entry in registry.CHANNELS),
 ]
 
 MIDDLEWARE = [
@@ -113,6 +117,8 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 
 # Request bodies beyond this are refused before parsing (a 10 MB body is a 413, not a 500).
+
+# Request bodies beyond this are refused before parsing (a 10 MB body is a 413, not a 500).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024)
 # Stored files (email attachments) go through Django's default storage: the file system here.
 MEDIA_ROOT = env_str("MEDIA_ROOT", str(BASE_DIR / "media"))
@@ -123,17 +129,18 @@ NOTIFY_ATTACHMENTS_MAX_BYTES = env_int("NOTIFY_ATTACHMENTS_MAX_BYTES", 512 * 102
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 
-# --- REST API ---------------------------------------------------------------
+# --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "notifications.auth.ApiKeyAuthentication",
+        "notifications.api.auth.ApiKeyAuthentication",
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "notifications.api.pagination.PagePagination",
     "PAGE_SIZE": 20,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "notifications.api.schema.ApiAutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": ["notifications.api.throttling.ClientRateThrottle"],
     "EXCEPTION_HANDLER": "notifications.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
@@ -142,9 +149,34 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Send notifications by email, SMS, Web Push, webhook, Slack and in-app.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "NotificationStatusEnum": "notifications.models.NotificationStatus",
+        "DeliveryStatusEnum": "notifications.models.DeliveryStatus",
+        "BroadcastStatusEnum": "notifications.models.Broadcast.Status",
+        "ChannelEnum": "notifications.models.Channel",
+    },
+}
+# Broadcast fan-out: recipients per chunk task (one bulk insert and one dispatch task each).
+NOTIFY_BROADCAST_CHUNK_SIZE = env_int("NOTIFY_BROADCAST_CHUNK_SIZE", 1000)
+# A broadcast still fanning out after this many seconds is planned again (its done chunks skipped).
+NOTIFY_BROADCAST_RESUME_AFTER = env_int("NOTIFY_BROADCAST_RESUME_AFTER", 600)
+# Throttling per API client and per user (DRF rate syntax: N/second|minute|hour|day).
+NOTIFY_THROTTLE_RATES = {
+    "client": env_str("NOTIFY_THROTTLE_CLIENT_RATE", "6000/minute"),
+    "user": env_str("NOTIFY_THROTTLE_USER_RATE", "600/minute"),
+}
+# Throttle counters live in Redis so every web process shares them.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "throttle": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env_str("THROTTLE_REDIS_URL", REDIS_URL),
+        "KEY_PREFIX": "throttle",
+    },
 }
 
-# --- Celery (read by config/celery.py through the CELERY_ namespace) ----------
+# --- Celery (read by config/celery.py through the CELERY_ namespace) --------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 # Countdowns (retry backoff, rate-limit requeues) stay far below this; longer waits live in Postgres.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
@@ -160,13 +192,20 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Task events cost every message a second publish; Flower switches them on while it watches.
 CELERY_WORKER_SEND_TASK_EVENTS = env_bool("CELERY_WORKER_SEND_TASK_EVENTS", False)
 CELERY_TASK_SEND_SENT_EVENT = env_bool("CELERY_TASK_SEND_SENT_EVENT", False)
+# Reconnect to the broker forever after a Redis or RabbitMQ restart instead of exiting.
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# RabbitMQ (CELERY_BROKER_URL=amqp://...): queues are classic and durable (kombu's default). A
+# message with a countdown stays unacked on the worker until it runs, and RabbitMQ's
+# consumer_timeout (30 min by default) closes the channel of an unacked delivery older than that:
+# retry countdowns are capped by NOTIFY_<CHANNEL>_BACKOFF_MAX (600 s) and tasks by
+# CELERY_TASK_TIME_LIMIT, both far below it; longer waits live in Postgres (scheduled_at).
 
-# --- Delivery ---------------------------------------------------------------
-NOTIFY_CHANNELS = ["email", "sms", "push", "webhook", "slack", "inapp"]
+# --- Channels (the list is channels_delivery/registry.py) and their providers -----------------
+NOTIFY_CHANNELS = registry.NAMES
 NOTIFY_DEFAULT_CHANNELS = env_list("NOTIFY_DEFAULT_CHANNELS", "inapp,email")
 # Categories created on migrate; "critical" ones cannot be switched off and ignore quiet hours.
 NOTIFY_CATEGORIES = {
@@ -175,13 +214,14 @@ NOTIFY_CATEGORIES = {
     "messages": {"name": "Messages", "critical": False},
     "system": {"name": "System", "critical": True},
 }
-# Per channel: max_retries and the longest backoff in seconds (kept below the visibility timeout).
+# Per channel: max_retries and the longest backoff in seconds (kept below the visibility timeout);
+# the registry's defaults, overridden by NOTIFY_<CHANNEL>_MAX_RETRIES and _BACKOFF_MAX.
 NOTIFY_RETRY = {
-    channel: {
-        "max_retries": env_int(f"NOTIFY_{channel.upper()}_MAX_RETRIES", 5),
-        "backoff_max": env_int(f"NOTIFY_{channel.upper()}_BACKOFF_MAX", 600),
+    entry.name: {
+        "max_retries": env_int(f"NOTIFY_{entry.name.upper()}_MAX_RETRIES", entry.max_retries),
+        "backoff_max": env_int(f"NOTIFY_{entry.name.upper()}_BACKOFF_MAX", entry.backoff_max),
     }
-    for channel in NOTIFY_CHANNELS
+    for entry in registry.CHANNELS
 }
 PROVIDER_TIMEOUT_SECONDS = env_float("PROVIDER_TIMEOUT_SECONDS", 10.0)
 
@@ -202,16 +242,9 @@ EMAIL_BACKEND = env_str(
     if EMAIL_HOST
     else "django.core.mail.backends.console.EmailBackend",
 )
+# SendGrid's signed event webhook (Twilio's status callbacks are verified with TWILIO_AUTH_TOKEN).
+SENDGRID_WEBHOOK_PUBLIC_KEY = env_str("SENDGRID_WEBHOOK_PUBLIC_KEY", "")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-}
-
-# --- channels ---------------------------------------------------------------
 # SMS through Twilio; TWILIO_API_BASE points the SDK at a proxy (or the fake provider in tests).
 TWILIO_ACCOUNT_SID = env_str("TWILIO_ACCOUNT_SID", "")
 TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN", "")
@@ -256,12 +289,15 @@ WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", "")
 WEBHOOK_CONNECT_TIMEOUT = env_float("WEBHOOK_CONNECT_TIMEOUT", 3.0)
 # Standard Webhooks recommends giving receivers 15 to 30 seconds.
 WEBHOOK_READ_TIMEOUT = env_float("WEBHOOK_READ_TIMEOUT", 15.0)
+# Telegram: the bot's token from @BotFather; TELEGRAM_API_BASE points at a proxy (or the fake in tests).
+TELEGRAM_BOT_TOKEN = env_str("TELEGRAM_BOT_TOKEN", "")
+TELEGRAM_API_BASE = env_str("TELEGRAM_API_BASE", "https://api.telegram.org")
 # Slack webhook URLs are only called on these hosts.
 SLACK_WEBHOOK_HOSTS = [host.lower() for host in env_list("SLACK_WEBHOOK_HOSTS", "hooks.slack.com")]
 # Slack Web API (bot tokens are per workspace, stored with the workspace).
 SLACK_API_BASE = env_str("SLACK_API_BASE", "https://slack.com/api/")
 
-# --- engine ---
+# --- Delivery engine: retries, fallback routes, circuit breaker, rate limits ------------------
 def parse_rate_limits(text):
     """`sendgrid=100:200,twilio=10` -> {"sendgrid": (100.0 per second, burst 200), "twilio": (10.0, 10)}."""
     limits = {}
@@ -284,8 +320,6 @@ NOTIFY_ROUTES = {
     "default": [[channel] for channel in NOTIFY_DEFAULT_CHANNELS],
 }
 if os.environ.get("NOTIFY_ROUTES"):
-    import json
-
     NOTIFY_ROUTES = {**NOTIFY_ROUTES, **json.loads(os.environ["NOTIFY_ROUTES"])}
 # Retry delay before retry n (0-based): factor * 2**n seconds, capped at the channel's backoff_max,
 # with "equal jitter" (a random half) so workers do not retry in lockstep; a provider's
@@ -340,10 +374,8 @@ NOTIFY_CIRCUIT_OPEN_SECONDS = env_float("NOTIFY_CIRCUIT_OPEN_SECONDS", 30.0)
 NOTIFY_CIRCUIT_PROBE_SECONDS = env_float("NOTIFY_CIRCUIT_PROBE_SECONDS", 20.0)
 # Global token bucket per provider, in Redis: "provider=per_second[:burst],...". Unlisted: unlimited.
 NOTIFY_RATE_LIMITS = parse_rate_limits(env_str("NOTIFY_RATE_LIMITS", ""))
-# Provider status callbacks (Twilio's are verified with TWILIO_AUTH_TOKEN, above).
-SENDGRID_WEBHOOK_PUBLIC_KEY = env_str("SENDGRID_WEBHOOK_PUBLIC_KEY", "")
 
-# --- prefs ---
+# --- Planning: preferences and templates ------------------------------------------------------
 # System defaults, below users' and groups' own switches: channels off unless switched on, for
 # every category or (as `category:channel` pairs) for one category.
 NOTIFY_CHANNELS_OFF_BY_DEFAULT = env_list("NOTIFY_CHANNELS_OFF_BY_DEFAULT", "")
@@ -353,39 +385,12 @@ for _pair in env_list("NOTIFY_CATEGORY_CHANNELS_OFF_BY_DEFAULT", ""):
     NOTIFY_CATEGORY_CHANNELS_OFF_BY_DEFAULT.setdefault(_category.strip(), []).append(_channel.strip())
 # Templates fall back from the notification's or user's locale to its language, then to this.
 NOTIFY_DEFAULT_LOCALE = env_str("NOTIFY_DEFAULT_LOCALE", "en")
-# --- api ---
-# Broadcast fan-out: recipients per chunk task (one bulk insert and one dispatch task each).
-NOTIFY_BROADCAST_CHUNK_SIZE = env_int("NOTIFY_BROADCAST_CHUNK_SIZE", 1000)
-# A broadcast still fanning out after this many seconds is planned again (its done chunks skipped).
-NOTIFY_BROADCAST_RESUME_AFTER = env_int("NOTIFY_BROADCAST_RESUME_AFTER", 600)
-# Throttling per API client and per user (DRF rate syntax: N/second|minute|hour|day).
-NOTIFY_THROTTLE_RATES = {
-    "client": env_str("NOTIFY_THROTTLE_CLIENT_RATE", "6000/minute"),
-    "user": env_str("NOTIFY_THROTTLE_USER_RATE", "600/minute"),
-}
-# Throttle counters live in Redis so every web process shares them.
-CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    "throttle": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": env_str("THROTTLE_REDIS_URL", REDIS_URL),
-        "KEY_PREFIX": "throttle",
-    },
-}
-REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["notifications.api.throttling.ClientRateThrottle"]
-REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "notifications.api.schema.ApiAutoSchema"
-SPECTACULAR_SETTINGS["COMPONENT_SPLIT_REQUEST"] = True
-SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
-    "NotificationStatusEnum": "notifications.models.NotificationStatus",
-    "DeliveryStatusEnum": "notifications.models.DeliveryStatus",
-    "BroadcastStatusEnum": "notifications.models.Broadcast.Status",
-    "ChannelEnum": "notifications.models.Channel",
-}
-# --- clock ---
+
+# --- Clock: scheduled sends, digests, escalation, reaper, retention ---------------------------
 # Scheduled sends, digests, escalation, clean-up and the reaper: all driven by one celery beat.
 # Code declares the periodic tasks (notifications/schedules.py); sync_schedules writes them to
 # django-celery-beat's tables, where operators may edit or disable them in the admin.
-CELERY_BEAT_SCHEDULER = "notifications.beat:SingleBeatScheduler"
+CELERY_BEAT_SCHEDULER = "notifications.clock.beat:SingleBeatScheduler"
 # Beat messages that sat in the broker longer than this are dropped (the next tick sends a fresh one).
 NOTIFY_BEAT_TASK_EXPIRES = env_int("NOTIFY_BEAT_TASK_EXPIRES", 10)
 # A second beat refuses to start while the first one holds this Redis lock (refreshed every tick).
@@ -409,11 +414,12 @@ NOTIFY_RETENTION_EXPIRED_DAYS = env_int("NOTIFY_RETENTION_EXPIRED_DAYS", 7)
 NOTIFY_CLEANUP_BATCH = env_int("NOTIFY_CLEANUP_BATCH", 1000)
 # The daily dead-letter summary goes to these addresses, or to active staff users if empty.
 OPERATOR_EMAILS = env_list("OPERATOR_EMAILS", "")
-# Reconnect to the broker forever after a Redis or RabbitMQ restart instead of exiting.
-CELERY_BROKER_CONNECTION_RETRY = True
-CELERY_BROKER_CONNECTION_MAX_RETRIES = None
-# RabbitMQ (CELERY_BROKER_URL=amqp://...): queues are classic and durable (kombu's default). A
-# message with a countdown stays unacked on the worker until it runs, and RabbitMQ's
-# consumer_timeout (30 min by default) closes the channel of an unacked delivery older than that:
-# retry countdowns are capped by NOTIFY_<CHANNEL>_BACKOFF_MAX (600 s) and tasks by
-# CELERY_TASK_TIME_LIMIT, both far below it; longer waits live in Postgres (scheduled_at).
+
+# --- Logging ----------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+}

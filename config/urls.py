@@ -1,9 +1,12 @@
+from importlib.util import find_spec
+
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from notifications.unsubscribe import unsubscribe
-from notifications.views import health
+from channels_delivery import registry
+from notifications.ops.health import health
+from notifications.planning.unsubscribe import unsubscribe
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -11,8 +14,12 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/", include("notifications.api.urls")),
     path("healthz", health, name="health"),
-    path("callbacks/", include("channels_delivery.callbacks.urls")),
     path("unsubscribe/<str:token>/", unsubscribe, name="unsubscribe"),
+]
+
+# Each channel package may bring URLs (provider callbacks, contact-point API): found by the registry.
+urlpatterns += [
+    path("", include(f"{entry.package}.urls")) for entry in registry.CHANNELS if find_spec(f"{entry.package}.urls")
 ]
 
 # Django's own error pages answer in the API's error format on /api/ paths.

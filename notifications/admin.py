@@ -1,11 +1,10 @@
-from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib import admin, messages
 
-from channels_delivery import status_events
-
-from . import models, templating
+from channels_delivery.engine import fallback, status_events
+from notifications import models
+from notifications.planning import templating
 
 
 class DeliveryAttemptInline(admin.TabularInline):
@@ -45,15 +44,13 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     @admin.action(description="Re-drive selected deliveries", permissions=["change"])
     def redrive(self, request, queryset):
-        import channels_delivery
-        from channels_delivery.fallback import NotRedrivable
 
         done, refused = 0, 0
         for delivery_id in queryset.values_list("id", flat=True):
             try:
-                channels_delivery.redrive(delivery_id, by=f"staff {request.user.get_username()} (admin)")
+                fallback.redrive(delivery_id, by=f"staff {request.user.get_username()} (admin)")
                 done += 1
-            except NotRedrivable:
+            except fallback.NotRedrivable:
                 refused += 1
         if done:
             self.message_user(request, f"Re-queued {done} deliveries.", messages.SUCCESS)
@@ -75,39 +72,70 @@ class ApiClientAdmin(admin.ModelAdmin):
     readonly_fields = ["key_prefix"]
 
 
-@admin.register(models.WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
-    list_display = ["user", "url", "method", "content_type", "active", "created_at"]
-    exclude = ["secret", "extra_headers"]
-
-
-class SlackWorkspaceForm(forms.ModelForm):
-    """A bot token is a credential: it can be set here but is never shown again."""
-
-    bot_token = forms.CharField(
-        required=False, max_length=300, widget=forms.PasswordInput(render_value=False),
-        help_text="xoxb-...; leave empty to keep the current token.",
-    )
+class TemplateForm(forms.ModelForm):
+    """Operators' edits are checked by the same rules as the templates API."""
 
     class Meta:
-        model = models.SlackWorkspace
-        fields = ["team_id", "name", "bot_token", "active"]
+        model = models.Template
+        fields = ["key", "channel", "locale", "subject", "body", "html_body", "blocks", "variables"]
 
-    def clean_bot_token(self):
-        token = self.cleaned_data["bot_token"]
-        if token:
-            return token
-        if self.instance.pk:
-            return self.instance.bot_token
-        raise forms.ValidationError("This field is required.")
-
-
-@admin.register(models.SlackWorkspace)
-class SlackWorkspaceAdmin(admin.ModelAdmin):
-    form = SlackWorkspaceForm
-    list_display = ["team_id", "name", "active", "created_at"]
+    def clean(self):
+        data = super().clean()
+        errors = templating.template_errors(
+            data.get("subject", ""), data.get("body", ""), data.get("html_body", ""), data.get("blocks") or [],
+            data.get("variables") or [],
+        )
+        for field, messages_ in errors.items():
+            self.add_error(field if field in self.fields else None, messages_)
+        return data
 
 
+@admin.register(models.Template)
+class TemplateAdmin(admin.ModelAdmin):
+    form = TemplateForm
+    list_display = ["key", "channel", "locale", "version", "active", "created_at"]
+    list_filter = ["channel", "locale", "active"]
+    readonly_fields = ["version", "active"]
+
+    def save_model(self, request, obj, form, change):
+        # An edit publishes a new version; the one edited stays as it was (inactive).
+        content = {name: getattr(obj, name) for name in ("subject", "body", "html_body", "blocks", "variables")}
+        published = templating.publish(obj.key, obj.channel, obj.locale, **content)
+        obj.pk, obj.version, obj.active = published.pk, published.version, published.active
+
+
+for model in [
+    models.Category,
+    models.RecipientProfile,
+    models.Topic,
+    models.ChannelPreference,
+    models.GroupPreference,
+    models.QuietHours,
+    models.Broadcast,
+    models.ProviderEvent,
+    models.IdempotencyRecord,
+    models.Attachment,
+]:
+    admin.site.register(model)
+
+
+# --- Digests and escalation (the clock) ---
+@admin.register(models.Digest)
+class DigestAdmin(admin.ModelAdmin):
+    list_display = ["user", "category", "window_start", "window_end", "status", "sent_at"]
+    list_filter = ["status", "category"]
+    raw_id_fields = ["user", "notification"]
+    date_hierarchy = "window_end"
+
+
+@admin.register(models.Escalation)
+class EscalationAdmin(admin.ModelAdmin):
+    list_display = ["notification", "channel", "due_at", "status", "reason", "done_at"]
+    list_filter = ["status", "channel"]
+    raw_id_fields = ["notification"]
+
+
+# --- Status webhooks of sending apps ---
 @admin.register(models.StatusWebhook)
 class StatusWebhookAdmin(admin.ModelAdmin):
     list_display = ["client", "url", "active", "created_at"]
@@ -124,81 +152,3 @@ class StatusEventAdmin(admin.ModelAdmin):
     def redrive(self, request, queryset):
         count = sum(status_events.redrive(event_id) for event_id in queryset.values_list("id", flat=True))
         self.message_user(request, f"{count} status events queued again.")
-
-
-class SlackWebhookForm(forms.ModelForm):
-    """A Slack webhook URL is a credential: it can be set here but is never shown again."""
-
-    url = forms.URLField(
-        required=False, max_length=500, widget=forms.PasswordInput(render_value=False),
-        help_text="https://hooks.slack.com/services/...; leave empty to keep the current URL.",
-    )
-
-    class Meta:
-        model = models.SlackWebhook
-        fields = ["user", "url", "channel_name", "active", "deactivated_reason"]
-
-    def clean_url(self):
-        url = self.cleaned_data["url"]
-        if url:
-            return url
-        if self.instance.pk:
-            return self.instance.url
-        raise forms.ValidationError("This field is required.")
-
-
-@admin.register(models.SlackWebhook)
-class SlackWebhookAdmin(admin.ModelAdmin):
-    form = SlackWebhookForm
-    list_display = ["user", "host", "channel_name", "active", "deactivated_reason", "created_at"]
-
-    @admin.display(description="host")
-    def host(self, webhook):
-        return urlsplit(webhook.url).hostname
-
-
-@admin.register(models.Template)
-class TemplateAdmin(admin.ModelAdmin):
-    list_display = ["key", "channel", "locale", "version", "active", "created_at"]
-    list_filter = ["channel", "locale", "active"]
-    readonly_fields = ["version", "active"]
-
-    def save_model(self, request, obj, form, change):
-        # An edit publishes a new version; the one edited stays as it was (inactive).
-        content = {name: getattr(obj, name) for name in ("subject", "body", "html_body", "blocks", "variables")}
-        published = templating.publish(obj.key, obj.channel, obj.locale, **content)
-        obj.pk, obj.version, obj.active = published.pk, published.version, published.active
-
-
-for model in [
-    models.Category,
-    models.RecipientProfile,
-    models.PushSubscription,
-    models.MobileDevice,
-    models.SlackBotTarget,
-    models.Attachment,
-    models.Topic,
-    models.ChannelPreference,
-    models.GroupPreference,
-    models.QuietHours,
-    models.Broadcast,
-    models.ProviderEvent,
-    models.IdempotencyRecord,
-]:
-    admin.site.register(model)
-
-
-# --- clock ---
-@admin.register(models.Digest)
-class DigestAdmin(admin.ModelAdmin):
-    list_display = ["user", "category", "window_start", "window_end", "status", "sent_at"]
-    list_filter = ["status", "category"]
-    raw_id_fields = ["user", "notification"]
-    date_hierarchy = "window_end"
-
-
-@admin.register(models.Escalation)
-class EscalationAdmin(admin.ModelAdmin):
-    list_display = ["notification", "channel", "due_at", "status", "reason", "done_at"]
-    list_filter = ["status", "channel"]
-    raw_id_fields = ["notification"]

@@ -7,15 +7,7 @@ class NotificationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from .categories import ensure_configured_categories
+        from notifications.planning.categories import ensure_configured_categories
 
         # post_migrate also runs after a test flush, so configured categories always exist.
         post_migrate.connect(ensure_configured_categories, sender=self)
-
-        from channels_delivery import hooks
-
-        from .contact_points import deactivate
-
-        # A push subscription or Slack webhook that its provider calls gone is switched off.
-        if deactivate not in hooks.contact_point_gone_listeners:
-            hooks.contact_point_gone_listeners.append(deactivate)

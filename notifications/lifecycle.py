@@ -3,20 +3,22 @@
 from django.db import transaction
 from django.utils import timezone
 
-from channels_delivery import enqueue_deliveries
+from channels_delivery.engine.fallback import enqueue_deliveries
+from notifications.models import (
+    Delivery,
+    DeliveryGroups,
+    DeliveryStatus,
+    Notification,
+    NotificationStatus,
+    Resend,
+    settle_notifications,
+)
 
-from . import planning
-from .models import Delivery, DeliveryStatus, Notification, NotificationStatus, Resend
-
-CANCELLABLE_DELIVERIES = [DeliveryStatus.PENDING, DeliveryStatus.QUEUED, DeliveryStatus.RETRYING]
-GONE_OUT = [
-    DeliveryStatus.SENDING,
-    DeliveryStatus.SENT,
-    DeliveryStatus.DELIVERED,
-    DeliveryStatus.BOUNCED,
-    DeliveryStatus.UNDELIVERED,
+# A notification may be cancelled while nothing of it has gone out.
+CANCELLABLE = [
+    NotificationStatus.SCHEDULED, NotificationStatus.PENDING, NotificationStatus.BATCHED, NotificationStatus.DISPATCHED,
 ]
-RESENDABLE = [DeliveryStatus.FAILED, DeliveryStatus.SKIPPED]
+from notifications.planning import planner
 
 
 class NotAllowed(Exception):
@@ -29,12 +31,12 @@ def cancel(notification_id):
     notification = Notification.objects.select_for_update().get(id=notification_id)
     if notification.status == NotificationStatus.CANCELLED:
         return notification
-    if notification.status in (NotificationStatus.DELIVERED, NotificationStatus.FAILED, NotificationStatus.EXPIRED):
+    if notification.status not in CANCELLABLE:
         raise NotAllowed(f"The notification is already {notification.status}.")
-    if notification.deliveries.filter(status__in=GONE_OUT).exists():
+    if notification.deliveries.filter(status__in=DeliveryGroups.GONE_OUT).exists():
         raise NotAllowed("The notification has already been sent on at least one channel.")
-    notification.deliveries.filter(status__in=CANCELLABLE_DELIVERIES).update(
-        status=DeliveryStatus.CANCELLED, reason="cancelled by the sender", next_retry_at=None
+    notification.deliveries.move(
+        DeliveryStatus.CANCELLED, source=DeliveryGroups.OPEN, reason="cancelled by the sender", next_retry_at=None
     )
     notification.status = NotificationStatus.CANCELLED
     notification.save(update_fields=["status"])
@@ -54,29 +56,31 @@ def resend(notification_id, *, reason, requested_by=None, client=None):
     if notification.status in (NotificationStatus.CANCELLED, NotificationStatus.EXPIRED):
         raise NotAllowed(f"The notification is {notification.status}.")
     deliveries = list(notification.deliveries.select_for_update())
-    done_routes = {d.route for d in deliveries if d.status in GONE_OUT}
-    redo = [d for d in deliveries if d.status in RESENDABLE and d.route not in done_routes]
+    done_routes = {d.route for d in deliveries if d.status in DeliveryGroups.GONE_OUT}
+    redo = [d for d in deliveries if d.status in DeliveryGroups.RESENDABLE and d.route not in done_routes]
     if not redo:
         raise NotAllowed("No failed or skipped channel to resend.")
     now = timezone.now()
     status_before = notification.status
-    planning.record(notification, now, event="resend", reason=reason, channels=[d.channel for d in redo])
-    fresh = {d.channel: d for d in planning.plan(notification, now=now)}
+    planner.record(notification, now, event="resend", reason=reason, channels=[d.channel for d in redo])
+    fresh = {d.channel: d for d in planner.plan(notification, now=now)}
     if notification.status == NotificationStatus.SCHEDULED and status_before != NotificationStatus.SCHEDULED:
         raise NotAllowed("The recipient's quiet hours defer this notification; resend it after they end.")
+    moves = {}
     for delivery in redo:
-        delivery.updated_at = now
         planned = fresh.get(delivery.channel)
         if planned is None:
             delivery.status, delivery.reason = DeliveryStatus.SKIPPED, "not planned on resend"
-            continue
-        delivery.status, delivery.message = planned.status, planned.message
-        delivery.template_version = planned.template_version
-        delivery.reason = planned.reason or f"resent: {reason}"[:500]
+        else:
+            delivery.status, delivery.message = planned.status, planned.message
+            delivery.template_version = planned.template_version
+            delivery.reason = (planned.reason or f"resent: {reason}")[:500]
         delivery.last_error, delivery.next_retry_at = "", None
-    Delivery.objects.bulk_update(
-        redo, ["status", "message", "template_version", "reason", "last_error", "next_retry_at", "updated_at"]
-    )
+        moves.setdefault(delivery.status, []).append(delivery.id)
+    # The fresh plan's content first, then each row's new state through the one transition.
+    Delivery.objects.bulk_update(redo, ["message", "template_version", "reason", "last_error", "next_retry_at"])
+    for status, ids in moves.items():
+        Delivery.objects.filter(id__in=ids).move(status, source=DeliveryGroups.RESENDABLE)
     queued = [d for d in redo if d.status == DeliveryStatus.QUEUED]
     record = Resend.objects.create(
         notification=notification,
@@ -85,8 +89,8 @@ def resend(notification_id, *, reason, requested_by=None, client=None):
         reason=reason,
         channels=[d.channel for d in redo],
     )
-    if queued:
-        notification.status = NotificationStatus.DISPATCHED
-        transaction.on_commit(lambda: enqueue_deliveries(queued))
     notification.save(update_fields=["status", "trace"])
+    settle_notifications([notification.id], deliveries)
+    if queued:
+        transaction.on_commit(lambda: enqueue_deliveries(queued))
     return record, queued

@@ -9,20 +9,18 @@ import uuid
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.postgres.fields import ArrayField
-from django.db import models
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from channels_delivery import registry
+
 from .secret_fields import SecretJSONField
 
-
-class Channel(models.TextChoices):
-    EMAIL = "email"
-    SMS = "sms"
-    PUSH = "push"
-    WEBHOOK = "webhook"
-    SLACK = "slack"
-    INAPP = "inapp"
+# The channels come from the one registry (channels_delivery/registry.py); Channel.EMAIL etc.
+Channel = models.TextChoices("Channel", [(name.upper(), name) for name in registry.NAMES])
 
 
 class Priority(models.TextChoices):
@@ -33,14 +31,30 @@ class Priority(models.TextChoices):
 
 
 class NotificationStatus(models.TextChoices):
+    """Before dispatch, where the notification waits; after it, what its deliveries add up to
+    (derived in one place, settle_notifications(), whenever a delivery's status changes)."""
+
     SCHEDULED = "scheduled"  # waits in Postgres for scheduled_at (or the end of quiet hours)
     PENDING = "pending"  # stored, dispatch enqueued
-    DISPATCHED = "dispatched"  # deliveries planned
-    DELIVERED = "delivered"  # at least one channel reached the user
-    FAILED = "failed"  # every planned channel failed
+    BATCHED = "batched"  # held for its category's digest (see Digest)
+    DISPATCHED = "dispatched"  # deliveries planned, none has reached the user yet
+    SENT = "sent"  # a provider accepted it on at least one channel; none confirmed yet
+    DELIVERED = "delivered"  # confirmed on a channel: a provider's callback, or the in-app inbox
+    PARTIALLY_FAILED = "partially_failed"  # reached the user on a route, another route failed for good
+    FAILED = "failed"  # no route reached the user (every planned channel failed or was skipped)
     CANCELLED = "cancelled"
     EXPIRED = "expired"
-    BATCHED = "batched"  # held for its category's digest (see Digest)
+
+
+# Notifications whose status their deliveries decide; the others are settled by their own paths.
+SETTLED_BY_DELIVERIES = [
+    NotificationStatus.PENDING,
+    NotificationStatus.DISPATCHED,
+    NotificationStatus.SENT,
+    NotificationStatus.DELIVERED,
+    NotificationStatus.PARTIALLY_FAILED,
+    NotificationStatus.FAILED,
+]
 
 
 class DeliveryStatus(models.TextChoices):
@@ -57,15 +71,24 @@ class DeliveryStatus(models.TextChoices):
     CANCELLED = "cancelled"
 
 
-DELIVERY_FINAL_STATUSES = {
-    DeliveryStatus.SENT,
-    DeliveryStatus.DELIVERED,
-    DeliveryStatus.BOUNCED,
-    DeliveryStatus.UNDELIVERED,
-    DeliveryStatus.FAILED,
-    DeliveryStatus.SKIPPED,
-    DeliveryStatus.CANCELLED,
-}
+class DeliveryGroups:
+    """The named groups of delivery states; code asks these, never lists states itself."""
+
+    # Taken by a worker, or about to be: a chain that is alive.
+    LIVE = frozenset({DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.RETRYING})
+    # Not gone out yet, so a cancel or an expiry may still stop it.
+    OPEN = frozenset({DeliveryStatus.PENDING, DeliveryStatus.QUEUED, DeliveryStatus.RETRYING})
+    # Reached the user as far as we can tell.
+    REACHED = frozenset({DeliveryStatus.SENT, DeliveryStatus.DELIVERED})
+    # Ended without reaching the user: the next channel of the chain takes over.
+    FALLBACK_TRIGGERS = frozenset({DeliveryStatus.FAILED, DeliveryStatus.UNDELIVERED, DeliveryStatus.BOUNCED})
+    # Left the building (or is leaving): no cancel any more.
+    GONE_OUT = frozenset({
+        DeliveryStatus.SENDING, DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.BOUNCED,
+        DeliveryStatus.UNDELIVERED,
+    })
+    # An operator may plan these again.
+    RESENDABLE = frozenset({DeliveryStatus.FAILED, DeliveryStatus.SKIPPED})
 
 
 class AttemptOutcome(models.TextChoices):
@@ -143,87 +166,51 @@ class RecipientProfile(models.Model):
         return f"profile of {self.user}"
 
 
-class PushSubscription(models.Model):
+# The user relations that hold contact points; a large fan-out prefetches them.
+CONTACT_POINT_PREFETCH = ["push_subscriptions", "mobile_devices", "webhook_endpoints", "slack_webhooks",
+                          "slack_bot_targets"]
+
+
+def active_contact_points(related_manager):
+    """A user's active contact points of one kind, oldest first. Filtering in Python lets a
+    caller's prefetch_related() answer without another query."""
+    return sorted((row for row in related_manager.all() if row.active), key=lambda row: row.id)
+
+
+class ContactPointQuerySet(models.QuerySet):
+    def deactivate(self, reason):
+        """The provider said these are gone for good: stop planning deliveries to them."""
+        return self.filter(active=True).update(active=False, **clip_fields(self.model, {"deactivated_reason": reason}))
+
+
+class ContactPoint(models.Model):
+    """What every kind of contact point has: an owner, an on/off switch and why it went off."""
+
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    deactivated_reason = models.CharField(max_length=200, blank=True)
+
+    objects = ContactPointQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+
+class PushSubscription(ContactPoint):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="push_subscriptions")
     endpoint = models.URLField(max_length=1000)
     p256dh = models.CharField(max_length=200)
     auth = models.CharField(max_length=100)
     user_agent = models.CharField(max_length=300, blank=True)
-    active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    deactivated_reason = models.CharField(max_length=200, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "endpoint"], name="push_subscription_unique")]
 
 
-class SlackWebhook(models.Model):
+class SlackWebhook(ContactPoint):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="slack_webhooks")
     url = models.URLField(max_length=500)
     channel_name = models.CharField(max_length=100, blank=True)
-    active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    deactivated_reason = models.CharField(max_length=200, blank=True)
-
-
-class MobileDevice(models.Model):
-    """A phone app's token for native push (FCM HTTP v1, or APNs)."""
-
-    class Platform(models.TextChoices):
-        ANDROID = "android"
-        IOS = "ios"
-
-    class Provider(models.TextChoices):
-        FCM = "fcm"  # a Firebase registration token (Android, or iOS through Firebase)
-        APNS = "apns"  # an APNs device token (iOS, straight through Apple)
-
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mobile_devices")
-    provider = models.CharField(max_length=16, choices=Provider.choices, default=Provider.FCM)
-    token = models.CharField(max_length=1024)
-    platform = models.CharField(max_length=16, choices=Platform.choices, blank=True)
-    active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    deactivated_reason = models.CharField(max_length=200, blank=True)
-
-    class Meta:
-        # A token names one app install; when another user signs in on it, the row moves to them.
-        constraints = [models.UniqueConstraint(fields=["provider", "token"], name="mobile_device_unique")]
-
-
-class SlackWorkspace(models.Model):
-    """A Slack workspace our Slack app is installed in, with its bot token (xoxb-...)."""
-
-    team_id = models.CharField(max_length=32, unique=True)
-    name = models.CharField(max_length=200, blank=True)
-    # A credential. Stored as is until notifications.encryption (branch `encrypt`) lands on main;
-    # then an EncryptedTextField like the webhook secrets.
-    bot_token = models.TextField()
-    active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.name or self.team_id
-
-
-class SlackBotTarget(models.Model):
-    """Where the Slack bot reaches a user: a direct message to their Slack user id, or a post in
-    a channel the bot was invited to."""
-
-    class Kind(models.TextChoices):
-        DIRECT = "direct"
-        CHANNEL = "channel"
-
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="slack_bot_targets")
-    workspace = models.ForeignKey(SlackWorkspace, on_delete=models.CASCADE, related_name="targets")
-    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.DIRECT)
-    target_id = models.CharField(max_length=32, help_text="A Slack user id (U..., W...) or channel id (C..., G...).")
-    active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    deactivated_reason = models.CharField(max_length=200, blank=True)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "workspace", "kind", "target_id"],
-                                               name="slack_bot_target_unique")]
 
 
 def new_webhook_secret():
@@ -231,7 +218,7 @@ def new_webhook_secret():
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-class WebhookEndpoint(models.Model):
+class WebhookEndpoint(ContactPoint):
     class Method(models.TextChoices):
         POST = "POST"
         PUT = "PUT"
@@ -248,9 +235,6 @@ class WebhookEndpoint(models.Model):
     content_type = models.CharField(max_length=4, choices=ContentType.choices, default=ContentType.JSON)
     # Credentials such as `Authorization: Bearer ...`: written, never shown again (see secret_fields).
     extra_headers = SecretJSONField(blank=True, default=dict)
-    active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    deactivated_reason = models.CharField(max_length=200, blank=True)
 
 
 class Topic(models.Model):
@@ -334,15 +318,6 @@ class Template(models.Model):
     def __str__(self):
         return f"{self.key}/{self.channel}/{self.locale} v{self.version}"
 
-    def clean(self):
-        from django.core.exceptions import ValidationError
-
-        from .templating import template_errors
-
-        errors = template_errors(self.subject, self.body, self.html_body, self.blocks, self.variables)
-        if errors:
-            raise ValidationError(errors)
-
 
 class Broadcast(models.Model):
     """One send request to an audience; fan-out progress is followed here."""
@@ -380,6 +355,10 @@ class BroadcastChunk(models.Model):
 
 
 class NotificationQuerySet(models.QuerySet):
+    def settle(self):
+        """Derive these notifications' status from their deliveries; see settle_notifications()."""
+        return settle_notifications(self.values_list("id", flat=True))
+
     def for_recipient(self, user):
         return self.filter(recipient=user)
 
@@ -390,7 +369,16 @@ class NotificationQuerySet(models.QuerySet):
         return self.filter(status=NotificationStatus.SCHEDULED, scheduled_at__lte=now or timezone.now())
 
     def mark_all_read(self, now=None):
-        return self.unread().update(read_at=now or timezone.now())
+        """Mark these read (a read one keeps its first read time) and cancel their pending
+        escalations at once: a notification read in time never goes out again. Returns the count."""
+        now = now or timezone.now()
+        ids = list(self.unread().values_list("id", flat=True))
+        with transaction.atomic():
+            updated = Notification.objects.filter(id__in=ids).update(read_at=now)
+            Escalation.objects.filter(notification_id__in=ids, status=Escalation.Status.PENDING).update(
+                status=Escalation.Status.CANCELLED, reason="read in time", done_at=now
+            )
+        return updated
 
 
 class Notification(models.Model):
@@ -404,7 +392,6 @@ class Notification(models.Model):
     data = models.JSONField(default=dict, blank=True)
     priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.MEDIUM)
     status = models.CharField(max_length=16, choices=NotificationStatus.choices, default=NotificationStatus.PENDING)
-    channels = ArrayField(models.CharField(max_length=16, choices=Channel.choices), default=list, blank=True)
     # The sender's fallback chains, e.g. [["inapp"], ["push", "sms", "email"]]; empty: configured routes.
     routes = models.JSONField(default=list, blank=True)
     template_key = models.SlugField(max_length=100, blank=True)
@@ -450,8 +437,37 @@ class Notification(models.Model):
     def __str__(self):
         return f"{self.category_id}: {self.title}"
 
+    @property
+    def channels(self):
+        """Every channel the sender's routes name, in order."""
+        return list(dict.fromkeys(channel for route in self.routes or [] for channel in route))
+
+
+def clip_fields(model, fields):
+    """Every text value cut to its field's max_length (TextFields declare one too)."""
+    clipped_fields = {}
+    for name, value in fields.items():
+        field = model._meta.get_field(name)
+        if isinstance(value, str) and getattr(field, "max_length", None) and len(value) > field.max_length:
+            value = value[: field.max_length]
+        clipped_fields[name] = value
+    return clipped_fields
+
 
 class DeliveryQuerySet(models.QuerySet):
+    def move(self, to, *, source, **fields):
+        """The one way a delivery changes state: rows of this queryset that are in one of the
+        `source` states move to `to`, in one conditional UPDATE (so two workers never both move
+        a row), with updated_at and the given fields, texts clipped to fit. Returns the count."""
+        source = [source] if isinstance(source, str) else list(source)
+        return self.filter(status__in=source).update(
+            status=to, updated_at=timezone.now(), **clip_fields(Delivery, fields)
+        )
+
+    def note(self, **fields):
+        """Change fields other than the status (texts clipped), e.g. provider details."""
+        return self.update(updated_at=timezone.now(), **clip_fields(Delivery, fields))
+
     def dead_letters(self):
         """Failed deliveries that ended their chain: nothing after them in their route is left to try."""
         later = Delivery.objects.filter(
@@ -460,10 +476,25 @@ class DeliveryQuerySet(models.QuerySet):
         ).exclude(status=DeliveryStatus.SKIPPED)
         return self.filter(status=DeliveryStatus.FAILED).exclude(models.Exists(later))
 
-    def stuck(self, older_than):
-        return self.filter(
-            status__in=[DeliveryStatus.QUEUED, DeliveryStatus.SENDING], updated_at__lt=older_than
-        )
+
+
+class AttachmentQuerySet(models.QuerySet):
+    def contents(self):
+        """[(filename, content_type, bytes)] of these attachments that hold a file, in id order."""
+        found = []
+        for row in self.exclude(file="").order_by("id"):
+            with default_storage.open(row.file.name, "rb") as handle:
+                found.append((row.filename, row.content_type, handle.read()))
+        return found
+
+    @staticmethod
+    def store_content(content):
+        """Store bytes once, under their SHA-256; (storage name, digest)."""
+        digest = hashlib.sha256(content).hexdigest()
+        name = f"attachments/{digest[:2]}/{digest}"
+        if not default_storage.exists(name):
+            name = default_storage.save(name, ContentFile(content))
+        return name, digest
 
 
 class Attachment(models.Model):
@@ -481,6 +512,8 @@ class Attachment(models.Model):
     source_url = models.URLField(max_length=1000, blank=True)
     fetch_error = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = AttachmentQuerySet.as_manager()
 
     @property
     def pending(self):
@@ -505,7 +538,7 @@ class Delivery(models.Model):
     next_retry_at = models.DateTimeField(null=True, blank=True)
     provider_message_id = models.CharField(max_length=200, blank=True)
     reason = models.CharField(max_length=500, blank=True, help_text="Why it was skipped, failed or fell back.")
-    last_error = models.TextField(blank=True)
+    last_error = models.TextField(blank=True, max_length=2000)
     template_version = models.PositiveIntegerField(null=True, blank=True)
     # The rendered message and its address, fixed at planning: all a channel needs to send.
     message = models.JSONField(default=dict, blank=True)
@@ -544,7 +577,7 @@ class DeliveryAttempt(models.Model):
     started_at = models.DateTimeField(default=timezone.now)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     outcome = models.CharField(max_length=16, choices=AttemptOutcome.choices)
-    error = models.TextField(blank=True)
+    error = models.TextField(blank=True, max_length=2000)
     provider_status_code = models.CharField(max_length=32, blank=True)
     note = models.CharField(max_length=300, blank=True)
     # Set on a try that failed transiently: the retry policy it fell under and the wait computed
@@ -674,7 +707,7 @@ class Resend(models.Model):
         ordering = ["created_at", "id"]
 
 
-# --- clock ---
+# --- Digests and escalation (the clock) ---
 class Digest(models.Model):
     """One batch of a user's notifications of one category in one window; sent once, as one
     message per channel. The unique constraint holds however many workers batch at once."""
@@ -723,3 +756,59 @@ class Escalation(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["due_at"], condition=Q(status="pending"), name="escalation_due_idx")]
+
+
+def route_outcome(rows):
+    """One route (a fallback chain) as `reached`, `live` or `failed`, from its rows' statuses in
+    position order. A pending row whose predecessor failed is live: its errback is on its way."""
+    statuses = [status for status in rows if status != DeliveryStatus.SKIPPED]
+    if any(status in DeliveryGroups.REACHED for status in statuses):
+        return "reached"
+    for before, status in zip([None, *statuses], statuses):
+        if status in DeliveryGroups.LIVE:
+            return "live"
+        if status == DeliveryStatus.PENDING and before in DeliveryGroups.FALLBACK_TRIGGERS:
+            return "live"
+    return "failed"
+
+
+def notification_status(deliveries):
+    """What a notification's deliveries add up to. deliveries: (route, position, status) rows."""
+    routes = {}
+    for route, position, status in sorted(deliveries):
+        routes.setdefault(route, []).append(status)
+    outcomes = {route_outcome(rows) for rows in routes.values()}
+    statuses = {status for _route, _position, status in deliveries}
+    if "reached" in outcomes:
+        if "failed" in outcomes:
+            return NotificationStatus.PARTIALLY_FAILED
+        return NotificationStatus.DELIVERED if DeliveryStatus.DELIVERED in statuses else NotificationStatus.SENT
+    if "live" in outcomes:
+        return NotificationStatus.DISPATCHED
+    return NotificationStatus.FAILED
+
+
+def settle_notifications(notification_ids, deliveries=None):
+    """The one place a dispatched notification's status is set: derived from its deliveries, one
+    query to read them (none when the caller holds them all: `deliveries`, Delivery objects) and
+    one UPDATE per resulting status. Notifications that are scheduled, batched, cancelled or
+    expired keep their status. Returns {id: status}."""
+    ids = list(notification_ids)
+    if not ids:
+        return {}
+    if deliveries is None:
+        deliveries = Delivery.objects.filter(notification_id__in=ids).only(
+            "notification_id", "route", "position", "status"
+        )
+    rows = {}
+    for delivery in deliveries:
+        rows.setdefault(delivery.notification_id, []).append((delivery.route, delivery.position, delivery.status))
+    derived = {notification_id: notification_status(rows.get(notification_id, [])) for notification_id in ids}
+    by_status = {}
+    for notification_id, status in derived.items():
+        by_status.setdefault(status, []).append(notification_id)
+    for status, members in by_status.items():
+        Notification.objects.filter(id__in=members, status__in=SETTLED_BY_DELIVERIES).exclude(status=status).update(
+            status=status
+        )
+    return derived

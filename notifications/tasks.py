@@ -1,12 +1,13 @@
 from celery import shared_task
 from django.db import transaction
 
-from channels_delivery import enqueue_deliveries
-
-from . import attachments, digests, escalation, planning
-from .models import Delivery, DeliveryStatus, Notification, NotificationStatus
-from .preferences import PreferenceBook
-from .templating import cached_templates
+from channels_delivery.engine import attachments
+from channels_delivery.engine.fallback import enqueue_deliveries
+from notifications.clock import digests, escalation
+from notifications.models import Delivery, DeliveryStatus, Notification, NotificationStatus, settle_notifications
+from notifications.planning import audiences, planner
+from notifications.planning.preferences import PreferenceBook
+from notifications.planning.templating import cached_templates
 
 
 @shared_task(name="notifications.dispatch_notifications")
@@ -23,18 +24,14 @@ def dispatch_notifications(notification_ids):
         attachments.fetch_pending(notifications)  # channels: URL attachments, through the outbound guard
         preferences = PreferenceBook.load(n.recipient_id for n in notifications)
         with cached_templates():
-            deliveries = [d for notification in notifications for d in planning.plan(notification, preferences)]
+            deliveries = [d for notification in notifications for d in planner.plan(notification, preferences)]
         Delivery.objects.bulk_create(deliveries)
         # Planning wrote each decision trace; a deferred notification (quiet hours) is `scheduled`.
         Notification.objects.bulk_update(notifications, ["status", "scheduled_at", "trace"])
         deferred = {n.id for n in notifications if n.status == NotificationStatus.SCHEDULED}
         queued = [d for d in deliveries if d.status == DeliveryStatus.QUEUED]
         escalation.plan_escalations(queued)  # clock: unread in-app goes out again later
-        live = {d.notification_id for d in queued}
-        Notification.objects.filter(id__in=live).update(status=NotificationStatus.DISPATCHED)
-        Notification.objects.filter(
-            id__in=[n.id for n in notifications if n.id not in live and n.id not in deferred]
-        ).update(status=NotificationStatus.FAILED)
+        settle_notifications([n.id for n in notifications if n.id not in deferred], deliveries)
         transaction.on_commit(lambda: enqueue_deliveries(deliveries, whole_plan=True))
     return len(deliveries)
 
@@ -42,9 +39,7 @@ def dispatch_notifications(notification_ids):
 @shared_task(name="notifications.plan_broadcast")
 def plan_broadcast(broadcast_id):
     """Fix a broadcast's chunks and fan each out as its own task (re-running re-sends only the rest)."""
-    from .audiences import plan
-
-    numbers = plan(broadcast_id)
+    numbers = audiences.plan(broadcast_id)
     for number in numbers:
         fan_out_broadcast_chunk.delay(broadcast_id, number)
     return len(numbers)
@@ -52,7 +47,5 @@ def plan_broadcast(broadcast_id):
 
 @shared_task(name="notifications.fan_out_broadcast_chunk")
 def fan_out_broadcast_chunk(broadcast_id, number):
-    from .audiences import fan_out_chunk
-
-    return fan_out_chunk(broadcast_id, number)
+    return audiences.fan_out_chunk(broadcast_id, number)
 

@@ -7,24 +7,27 @@ import redis
 from django.conf import settings
 from django.db import OperationalError
 from django.test import TransactionTestCase
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
 from notifications.models import ApiClient
+from tests.support.fakes.apns import FakeAPNs
+from tests.support.fakes.fcm import FakeFCM
+from tests.support.fakes.files import FakeFileHost
+from tests.support.fakes.sendgrid import FakeSendGrid
+from tests.support.fakes.slack import FakeSlack
+from tests.support.fakes.slack_api import FakeSlackWebAPI
+from tests.support.fakes.smtp import FakeSMTP
+from tests.support.fakes.telegram import FakeTelegram
+from tests.support.fakes.tls import TestCertificate
+from tests.support.fakes.twilio import FakeTwilio
+from tests.support.fakes.vonage import FakeVonage
+from tests.support.fakes.webhook_receiver import FakeWebhookReceiver
+from tests.support.fakes.webpush import FakePushService, new_vapid_keys
+from tests.support.rabbitmq import fresh_vhost
+from tests.support.workers import WorkerProcess
 
-from .fakes.apns import FakeAPNs
-from .fakes.fcm import FakeFCM
-from .fakes.files import FakeFileHost
-from .fakes.sendgrid import FakeSendGrid
-from .fakes.slack import FakeSlack
-from .fakes.slack_api import FakeSlackWebAPI
-from .fakes.smtp import FakeSMTP
-from .fakes.tls import TestCertificate
-from .fakes.twilio import FakeTwilio
-from .fakes.vonage import FakeVonage
-from .fakes.webhook_receiver import FakeWebhookReceiver
-from .fakes.webpush import FakePushService, new_vapid_keys
-from .workers import WorkerProcess
 
 def _flush_despite_workers(original):
     """A worker still finishing a task of the previous test can deadlock with the TRUNCATE that
@@ -56,8 +59,6 @@ def isolated_broker():
     """Tests use their own Redis database (or RabbitMQ vhost) so a running dev service is never touched."""
     redis.Redis.from_url(TEST_REDIS_URL).flushdb()
     if TEST_BROKER_URL.startswith("amqp"):
-        from .rabbitmq import fresh_vhost
-
         fresh_vhost(TEST_BROKER_URL)
     celery_app.conf.broker_url = TEST_BROKER_URL
     # Circuit and rate-limit state, read by tests, lives beside the test broker.
@@ -162,8 +163,6 @@ def app_api(sender_key):
 
 @pytest.fixture
 def user_api():
-    from rest_framework.authtoken.models import Token
-
     def make(user):
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
@@ -172,7 +171,7 @@ def user_api():
     return make
 
 
-# --- channels: one fake per provider, and the settings that point the channels at them ------
+# --- One fake per provider, and the settings that point the channels at them ---
 @pytest.fixture(scope="session")
 def vapid_keys():
     return new_vapid_keys()
@@ -195,6 +194,7 @@ def fake_providers(vapid_keys, test_certificate):
         "push": FakePushService(vapid_public_key=vapid_keys[1]),
         "slack": FakeSlack(),
         "webhook": FakeWebhookReceiver(),
+        "telegram": FakeTelegram(),
     }
     for fake in fakes.values():
         fake.start()
@@ -241,6 +241,9 @@ def channel_env(fake_providers, vapid_keys, test_certificate, tmp_path_factory):
         "NOTIFY_PUSH_BACKOFF_MAX": "2",
         "NOTIFY_WEBHOOK_BACKOFF_MAX": "2",
         "NOTIFY_SLACK_BACKOFF_MAX": "2",
+        "TELEGRAM_BOT_TOKEN": fake_providers["telegram"].token,
+        "TELEGRAM_API_BASE": fake_providers["telegram"].url,
+        "NOTIFY_TELEGRAM_BACKOFF_MAX": "2",
     }
 
 
@@ -267,14 +270,3 @@ def fakes(fake_providers):
     yield fake_providers
     for fake in fake_providers.values():
         fake.reset()
-
-
-# --- clock ---
-@pytest.fixture
-def beat(worker_env, tmp_path):
-    """A real celery beat process for one test (the test database is flushed between tests)."""
-    from .workers import BeatProcess
-
-    process = BeatProcess(worker_env, log_dir=tmp_path).start()
-    yield process
-    process.stop()

@@ -4,10 +4,10 @@ from django.db.models import Count, Q
 from rest_framework import mixins, viewsets
 from rest_framework.permissions import IsAuthenticated
 
-from ..auth import CanSend, api_client_of
-from ..models import Broadcast
-from .permissions import ClientScopes
-from .serializers import BroadcastSerializer
+from notifications.api.auth import CanSend, api_client_of
+from notifications.api.permissions import ClientScopes
+from notifications.api.serializers import BroadcastSerializer
+from notifications.models import Broadcast
 
 
 class BroadcastViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

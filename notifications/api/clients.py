@@ -7,9 +7,9 @@ from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from ..models import ApiClient
-from .idempotency import IDEMPOTENCY_PARAMETER, idempotent
-from .permissions import IsOperator
+from notifications.api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
+from notifications.api.permissions import IsOperator
+from notifications.models import ApiClient
 
 User = get_user_model()
 

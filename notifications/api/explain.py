@@ -15,10 +15,10 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ..auth import api_client_of
-from ..models import Delivery, DeliveryStatus, Notification
-from .permissions import is_operator
-from .serializers import DeliverySerializer
+from notifications.api.auth import api_client_of
+from notifications.api.permissions import is_operator
+from notifications.api.serializers import DeliverySerializer
+from notifications.models import Delivery, DeliveryGroups, DeliveryStatus, Notification
 
 
 class ExplainedDeliverySerializer(DeliverySerializer):
@@ -57,7 +57,7 @@ def may_see(request, notification):
     return is_operator(request)
 
 
-GAVE_UP = {DeliveryStatus.FAILED, DeliveryStatus.SKIPPED, DeliveryStatus.UNDELIVERED, DeliveryStatus.BOUNCED}
+GAVE_UP = DeliveryGroups.FALLBACK_TRIGGERS | {DeliveryStatus.SKIPPED}
 
 
 def fallback_hops(deliveries):

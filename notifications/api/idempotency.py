@@ -16,9 +16,9 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from ..auth import api_client_of
-from ..models import IdempotencyRecord
-from .errors import Unprocessable
+from notifications.api.auth import api_client_of
+from notifications.api.errors import Unprocessable
+from notifications.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255

@@ -8,9 +8,9 @@ from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from ..models import NotificationStatus, Priority
-from .permissions import IsEndUser
-from .serializers import NotificationSerializer
+from notifications.api.permissions import IsEndUser
+from notifications.api.serializers import NotificationSerializer
+from notifications.models import Notification, NotificationStatus, Priority
 
 PRIORITY_RANK = Case(
     *[When(priority=priority, then=Value(rank)) for rank, priority in enumerate(Priority.values)],
@@ -71,6 +71,11 @@ class InboxActions:
 
     def _mark(self, request, mark):
         notification = self.get_object()
+        if mark == "read" and request.method == "PUT":
+            # Reading also cancels a pending escalation, at once.
+            Notification.objects.filter(pk=notification.pk).mark_all_read()
+            notification.refresh_from_db(fields=["read_at"])
+            return Response(self.get_serializer(notification).data)
         field = MARKS[mark]
         value = (getattr(notification, field) or timezone.now()) if request.method == "PUT" else None
         setattr(notification, field, value)

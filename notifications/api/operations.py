@@ -1,20 +1,17 @@
 """Operator endpoints: the dead-letter list and re-driving a failed delivery."""
 
-from django.utils.dateparse import parse_datetime
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics, permissions, serializers, status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-import channels_delivery
-from channels_delivery.fallback import NotRedrivable
-
-from ..auth import api_client_of
-from ..models import Channel, Delivery
-from .permissions import IsOperator
-from .serializers import DeliverySerializer
+from channels_delivery.engine.fallback import NotRedrivable, redrive
+from notifications.api.auth import api_client_of
+from notifications.api.errors import Conflict
+from notifications.api.permissions import IsOperator
+from notifications.api.serializers import DeliverySerializer
+from notifications.models import Channel, Delivery
 
 
 def operator_name(request):
@@ -31,18 +28,18 @@ class DeadLetterSerializer(DeliverySerializer):
         fields = ["notification", "recipient", "updated_at", *DeliverySerializer.Meta.fields]
 
 
+class DeadLetterFilterSerializer(serializers.Serializer):
+    channel = serializers.ChoiceField(choices=Channel.choices, required=False)
+    since = serializers.DateTimeField(required=False, help_text="Failed at or after (ISO 8601).")
+
+
 class DeadLetterList(generics.ListAPIView):
     """Deliveries that exhausted their whole fallback chain, newest first."""
 
     serializer_class = DeadLetterSerializer
     permission_classes = [permissions.IsAuthenticated, IsOperator]
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("channel", OpenApiTypes.STR, enum=Channel.values),
-            OpenApiParameter("since", OpenApiTypes.DATETIME, description="Failed at or after (ISO 8601)."),
-        ]
-    )
+    @extend_schema(parameters=[DeadLetterFilterSerializer])
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
@@ -53,23 +50,13 @@ class DeadLetterList(generics.ListAPIView):
             .prefetch_related("attempts")
             .order_by("-updated_at", "-id")
         )
-        errors = {}
-        channel = self.request.query_params.get("channel")
-        if channel:
-            if channel not in Channel.values:
-                errors["channel"] = [f"Unknown channel '{channel[:50]}'."]
-            queryset = queryset.filter(channel=channel)
-        since = self.request.query_params.get("since")
-        if since:
-            try:
-                moment = parse_datetime(since)
-            except ValueError:
-                moment = None
-            if moment is None:
-                errors["since"] = ["Expected an ISO 8601 date-time, e.g. 2026-01-31T12:00:00Z."]
-            queryset = queryset.filter(updated_at__gte=moment) if moment else queryset
-        if errors:
-            raise ValidationError(errors)
+        filters = DeadLetterFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        wanted = filters.validated_data
+        if "channel" in wanted:
+            queryset = queryset.filter(channel=wanted["channel"])
+        if "since" in wanted:
+            queryset = queryset.filter(updated_at__gte=wanted["since"])
         return queryset
 
 
@@ -86,11 +73,9 @@ class Redrive(APIView):
     @extend_schema(request=None, responses={202: RedriveResultSerializer})
     def post(self, request, delivery_id):
         try:
-            delivery = channels_delivery.redrive(delivery_id, by=operator_name(request))
+            delivery = redrive(delivery_id, by=operator_name(request))
         except Delivery.DoesNotExist:
             raise NotFound("No such delivery.")
         except NotRedrivable as error:
-            return Response(
-                {"error": {"status": 409, "code": "conflict", "message": str(error)}}, status=status.HTTP_409_CONFLICT
-            )
+            raise Conflict(str(error)) from error
         return Response({"id": str(delivery.id), "status": delivery.status}, status=status.HTTP_202_ACCEPTED)

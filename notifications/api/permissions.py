@@ -2,7 +2,7 @@
 
 from rest_framework import permissions
 
-from ..auth import CanSend, api_client_of
+from notifications.api.auth import CanSend, api_client_of
 
 
 def is_operator(request):

@@ -19,10 +19,10 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ..models import Category, Channel, ChannelPreference, QuietHours
-from ..preferences import PreferenceBook
-from ..quiet_hours import is_known_time_zone
-from .permissions import IsEndUser, IsOperator
+from notifications.api.permissions import IsEndUser, IsOperator
+from notifications.models import Category, Channel, ChannelPreference, QuietHours
+from notifications.planning.preferences import PreferenceBook
+from notifications.planning.quiet_hours import is_known_time_zone
 
 CHANNEL_KEYS = {"inApp" if channel == Channel.INAPP else channel.value: channel.value for channel in Channel}
 

@@ -3,7 +3,7 @@
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 
-from .errors import ErrorSerializer
+from notifications.api.errors import ErrorSerializer
 
 ERRORS = {
     "400": "Invalid input: field errors under error.fields.",
@@ -37,7 +37,7 @@ class ApiAutoSchema(AutoSchema):
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "notifications.auth.ApiKeyAuthentication"
+    target_class = "notifications.api.auth.ApiKeyAuthentication"
     name = "apiKey"
 
     def get_security_definition(self, auto_schema):

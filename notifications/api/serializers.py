@@ -8,9 +8,9 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..models import Broadcast, Category, Channel, Delivery, DeliveryAttempt, Notification, Priority, Topic
-from ..templating import LOCALE, validate_send
-from .contacts import reachable_url
+from notifications.api.contacts import reachable_url
+from notifications.models import Broadcast, Category, Channel, Delivery, DeliveryAttempt, Notification, Priority, Topic
+from notifications.planning.templating import LOCALE, validate_send
 
 User = get_user_model()
 
@@ -150,13 +150,13 @@ class SendNotificationSerializer(serializers.Serializer):
     )
     priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.MEDIUM)
     data = serializers.DictField(required=False, default=dict)
-    # --- prefs: templates ---
+    # Templates
     template = serializers.SlugField(
         max_length=100, required=False, source="template_key", help_text="Template key; default: the category's."
     )
     context = serializers.DictField(required=False, default=dict, help_text="Values of the template's variables.")
     locale = serializers.RegexField(LOCALE, max_length=16, required=False, default="")
-    # --- api: timing ---
+    # Timing
     scheduled_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
     # --- channels: email attachments (stored once, sent by every email of the send) ---
@@ -253,6 +253,7 @@ class NotificationSerializer(serializers.ModelSerializer):
     recipient = serializers.CharField(source="recipient.username", read_only=True)
     category = serializers.CharField(source="category_id", read_only=True)
     message = serializers.CharField(source="body", read_only=True)
+    channels = serializers.ListField(child=serializers.CharField(), read_only=True)
 
     class Meta:
         model = Notification

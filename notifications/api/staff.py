@@ -11,13 +11,13 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import lifecycle
-from ..auth import api_client_of
-from ..models import Channel, Delivery, DeliveryStatus, Notification
-from .errors import Conflict, ErrorSerializer
-from .idempotency import IDEMPOTENCY_PARAMETER, idempotent
-from .permissions import IsOperator
-from .serializers import DeliverySerializer
+from notifications import lifecycle
+from notifications.api.auth import api_client_of
+from notifications.api.errors import Conflict, ErrorSerializer
+from notifications.api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
+from notifications.api.permissions import IsOperator
+from notifications.api.serializers import DeliverySerializer
+from notifications.models import Channel, Delivery, DeliveryStatus, Notification
 
 
 class ResendSerializer(serializers.Serializer):

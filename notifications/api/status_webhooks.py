@@ -7,14 +7,13 @@ from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from channels_delivery import status_events
-
-from ..auth import api_client_of
-from ..models import StatusEvent, StatusWebhook
-from .contacts import reachable_url
-from .errors import Conflict
-from .idempotency import IDEMPOTENCY_PARAMETER, idempotent
-from .permissions import ClientScopes
+from channels_delivery.engine import status_events
+from notifications.api.auth import api_client_of
+from notifications.api.contacts import reachable_url
+from notifications.api.errors import Conflict
+from notifications.api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
+from notifications.api.permissions import ClientScopes
+from notifications.models import StatusEvent, StatusWebhook
 
 EVENT_TYPES = [
     "delivery.queued", "delivery.sent", "delivery.delivered", "delivery.failed", "delivery.bounced",

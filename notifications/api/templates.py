@@ -3,19 +3,15 @@ deleting deactivates. `POST /api/templates/{id}/preview/` renders one version wi
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, mixins, serializers, status, viewsets
+from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from .. import templating
-from ..models import Template
-from .permissions import IsOperator
-
-
-class VersionConflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
+from notifications.api.errors import Conflict
+from notifications.api.permissions import IsOperator
+from notifications.models import Template
+from notifications.planning import templating
 
 
 class TemplateSerializer(serializers.ModelSerializer):
@@ -62,7 +58,7 @@ class TemplateSerializer(serializers.ModelSerializer):
         try:
             return templating.publish(**identity, **content)
         except templating.VersionConflict as conflict:
-            raise VersionConflict(str(conflict)) from conflict
+            raise Conflict(str(conflict)) from conflict
 
 
 class PreviewSerializer(serializers.Serializer):

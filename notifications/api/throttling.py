@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.cache import caches
 from rest_framework.throttling import SimpleRateThrottle
 
-from ..auth import api_client_of
+from notifications.api.auth import api_client_of
 
 
 class ClientRateThrottle(SimpleRateThrottle):

@@ -1,33 +1,16 @@
 from django.urls import path
-from rest_framework.routers import SimpleRouter
 
-from .audiences import BroadcastViewSet
-from .clients import ApiClientViewSet
-from .contacts import (
-    MobileDeviceViewSet,
-    ProfileView,
-    PushSubscriptionViewSet,
-    RecipientViewSet,
-    SlackBotTargetViewSet,
-    SlackWebhookViewSet,
-    WebhookEndpointViewSet,
-)
-from .explain import ExplainView
-from .operations import DeadLetterList, Redrive
-from .preferences import MyPreferencesView, UserPreferencesView
-from .status_webhooks import StatusWebhookViewSet
-from .staff import AnalyticsSummaryView, DeliveryViewSet
-from .templates import TemplateViewSet
-from .views import NotificationViewSet
-
-
-class OptionalSlashRouter(SimpleRouter):
-    """Paths answer with or without their trailing slash (`PUT .../read` and `.../read/`)."""
-
-    def __init__(self):
-        super().__init__()
-        self.trailing_slash = "/?"
-
+from notifications.api.audiences import BroadcastViewSet
+from notifications.api.clients import ApiClientViewSet
+from notifications.api.contacts import ProfileView, RecipientViewSet
+from notifications.api.explain import ExplainView
+from notifications.api.operations import DeadLetterList, Redrive
+from notifications.api.preferences import MyPreferencesView, UserPreferencesView
+from notifications.api.routers import OptionalSlashRouter
+from notifications.api.staff import AnalyticsSummaryView, DeliveryViewSet
+from notifications.api.status_webhooks import StatusWebhookViewSet
+from notifications.api.templates import TemplateViewSet
+from notifications.api.views import NotificationViewSet
 
 router = OptionalSlashRouter()
 router.register("notifications", NotificationViewSet, basename="notification")
@@ -35,11 +18,6 @@ router.register("templates", TemplateViewSet, basename="template")
 router.register("broadcasts", BroadcastViewSet, basename="broadcast")
 router.register("clients", ApiClientViewSet, basename="api-client")
 router.register("deliveries", DeliveryViewSet, basename="delivery")
-router.register("me/push-subscriptions", PushSubscriptionViewSet, basename="push-subscription")
-router.register("me/devices", MobileDeviceViewSet, basename="mobile-device")
-router.register("me/webhooks", WebhookEndpointViewSet, basename="webhook-endpoint")
-router.register("me/slack-bot-targets", SlackBotTargetViewSet, basename="slack-bot-target")
-router.register("me/slack-webhooks", SlackWebhookViewSet, basename="slack-webhook")
 router.register("status-webhooks", StatusWebhookViewSet, basename="status-webhook")
 router.register("recipients", RecipientViewSet, basename="recipient")
 

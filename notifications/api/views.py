@@ -5,20 +5,21 @@ from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from .. import audiences, lifecycle, sending
-from ..auth import CanSend, api_client_of
-from ..models import Delivery, Notification
-from .errors import Conflict, ErrorSerializer
-from .idempotency import IDEMPOTENCY_PARAMETER, idempotent
-from .permissions import ClientScopes
-from .inbox import InboxActions, InboxFilterSerializer, filter_inbox
-from .serializers import (
+from notifications import lifecycle
+from notifications.api.auth import CanSend, api_client_of
+from notifications.api.errors import Conflict, ErrorSerializer
+from notifications.api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
+from notifications.api.inbox import InboxActions, InboxFilterSerializer, filter_inbox
+from notifications.api.permissions import ClientScopes
+from notifications.api.serializers import (
     NotificationDetailSerializer,
     NotificationSerializer,
     SendNotificationSerializer,
     SendResultSerializer,
 )
-from .staff import OperatorActions
+from notifications.api.staff import OperatorActions
+from notifications.models import Delivery, Notification
+from notifications.planning import audiences, sending
 
 # Actions where staff reach any notification; everywhere else a user sees only their own.
 OPERATOR_ACTIONS = {"retrieve", "cancel", "resend"}

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from notifications.schedules import sync_schedules
+from notifications.clock.schedules import sync_schedules
 
 
 class Command(BaseCommand):

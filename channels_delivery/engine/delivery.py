@@ -1,0 +1,280 @@
+"""One try of one Delivery: claim it, call its channel's providers in failover order, record it.
+
+Returns the provider's result, None when there was nothing to do, or raises:
+- RateLimited before anything was claimed or counted (the task re-queues itself);
+- TransientDeliveryError (CircuitOpen when every provider's circuit is open), with the row in
+  `retrying`; the task decides between a retry and the end of the line;
+- PermanentDeliveryError, with the row already `failed` and its reason (so that the errback,
+  which Celery sends before on_failure, finds it failed); the chain moves on.
+"""
+
+import logging
+import time
+
+from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from channels_delivery import registry
+from channels_delivery.engine import fallback, ratelimit
+from channels_delivery.engine.base import InvalidMessage, SendResult
+from channels_delivery.engine.circuit import breaker
+from channels_delivery.engine.errors import PermanentDeliveryError, TransientDeliveryError
+from channels_delivery.registry import providers_for
+from notifications.models import (
+    AttemptOutcome,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    clip_fields,
+    settle_notifications,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class RateLimited(Exception):
+    def __init__(self, provider, wait):
+        super().__init__(f"{provider} over its rate limit, slot booked in {wait:.2f}s")
+        self.provider, self.wait = provider, wait
+
+
+class CircuitOpen(TransientDeliveryError):
+    """No provider of the channel may be called now."""
+
+
+def claim(delivery_id, expected):
+    """Move a delivery from `expected` to `sending`; returns it, or None if someone else has it.
+
+    A first message claims `queued` rows, a retry claims `retrying` rows: so a duplicate of a
+    first message cannot jump the queue of a delivery that is already waiting for its retry.
+    """
+    claimed = Delivery.objects.filter(id=delivery_id).move(
+        DeliveryStatus.SENDING, source=expected, attempt_count=F("attempt_count") + 1
+    )
+    if not claimed:
+        return None
+    return Delivery.objects.select_related("notification").only(
+        *(f.name for f in Delivery._meta.concrete_fields), "notification__expires_at"
+    ).get(id=delivery_id)
+
+
+def attempt(delivery_id, *, retry=False):
+    expected = DeliveryStatus.RETRYING if retry else DeliveryStatus.QUEUED
+    row = Delivery.objects.filter(id=delivery_id).values("status", "channel", "notification__expires_at").first()
+    if row is None:
+        return None
+    if row["status"] == DeliveryStatus.PENDING and not retry:
+        # Run as the errback of the channel before it: start only if that one really failed.
+        if not fallback.activate(delivery_id):
+            return None
+    elif row["status"] != expected:
+        logger.info("delivery %s is %s, not %s: nothing to do", delivery_id, row["status"], expected)
+        return None
+
+    providers = providers_for(row["channel"])
+    usable = [provider for provider in providers if not breaker(provider.name).is_open()]
+    if usable:
+        # Waiting for a token is not an attempt: nothing is claimed or counted yet.
+        wait = ratelimit.take(usable[0].name, delivery_id)
+        if wait:
+            raise RateLimited(usable[0].name, wait)
+
+    delivery = claim(delivery_id, expected)
+    if delivery is None:
+        logger.info("delivery %s already claimed by another task", delivery_id)
+        return None
+    expires_at = row["notification__expires_at"]
+    if expires_at is not None and expires_at <= timezone.now():
+        skip_expired(delivery)
+        return None
+    if not providers:
+        error = PermanentDeliveryError(f"no provider configured for {delivery.channel}")
+        record_attempt(delivery, "", error, timezone.now(), time.monotonic())
+        fallback.fail(delivery.id, f"permanent error: {error}", str(error))
+        raise error
+    try:
+        message = registry.kit(delivery.channel).message.from_dict(delivery.message)
+    except InvalidMessage as invalid:
+        error = PermanentDeliveryError(f"message does not fit its channel: {invalid}")
+        record_attempt(delivery, "", error, timezone.now(), time.monotonic())
+        fallback.fail(delivery.id, f"permanent error: {error}", str(error))
+        raise error from invalid
+    return call_providers(delivery, message, providers, token_for=usable[0] if usable else None)
+
+
+def call_providers(delivery, message, providers, token_for):
+    """Providers in failover order: the next one is called only when the one before failed
+    transiently; a permanent answer ends the delivery. A side-by-side channel differs."""
+    if registry.kit(delivery.channel).side_by_side:
+        return call_side_by_side(delivery, message, providers, token_for)
+    last_error = None
+    circuit_waits = []
+    for provider in providers:
+        result, error = call_one(delivery, message, provider, token_for)
+        if result is not None:
+            record_sent(delivery, provider.name, result)
+            return result
+        if isinstance(error, PermanentDeliveryError):
+            fallback.fail(delivery.id, f"permanent error: {error}", str(error))
+            raise error
+        if isinstance(error, CircuitOpen):
+            circuit_waits.append(error.retry_after)
+        last_error = error
+    if len(circuit_waits) == len(providers):
+        last_error = CircuitOpen(str(last_error), retry_after=min(circuit_waits))
+    retry_later(delivery, last_error)
+
+
+def call_side_by_side(delivery, message, providers, token_for):
+    """Providers that reach different contact points (browsers through Web Push, phones through
+    FCM or APNs): each one with targets in the message is called, and the delivery is sent when
+    any one got it out; otherwise it retries if any failure was transient, else fails."""
+    providers = [provider for provider in providers if provider.has_targets(message)]
+    if not providers:
+        error = PermanentDeliveryError(f"{delivery.channel}: no active contact point left")
+        record_attempt(delivery, "", error, timezone.now(), time.monotonic())
+        fallback.fail(delivery.id, f"permanent error: {error}", str(error))
+        raise error
+    sent, errors = [], []
+    for provider in providers:
+        result, error = call_one(delivery, message, provider, token_for)
+        if result is not None:
+            sent.append((provider.name, result))
+        else:
+            errors.append(error)
+    if sent:
+        names = "+".join(name for name, _ in sent)
+        combined = SendResult(
+            provider_message_id=sent[0][1].provider_message_id, status_code=sent[0][1].status_code,
+            payload={name: result.payload for name, result in sent} if len(sent) > 1 else sent[0][1].payload,
+        )
+        record_sent(delivery, names, combined)
+        return combined
+    transient = [error for error in errors if isinstance(error, TransientDeliveryError)]
+    if not transient:
+        fallback.fail(delivery.id, f"permanent error: {errors[0]}", str(errors[0]))
+        raise errors[0]
+    retry_later(delivery, transient[0])
+
+
+def call_one(delivery, message, provider, token_for):
+    """One provider's try, recorded as an attempt: (result, None) or (None, the error)."""
+    circuit = breaker(provider.name)
+    started, started_at = time.monotonic(), timezone.now()
+    if not circuit.allow():
+        # The provider is known to be down: fail over without calling it.
+        error = CircuitOpen(f"{provider.name}: circuit open, not called", retry_after=circuit.remaining())
+        record_attempt(delivery, provider.name, error, started_at, started)
+        return None, error
+    if provider is not token_for and ratelimit.take(provider.name, delivery.id, reserve=False):
+        error = TransientDeliveryError(f"{provider.name}: over its rate limit, not called")
+        record_attempt(delivery, provider.name, error, started_at, started)
+        return None, error
+    try:
+        result = provider.send(delivery.id, message)
+    except TransientDeliveryError as error:
+        # The provider is in trouble, not the message: the next provider may still get it out.
+        circuit.record_failure()
+        record_attempt(delivery, provider.name, error, started_at, started)
+        return None, error
+    except PermanentDeliveryError as error:
+        circuit.record_success()  # it answered; the message is what is wrong
+        record_attempt(delivery, provider.name, error, started_at, started)
+        return None, error
+    except (OperationalError, InterfaceError):
+        raise  # our database, not the provider: the task re-queues the message
+    except Exception as error:
+        # A bug or an unclassified failure in a channel module. Not retried (the provider may
+        # have accepted the message), but recorded, so the chain moves on instead of stalling.
+        logger.exception("delivery %s: unexpected error from %s", delivery.id, provider.name)
+        failure = PermanentDeliveryError(f"{provider.name}: unexpected {type(error).__name__}: {error}")
+        record_attempt(delivery, provider.name, failure, started_at, started)
+        return None, failure
+    circuit.record_success()
+    record_attempt(delivery, provider.name, None, started_at, started, result.status_code)
+    return result, None
+
+
+def retry_later(delivery, error):
+    Delivery.objects.filter(id=delivery.id).move(
+        DeliveryStatus.RETRYING, source=DeliveryStatus.SENDING, last_error=str(error)
+    )
+    raise error
+
+
+def skip_expired(delivery):
+    """A notification past its expires_at is not sent any more, by any channel of its chain."""
+    DeliveryAttempt.objects.create(
+        delivery=delivery, number=delivery.attempt_count, outcome=AttemptOutcome.SKIPPED, note="expired"
+    )
+    Delivery.objects.filter(id=delivery.id).move(
+        DeliveryStatus.SKIPPED, source=DeliveryStatus.SENDING, reason="expired", next_retry_at=None
+    )
+    settle_notifications([delivery.notification_id])
+
+
+def record_attempt(delivery, provider_name, error, started_at, started, status_code=""):
+    if error is None:
+        outcome = AttemptOutcome.SENT
+    elif isinstance(error, TransientDeliveryError):
+        outcome = AttemptOutcome.TRANSIENT_ERROR
+    else:
+        outcome = AttemptOutcome.PERMANENT_ERROR
+    first_of_fallback = delivery.attempt_count == 1 and delivery.reason.startswith("fallback from")
+    return DeliveryAttempt.objects.create(**clip_fields(DeliveryAttempt, dict(
+        delivery=delivery,
+        number=delivery.attempt_count,
+        provider=provider_name,
+        started_at=started_at,
+        duration_ms=int((time.monotonic() - started) * 1000),
+        outcome=outcome,
+        error=str(error or ""),
+        provider_status_code=str(getattr(error, "status_code", None) or status_code or ""),
+        note=delivery.reason if first_of_fallback else "",
+    )))
+
+
+def record_sent(delivery, provider_name, result):
+    """`sent` (a provider accepted it), or `delivered` when the provider's answer is already the
+    confirmation (the in-app inbox); the notification's status follows in the same transaction."""
+    now = timezone.now()
+    fields = dict(
+        provider=provider_name,
+        provider_message_id=result.provider_message_id,
+        provider_payload=result.payload,
+        sent_at=now,
+        next_retry_at=None,
+        last_error="",
+    )
+    if result.confirmed:
+        fields["delivered_at"] = now
+    rows = Delivery.objects.filter(id=delivery.id)
+    with transaction.atomic():
+        status = DeliveryStatus.DELIVERED if result.confirmed else DeliveryStatus.SENT
+        # A status callback may already have moved it past `sent`; keep what the provider said.
+        if not rows.move(status, source=DeliveryStatus.SENDING, **fields):
+            rows.note(**fields)
+        settle_notifications([delivery.notification_id])
+
+
+def retry_context(delivery_id):
+    """(channel, category, priority) of a delivery: what its retry policy is chosen by."""
+    return Delivery.objects.filter(id=delivery_id).values_list(
+        "channel", "notification__category_id", "notification__priority"
+    ).first() or ("", None, None)
+
+
+def schedule_retry(delivery_id, countdown, note, policy=""):
+    """Record when the retry will run (countdown None: no retry left), on the row and on the
+    attempt that caused it, with the retry policy that decided it."""
+    if countdown is not None:
+        Delivery.objects.filter(id=delivery_id, status=DeliveryStatus.RETRYING).note(
+            next_retry_at=timezone.now() + timezone.timedelta(seconds=countdown)
+        )
+    last = DeliveryAttempt.objects.filter(delivery_id=delivery_id).order_by("-started_at", "-id").first()
+    if last is not None:
+        fields = {"retry_policy": policy, "retry_wait_seconds": countdown}
+        if note is not None:
+            fields["note"] = note
+        DeliveryAttempt.objects.filter(id=last.id).update(**clip_fields(DeliveryAttempt, fields))

@@ -1,0 +1,359 @@
+"""Operator-written templates, rendered in a sandbox.
+
+The sandbox is its own Engine: no loaders (no file access), a curated set of tags and filters
+(no include, extends, load, debug, url, csrf_token or autoescape tags; no safe filter), and a
+context made only of plain JSON data copied from the notification, so a template reaches nothing
+but that data. Django's parser itself refuses names starting with an underscore (`__class__`).
+Templates are checked on save: syntax, forbidden tags and filters, and every variable they use
+must be declared (or be one of BUILTIN_NAMES).
+"""
+
+import functools
+import json
+import logging
+import re
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import IntegrityError, transaction
+from django.template import Context, Engine, Library, TemplateSyntaxError, defaultfilters, defaulttags, smartif
+from django.template.base import FilterExpression, Node, NodeList, Variable
+from django.template.defaulttags import RegroupNode
+
+from notifications.models import Channel, Template
+from notifications.planning.text import slack_escape
+
+logger = logging.getLogger(__name__)
+
+ALLOWED_TAGS = [
+    "comment", "cycle", "filter", "firstof", "for", "if", "ifchanged", "now", "regroup",
+    "resetcycle", "spaceless", "templatetag", "verbatim", "widthratio", "with",
+]
+FORBIDDEN_FILTERS = {"safe", "safeseq", "pprint"}
+# Names every template may use besides its declared variables.
+BUILTIN_NAMES = {"title", "message", "category", "data", "recipient", "locale", "unsubscribe_url"}
+ALWAYS_BOUND = {"forloop", "True", "False", "None", "var"}  # `var` is bound by {% filter %}
+VARIABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}$")
+LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
+
+# Filters whose argument sizes their output: a width of a billion would exhaust a worker's memory.
+BOUNDED_FILTERS = {"ljust", "rjust", "center", "floatformat", "stringformat", "truncatechars", "wordwrap"}
+MAX_FILTER_NUMBER = 1000
+
+
+def bounded(function):
+    """The filter, except that an argument naming a number over MAX_FILTER_NUMBER leaves the value as is."""
+
+    @functools.wraps(function)  # keeps the flags, and __wrapped__ for Django's argument check
+    def guarded(value, *args):
+        if any(int(number) > MAX_FILTER_NUMBER for arg in args for number in re.findall(r"\d+", str(arg))):
+            return value
+        return function(value, *args)
+
+    return guarded
+
+
+sandbox_library = Library()
+sandbox_library.tags = {name: defaulttags.register.tags[name] for name in ALLOWED_TAGS}
+sandbox_library.filters = {
+    name: bounded(function) if name in BOUNDED_FILTERS else function
+    for name, function in defaultfilters.register.filters.items()
+    if name not in FORBIDDEN_FILTERS
+}
+
+
+class SandboxEngine(Engine):
+    default_builtins = []
+
+
+engine = SandboxEngine(loaders=[], libraries={}, autoescape=True, debug=False, string_if_invalid="")
+engine.template_builtins = [sandbox_library]
+
+
+class TemplateProblem(ValueError):
+    pass
+
+
+@functools.lru_cache(maxsize=1024)
+def compile_source(source):
+    """A compiled template, or TemplateProblem with an operator-readable message."""
+    try:
+        return engine.from_string(source)
+    except TemplateSyntaxError as error:
+        message = str(error)
+        if match := re.search(r"Invalid block tag on line (\d+): '([^']*)'", message):
+            message = f"Line {match[1]}: the tag '{match[2]}' is not allowed or not known."
+        elif match := re.search(r"Invalid filter: '([^']*)'", message):
+            message = f"The filter '{match[1]}' is not allowed or not known."
+        raise TemplateProblem(message) from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as error:
+        raise TemplateProblem(f"Invalid template: {error}") from None
+
+
+def names_in(nodelist):
+    """(used, bound): root names a compiled template looks up, and names its own tags bind."""
+    used, bound = set(), set(ALWAYS_BOUND)
+
+    def visit(value):
+        if isinstance(value, Variable):
+            if value.lookups:
+                used.add(value.lookups[0])
+        elif isinstance(value, FilterExpression):
+            visit(value.var)
+            for _function, arguments in value.filters:
+                for is_lookup, argument in arguments:
+                    if is_lookup:
+                        visit(argument)
+        elif isinstance(value, (NodeList, list, tuple)):
+            for item in value:
+                visit(item)
+        elif isinstance(value, dict):
+            bound.update(key for key in value if isinstance(key, str))
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, smartif.TokenBase):
+            for part in ("value", "first", "second"):
+                visit(getattr(value, part, None))
+        elif isinstance(value, Node):
+            for name in ("loopvars", "asvar", "variable_name", "var_name"):
+                names = getattr(value, name, None)
+                bound.update([names] if isinstance(names, str) else names or ())
+            for attribute, item in vars(value).items():
+                # regroup's `by` expression is looked up on each item, not in the context.
+                if not (isinstance(value, RegroupNode) and attribute == "expression"):
+                    visit(item)
+
+    visit(nodelist)
+    return used, bound
+
+
+def source_errors(source, declared):
+    """Problems of one template source: syntax, forbidden tags, undeclared variables."""
+    if not source:
+        return []
+    try:
+        compiled = compile_source(source)
+    except TemplateProblem as problem:
+        return [str(problem)]
+    used, bound = names_in(compiled.nodelist)
+    unknown = sorted(used - bound - BUILTIN_NAMES - set(declared))
+    if unknown:
+        return [f"Unknown variables: {', '.join(unknown)}. Declare them in 'variables'."]
+    return []
+
+
+def block_strings(blocks):
+    if isinstance(blocks, str):
+        yield blocks
+    elif isinstance(blocks, list):
+        for item in blocks:
+            yield from block_strings(item)
+    elif isinstance(blocks, dict):
+        for item in blocks.values():
+            yield from block_strings(item)
+
+
+def template_errors(subject, body, html_body, blocks, variables):
+    """Field errors of a template's parts, {} when it may be saved."""
+    errors = {}
+    bad_names = [name for name in variables or () if not isinstance(name, str) or not VARIABLE_NAME.match(name)]
+    if bad_names:
+        errors["variables"] = [f"Not a variable name: {name!r}." for name in bad_names[:10]]
+    declared = [name for name in variables or () if isinstance(name, str)]
+    for name, source in (("subject", subject), ("body", body), ("html_body", html_body)):
+        if problems := source_errors(source, declared):
+            errors[name] = problems
+    if blocks and not (isinstance(blocks, list) and all(isinstance(block, dict) for block in blocks)):
+        errors["blocks"] = ["Blocks must be a list of objects (Slack Block Kit)."]
+    elif blocks:
+        problems = [problem for source in block_strings(blocks) for problem in source_errors(source, declared)]
+        if problems:
+            errors["blocks"] = list(dict.fromkeys(problems))
+    return errors
+
+
+def normalize_locale(locale):
+    """`pt_br` -> `pt-BR`: language lower case, a two-letter region upper case."""
+    parts = (locale or "").replace("_", "-").split("-")
+    parts = [parts[0].lower()] + [part.upper() if len(part) == 2 else part for part in parts[1:]]
+    return "-".join(part for part in parts if part)
+
+
+def locale_chain(notification):
+    """The notification's locale (else the recipient's), its language, then the default."""
+    chain = []
+    for locale in (notification.locale or profile_locale(notification.recipient), settings.NOTIFY_DEFAULT_LOCALE):
+        if locale:
+            locale = normalize_locale(locale)
+            chain += [locale, locale.split("-")[0]]
+    return list(dict.fromkeys(chain))
+
+
+def profile_locale(user):
+    try:
+        return user.profile.locale
+    except ObjectDoesNotExist:
+        return ""
+
+
+_template_cache = ContextVar("template_cache", default=None)
+
+
+@contextmanager
+def cached_templates():
+    """Within the block, each (key, channel) is read from the database once (a dispatch batch)."""
+    token = _template_cache.set({})
+    try:
+        yield
+    finally:
+        _template_cache.reset(token)
+
+
+def active_templates(key, channel):
+    cache = _template_cache.get()
+    if cache is not None and (key, channel) in cache:
+        return cache[(key, channel)]
+    templates = {t.locale: t for t in Template.objects.filter(key=key, channel=channel, active=True)}
+    if cache is not None:
+        cache[(key, channel)] = templates
+    return templates
+
+
+def find_template(key, channel, chain):
+    templates = active_templates(key, channel)
+    for locale in chain:
+        if locale in templates:
+            return templates[locale]
+    return None
+
+
+def plain(value):
+    """A deep copy made only of JSON types: the only thing a template ever sees."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def context_for(notification, extra=None):
+    recipient = notification.recipient
+    builtins = {
+        "title": notification.title,
+        "message": notification.body,
+        "category": notification.category_id,
+        "data": notification.data or {},
+        "recipient": {
+            "username": recipient.get_username(),
+            "first_name": recipient.first_name,
+            "last_name": recipient.last_name,
+        },
+        "locale": notification.locale,
+        **(extra or {}),
+    }
+    return plain({**(notification.context or {}), **builtins})
+
+
+@dataclass
+class Rendered:
+    key: str
+    locale: str
+    version: int
+    subject: str
+    body: str
+    html: str = ""
+    blocks: list = field(default_factory=list)
+
+
+def render(template, context):
+    text_context = Context(context, autoescape=False)
+    subject = compile_source(template.subject).render(text_context) if template.subject else ""
+    body = compile_source(template.body).render(Context(context, autoescape=False))
+    html = compile_source(template.html_body).render(Context(context)) if template.html_body else ""
+    blocks = render_blocks(template.blocks, slack_escape(context)) if template.blocks else []
+    return Rendered(template.key, template.locale, template.version, " ".join(subject.split()), body, html, blocks)
+
+
+def render_blocks(value, context):
+    if isinstance(value, str):
+        return compile_source(value).render(Context(context, autoescape=False))
+    if isinstance(value, list):
+        return [render_blocks(item, context) for item in value]
+    if isinstance(value, dict):
+        return {key: render_blocks(item, context) for key, item in value.items()}
+    return value
+
+
+def render_for(notification, channel, extra=None):
+    """The notification rendered with its template for this channel, or None when it has none."""
+    key = notification.template_key or notification.category_id
+    template = find_template(key, channel, locale_chain(notification))
+    if template is None:
+        return None
+    try:
+        return render(template, context_for(notification, extra))
+    except Exception:  # a template that passed validation should render; never lose the message
+        logger.exception("template %s failed to render, falling back to the literal text", template)
+        return None
+
+
+def missing_variables(key, channels, context):
+    templates = Template.objects.filter(key=key, channel__in=channels, active=True)
+    return sorted({name for template in templates for name in template.variables} - set(context))
+
+
+def validate_send(attrs):
+    """Field errors of a send's template part ({} when fine); fills in a title from the template."""
+    key = attrs.get("template_key") or attrs["category"].key
+    # `channels` holds channels and fallback chains; without it, routing may pick any channel.
+    requested = [c for item in attrs.get("channels") or [] for c in ([item] if isinstance(item, str) else item)]
+    channels = requested or settings.NOTIFY_CHANNELS
+    context = attrs.get("context") or {}
+    if attrs.get("template_key") and not Template.objects.filter(key=key, active=True).exists():
+        return {"template": [f"Unknown template '{key}'."]}
+    if missing := missing_variables(key, channels, context):
+        return {"context": [f"Missing template variables: {', '.join(missing)}."]}
+    if not attrs.get("title"):
+        title = preview_title(key, channels, context, attrs.get("locale"))
+        if title is None:
+            return {"title": ["This field is required when no template applies."]}
+        attrs["title"] = title
+    return {}
+
+
+def preview_title(key, channels, context, locale):
+    chain = [normalize_locale(locale), normalize_locale(locale).split("-")[0]] if locale else []
+    chain += [settings.NOTIFY_DEFAULT_LOCALE]
+    for channel in sorted(channels, key=lambda c: c != Channel.INAPP):
+        templates = active_templates(key, channel)
+        template = next((templates[loc] for loc in chain if loc in templates), None)
+        template = template or next(iter(templates.values()), None)
+        if template is not None:
+            title = render_subject(template, context)
+            return title[:500] or key
+    return None
+
+
+def render_subject(template, context):
+    if not template.subject:
+        return ""
+    return " ".join(compile_source(template.subject).render(Context(plain(context), autoescape=False)).split())
+
+
+class VersionConflict(Exception):
+    pass
+
+
+def publish(key, channel, locale, **content):
+    """A new active version of (key, channel, locale); the previous active one is kept, inactive."""
+    locale = normalize_locale(locale)
+    try:
+        with transaction.atomic():
+            family = Template.objects.select_for_update().filter(key=key, channel=channel, locale=locale)
+            latest = family.order_by("-version").first()
+            family.filter(active=True).update(active=False)
+            return Template.objects.create(
+                key=key, channel=channel, locale=locale, version=(latest.version + 1) if latest else 1,
+                active=True, **content,
+            )
+    except IntegrityError as error:
+        raise VersionConflict(f"{key}/{channel}/{locale} was changed at the same time; try again.") from error

@@ -1,0 +1,193 @@
+"""The OpenAPI schema is the contract: schemathesis drives every operation in-process (WSGI) as an
+end user, as an app's API key and as an operator, and finds no 5xx and no answer outside the
+schema. Plus the error format on Django's own error paths."""
+
+import json
+
+import pytest
+import schemathesis
+from django.core import signals
+from django.db import close_old_connections
+from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.renderers import OpenApiJsonRenderer
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+from rest_framework.authtoken.models import Token
+from schemathesis.core import NOT_SET
+
+from config.wsgi import application
+from notifications.models import ApiClient, Notification
+
+CHECKS = [
+    schemathesis.checks.not_a_server_error,
+    schemathesis.checks.status_code_conformance,
+    schemathesis.checks.content_type_conformance,
+    schemathesis.checks.response_schema_conformance,
+    schemathesis.checks.response_headers_conformance,
+]
+
+
+def served_schema():
+    """The document /api/schema/ serves (generated here: collection may not touch the database)."""
+    document = SchemaGenerator().get_schema(request=None, public=True)
+    return json.loads(OpenApiJsonRenderer().render(document))
+
+
+schema = schemathesis.openapi.from_dict(served_schema())
+schema.app = application
+
+
+# Each operation is driven as the caller it is for (as anyone else it would only answer 403):
+# operators for staff endpoints, the user for their own things, the app's API key for the rest
+# (sending, cancelling, broadcasts, recipients), and both the user and the key for the inbox.
+OPERATOR_PATHS = (
+    "/api/clients", "/api/deliveries", "/api/dead-letters", "/api/analytics", "/api/templates", "/api/users/",
+    "/api/notifications/{id}/resend",
+)
+USER_PATHS = (
+    "/api/me/", "/api/notifications/preferences", "/api/notifications/read-all", "/api/notifications/unread-count",
+    "/api/notifications/{id}/read", "/api/notifications/{id}/seen", "/api/notifications/{id}/archived",
+)
+BOTH_PATHS = ("/api/notifications/", "/api/notifications/{id}/")
+
+
+def callers_for(case):
+    if case.path.startswith(OPERATOR_PATHS):
+        return ["operator"]
+    if case.path.startswith(USER_PATHS):
+        return ["user"]
+    if case.path in BOTH_PATHS and case.method.upper() == "GET":
+        return ["user", "app"]
+    return ["app"]
+
+
+@pytest.fixture
+def in_process_requests(db):
+    # As Django's test client does: a request must not close the test transaction's connection.
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def callers(db, django_user_model, settings):
+    settings.NOTIFY_THROTTLE_RATES = {"client": "100000/minute", "user": "100000/minute"}
+    user = django_user_model.objects.create_user("reader", email="reader@example.com")
+    staff = django_user_model.objects.create_user("operator", email="op@example.com", is_staff=True)
+    Notification.objects.create(recipient=user, category_id="orders", title="Hello")
+    _client, key = ApiClient.issue("Fuzzer", django_user_model.objects.create_user("fuzz-app"), scopes=["send", "read"])
+    return {
+        "user": {"Authorization": f"Token {Token.objects.create(user=user).key}"},
+        "app": {"Authorization": f"Bearer {key}"},
+        "operator": {"Authorization": f"Token {Token.objects.create(user=staff).key}"},
+    }
+
+
+@schema.parametrize()
+@hypothesis_settings(
+    max_examples=6, deadline=None, database=None, suppress_health_check=list(HealthCheck), derandomize=True
+)
+def test_every_operation_keeps_to_the_schema(case, callers, in_process_requests):
+    for name in callers_for(case):
+        case.call_and_validate(headers=callers[name], checks=CHECKS)
+
+
+def test_real_objects_answer_within_the_schema(callers, in_process_requests, make_user):
+    """Random ids mostly meet 404s: this walks the success answers with real objects."""
+
+    def call(caller, method, path, status, body=None, **parameters):
+        case = schema[path][method].Case(
+            path_parameters=parameters or None, body=body if body else NOT_SET,
+            media_type="application/json" if body else None,
+        )
+        response = case.call_and_validate(headers=callers[caller], checks=CHECKS)
+        assert response.status_code == status, (method, path, response.text)
+        return response.json() if response.content else None
+
+    make_user("42")
+    sent = call("app", "POST", "/api/notifications/", 202,
+                {"recipients": ["reader"], "category": "orders", "title": "Hi", "data": {"n": 1}})
+    [notification_id] = sent["ids"]
+    assert call("user", "GET", "/api/notifications/", 200)["total"] == 2
+    call("app", "GET", "/api/notifications/{id}/", 200, id=notification_id)
+    for mark in ("read", "seen", "archived"):
+        call("user", "PUT", f"/api/notifications/{{id}}/{mark}/", 200, id=notification_id)
+        call("user", "DELETE", f"/api/notifications/{{id}}/{mark}/", 200, id=notification_id)
+    call("user", "GET", "/api/notifications/unread-count/", 200)
+    call("user", "POST", "/api/notifications/read-all/", 200)
+    call("app", "POST", "/api/notifications/{id}/cancel/", 200, id=notification_id)
+    call("operator", "POST", "/api/notifications/{id}/resend/", 409, {"reason": "x"}, id=notification_id)
+    broadcast = call("app", "POST", "/api/notifications/", 202,
+                     {"to": {"users": ["42"], "all": False}, "category": "orders", "title": "Hi"})
+    call("app", "GET", "/api/broadcasts/{id}/", 200, id=broadcast["broadcast_id"])
+    call("app", "GET", "/api/broadcasts/", 200)
+
+    call("user", "PUT", "/api/me/profile/", 200, {"phone": "+14155550123", "timezone": "America/New_York"})
+    call("user", "POST", "/api/me/push-subscriptions/", 201, {
+        "endpoint": "https://push.example.com/x", "keys": {"p256dh": "B" + "A" * 86, "auth": "A" * 22}})
+    call("user", "GET", "/api/me/push-subscriptions/", 200)
+    webhook = call("user", "POST", "/api/me/webhooks/", 201, {"url": "https://hooks.example.com/in"})
+    call("user", "DELETE", "/api/me/webhooks/{id}/", 204, id=webhook["id"])
+    call("user", "POST", "/api/me/slack-webhooks/", 201, {"url": "https://hooks.slack.com/services/T/B/X"})
+    call("user", "GET", "/api/me/slack-webhooks/", 200)
+    call("app", "PUT", "/api/recipients/{id}/", 201, {"email": "n@example.com", "groups": ["vip"]}, id="newbie")
+    call("app", "GET", "/api/recipients/{id}/", 200, id="newbie")
+
+    client = call("operator", "POST", "/api/clients/", 201, {"name": "CRM", "scopes": ["send"]})
+    call("operator", "GET", "/api/clients/{id}/", 200, id=client["id"])
+    call("operator", "POST", "/api/clients/{id}/revoke/", 200, id=client["id"])
+    call("operator", "GET", "/api/deliveries/", 200)
+    call("operator", "GET", "/api/analytics/summary/", 200)
+
+
+# --- Django's own error paths answer in the one format -------------------------------------
+
+@pytest.mark.django_db
+def test_unknown_api_path_is_a_json_404(app_api):
+    response = app_api.get("/api/no-such-thing/")
+    assert response.status_code == 404
+    assert response.json() == {"error": {"status": 404, "code": "not_found", "message": "Not found."}}
+
+
+@pytest.mark.django_db
+def test_malformed_id_is_a_json_404(app_api):
+    response = app_api.get("/api/notifications/not-a-uuid/")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+def test_server_error_is_json_on_api_paths(rf):
+    from notifications.api.errors import server_error
+
+    response = server_error(rf.get("/api/notifications/"))
+    assert response.status_code == 500 and b'"server_error"' in response.content
+    assert server_error(rf.get("/admin/")).status_code == 500
+
+
+@pytest.mark.django_db
+def test_ten_megabyte_body_is_a_413(app_api, make_user):
+    make_user("42")
+    body = '{"recipients": ["42"], "category": "orders", "title": "' + "x" * (10 * 1024 * 1024) + '"}'
+    response = app_api.post("/api/notifications/", data=body, content_type="application/json")
+    assert response.status_code == 413
+    assert response.json()["error"] == {"status": 413, "code": "too_large", "message": "Request body is too large."}
+    assert Notification.objects.count() == 0
+
+
+def test_django_bad_request_handler_speaks_the_format_on_api_paths(rf):
+    from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+
+    from notifications.api.errors import bad_request
+
+    too_big = bad_request(rf.post("/api/notifications/"), RequestDataTooBig("too big"))
+    assert too_big.status_code == 413 and b'"too_large"' in too_big.content
+    bad = bad_request(rf.get("/api/notifications/"), SuspiciousOperation("bad host"))
+    assert bad.status_code == 400 and b'"bad_request"' in bad.content
+
+
+def test_schema_and_docs_are_served(client):
+    served = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert served.status_code == 200
+    assert json.loads(served.content) == served_schema()
+    assert client.get("/api/docs/").status_code == 200
