@@ -26,7 +26,7 @@ from tests.support.fakes.vonage import FakeVonage
 from tests.support.fakes.webhook_receiver import FakeWebhookReceiver
 from tests.support.fakes.webpush import FakePushService, new_vapid_keys
 from tests.support.rabbitmq import fresh_vhost
-from tests.support.workers import WorkerProcess
+from tests.support.workers import BeatProcess, WorkerProcess
 
 
 def _flush_despite_workers(original):
@@ -270,3 +270,12 @@ def fakes(fake_providers):
     yield fake_providers
     for fake in fake_providers.values():
         fake.reset()
+
+
+@pytest.fixture
+def beat(worker_env, tmp_path):
+    """A real celery beat process for one test (the test database is flushed between tests);
+    the clock's tests and the status events' use it."""
+    process = BeatProcess(worker_env, log_dir=tmp_path).start()
+    yield process
+    process.stop()

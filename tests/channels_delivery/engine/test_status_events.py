@@ -102,13 +102,13 @@ def test_every_status_change_reaches_the_client_signed(celery_worker, beat, send
     user = make_user("st1", email="st1@example.com")
 
     [notification_id] = send(app_api, recipients=["st1"], channels=["inapp", "email"])
-    deliveries = {d.channel: str(d.id) for d in wait_until(
-        lambda: list(Delivery.objects.filter(notification_id=notification_id, status="sent")) if
-        Delivery.objects.filter(notification_id=notification_id, status="sent").count() == 2 else None,
-        timeout=30, message="both sent")}
+    # in-app is delivered the moment it is stored; email is sent (SendGrid has not confirmed)
+    wait_until(lambda: set(Delivery.objects.filter(notification_id=notification_id).values_list("channel", "status"))
+               == {("inapp", "delivered"), ("email", "sent")}, timeout=30, message="both out")
+    deliveries = {d.channel: str(d.id) for d in Delivery.objects.filter(notification_id=notification_id)}
     assert user_api(user).put(f"/api/notifications/{notification_id}/read").status_code in (200, 204)
 
-    expected = {("delivery.queued", deliveries["inapp"]), ("delivery.sent", deliveries["inapp"]),
+    expected = {("delivery.queued", deliveries["inapp"]), ("delivery.delivered", deliveries["inapp"]),
                 ("delivery.queued", deliveries["email"]), ("delivery.sent", deliveries["email"]),
                 ("notification.read", None)}
     wait_until(lambda: {(kind, delivery) for _, kind, delivery in received(receiver)} >= expected, timeout=30,
@@ -126,7 +126,7 @@ def test_every_status_change_reaches_the_client_signed(celery_worker, beat, send
 @pytest.mark.worker
 def test_failures_retry_by_policy_then_dead_letter_and_redrive(celery_worker, beat, receiver, app_api, make_user,
                                                                engine_clean):
-    webhook = register(app_api, receiver, event_types=["delivery.sent"])
+    webhook = register(app_api, receiver, event_types=["delivery.delivered"])
     make_user("st2")
     # test-fixed: waits 0.2, 0.6, 1.0 s, 4 attempts. 3 failures, then the 4th try gets through.
     receiver.fail_next(3, status=503)
@@ -172,7 +172,7 @@ def test_none_lost_when_the_worker_sending_them_is_killed(celery_worker, worker_
         webhook_worker.start()
         receiver.fail_next(200, status=0, delay=0.05)  # a slow receiver keeps events in flight
         ids = send(app_api, recipients=usernames, channels=["inapp"])
-        expected = 2 * len(ids)  # queued and sent per delivery
+        expected = 2 * len(ids)  # queued and delivered per in-app delivery
         wait_until(lambda: len(receiver.events) >= expected // 4, timeout=60, message="a quarter arrived")
         os.killpg(webhook_worker.process.pid, signal.SIGKILL)
         webhook_worker.process.wait()
