@@ -69,6 +69,7 @@ def policies(settings):
     settings.NOTIFY_CHANNEL_RETRY_POLICY = {"sms": "slow"}
     settings.NOTIFY_CATEGORY_RETRY_POLICY = {"security": "fixed"}
     settings.NOTIFY_PRIORITY_RETRY_POLICY = {"urgent": "fixed"}
+    settings.NOTIFY_STATUS_EVENT_RETRY_POLICY = "fixed"
     return settings
 
 
