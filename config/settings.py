@@ -151,6 +151,12 @@ WHITENOISE_USE_FINDERS = True
 
 # Request bodies beyond this are refused before parsing (a 10 MB body is a 413, not a 500).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024)
+# Stored files (email attachments) go through Django's default storage: the file system here.
+MEDIA_ROOT = env_str("MEDIA_ROOT", str(BASE_DIR / "media"))
+# Email attachments per send: how many, and their decoded size together (base64 in the request
+# adds a third: raise DATA_UPLOAD_MAX_MEMORY_SIZE with it).
+NOTIFY_ATTACHMENTS_MAX_COUNT = env_int("NOTIFY_ATTACHMENTS_MAX_COUNT", 5)
+NOTIFY_ATTACHMENTS_MAX_BYTES = env_int("NOTIFY_ATTACHMENTS_MAX_BYTES", 512 * 1024)
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -323,6 +329,16 @@ TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN", "")
 TWILIO_FROM_NUMBER = env_str("TWILIO_FROM_NUMBER", "")
 TWILIO_MESSAGING_SERVICE_SID = env_str("TWILIO_MESSAGING_SERVICE_SID", "")
 TWILIO_API_BASE = env_str("TWILIO_API_BASE", "https://api.twilio.com")
+# SMS through Vonage's SMS API, tried after Twilio: key and secret (HTTP Basic); the signature
+# secret and method (as set in Vonage's dashboard) verify its signed delivery receipts.
+# VONAGE_REST_HOST is host[:port] (the SDK always speaks https); VONAGE_CA_BUNDLE trusts a proxy's CA.
+VONAGE_API_KEY = env_str("VONAGE_API_KEY", "")
+VONAGE_API_SECRET = env_str("VONAGE_API_SECRET", "")
+VONAGE_SIGNATURE_SECRET = env_str("VONAGE_SIGNATURE_SECRET", "")
+VONAGE_SIGNATURE_METHOD = env_str("VONAGE_SIGNATURE_METHOD", "sha256")
+VONAGE_FROM = env_str("VONAGE_FROM", "")
+VONAGE_REST_HOST = env_str("VONAGE_REST_HOST", "rest.nexmo.com")
+VONAGE_CA_BUNDLE = env_str("VONAGE_CA_BUNDLE", "")
 # Region for stored numbers written without +country code ("US", "DE"); empty: E.164 only.
 SMS_DEFAULT_REGION = env_str("SMS_DEFAULT_REGION", "")
 # Web Push: the VAPID private key as base64url (raw 32 bytes or DER), its public key for browsers.
@@ -330,6 +346,21 @@ VAPID_PRIVATE_KEY = env_str("VAPID_PRIVATE_KEY", "")
 VAPID_PUBLIC_KEY = env_str("VAPID_PUBLIC_KEY", "")
 VAPID_SUBJECT = env_str("VAPID_SUBJECT", "mailto:notifications@example.com")
 PUSH_TTL_SECONDS = env_int("PUSH_TTL_SECONDS", 86400)
+# Native mobile push through FCM HTTP v1: a service account's JSON key (its token_uri is where
+# google-auth gets OAuth2 tokens), the project (default: the key's), and the API's base URL.
+FCM_CREDENTIALS_JSON = env_str("FCM_CREDENTIALS_JSON", "")
+FCM_PROJECT_ID = env_str("FCM_PROJECT_ID", "")
+FCM_API_BASE = env_str("FCM_API_BASE", "https://fcm.googleapis.com").rstrip("/")
+# Native push to iOS straight through APNs (token auth): the .p8 key's PEM, its key id, the team
+# id and the app's bundle id (topic); the sandbox for development builds. APNS_HOST (host:port)
+# replaces Apple's host (the fake in tests), APNS_CA_BUNDLE trusts another CA there.
+APNS_AUTH_KEY = env_str("APNS_AUTH_KEY", "")
+APNS_KEY_ID = env_str("APNS_KEY_ID", "")
+APNS_TEAM_ID = env_str("APNS_TEAM_ID", "")
+APNS_TOPIC = env_str("APNS_TOPIC", "")
+APNS_USE_SANDBOX = env_bool("APNS_USE_SANDBOX", False)
+APNS_HOST = env_str("APNS_HOST", "")
+APNS_CA_BUNDLE = env_str("APNS_CA_BUNDLE", "")
 # Webhooks (and push endpoints) may not reach private, loopback or link-local addresses unless
 # the host name or a network (CIDR) is listed here.
 WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", "")
@@ -349,6 +380,8 @@ TELEGRAM_API_BASE = env_str("TELEGRAM_API_BASE", "https://api.telegram.org")
 SLACK_WEBHOOK_HOSTS = [host.lower() for host in env_list("SLACK_WEBHOOK_HOSTS", "hooks.slack.com")]
 # The URL is the credential: only HTTPS carries it (tests add http for the local fake Slack).
 SLACK_WEBHOOK_SCHEMES = env_list("SLACK_WEBHOOK_SCHEMES", "https")
+# Slack Web API (bot tokens are per workspace, stored with the workspace).
+SLACK_API_BASE = env_str("SLACK_API_BASE", "https://slack.com/api/")
 
 # --- Delivery engine: retries, fallback routes, circuit breaker, rate limits ------------------
 def parse_rate_limits(text):
@@ -386,6 +419,37 @@ NOTIFY_MAX_COUNTDOWN = env_int(
 # A dispatch or delivery message whose worker died this many times while running it (killed for
 # memory, segfault) is parked instead of handed to the next worker (channels_delivery/poison.py).
 NOTIFY_POISON_MAX_DEATHS = env_int("NOTIFY_POISON_MAX_DEATHS", 3)
+# Named retry policies (channels_delivery/backoff.py): `shape` exponential (factor * 2**n),
+# linear (factor * (n + 1)), fibonacci (factor * F(n + 1)) or fixed (`delays`, the last repeats);
+# `max_attempts` counts the first try; `cap` bounds one wait; `jitter` is the share of a wait taken
+# off at random (0 = exact). NOTIFY_RETRY_POLICIES (JSON) adds policies or replaces these.
+NOTIFY_RETRY_POLICIES = {
+    "exponential": {"shape": "exponential", "factor": 2, "max_attempts": 6, "cap": 600, "jitter": 0.5},
+    "linear": {"shape": "linear", "factor": 30, "max_attempts": 6, "cap": 600, "jitter": 0.2},
+    "fibonacci": {"shape": "fibonacci", "factor": 5, "max_attempts": 8, "cap": 900, "jitter": 0.2},
+    "fixed": {"shape": "fixed", "delays": [1, 5, 30, 300], "max_attempts": 5, "cap": 300, "jitter": 0},
+}
+if os.environ.get("NOTIFY_RETRY_POLICIES"):
+    NOTIFY_RETRY_POLICIES = {**NOTIFY_RETRY_POLICIES, **json.loads(os.environ["NOTIFY_RETRY_POLICIES"])}
+# Which policy a delivery retries under: its category's (`orders:fixed,...`), else its priority's
+# (`urgent:fixed,...`), else its channel's (NOTIFY_<CHANNEL>_RETRY_POLICY); a channel naming none
+# keeps exponential backoff with its NOTIFY_<CHANNEL>_MAX_RETRIES and _BACKOFF_MAX above.
+NOTIFY_CHANNEL_RETRY_POLICY = {
+    channel: env_str(f"NOTIFY_{channel.upper()}_RETRY_POLICY", "") for channel in NOTIFY_CHANNELS
+}
+NOTIFY_CATEGORY_RETRY_POLICY = dict(
+    pair.split(":", 1) for pair in env_list("NOTIFY_CATEGORY_RETRY_POLICY", "") if ":" in pair
+)
+NOTIFY_PRIORITY_RETRY_POLICY = dict(
+    pair.split(":", 1) for pair in env_list("NOTIFY_PRIORITY_RETRY_POLICY", "") if ":" in pair
+)
+# Status events to API clients' status webhooks (channels_delivery/status_events.py): their retry
+# policy, and when an event still `queued`/`sending` is taken for lost (above the webhook timeouts)
+# or a `retrying` one past next_retry_at for a lost retry message; events claimed per beat tick.
+NOTIFY_STATUS_EVENT_RETRY_POLICY = env_str("NOTIFY_STATUS_EVENT_RETRY_POLICY", "exponential")
+NOTIFY_STATUS_EVENT_STUCK_AFTER = env_float("NOTIFY_STATUS_EVENT_STUCK_AFTER", 300.0)
+NOTIFY_STATUS_EVENT_GRACE = env_float("NOTIFY_STATUS_EVENT_GRACE", 30.0)
+NOTIFY_STATUS_EVENT_BATCH = env_int("NOTIFY_STATUS_EVENT_BATCH", 500)
 # A delivery task that cannot reach Postgres re-queues its message after this many seconds.
 NOTIFY_DATABASE_RETRY_SECONDS = env_float("NOTIFY_DATABASE_RETRY_SECONDS", 5.0)
 # Circuit breaker per provider (state in Redis at REDIS_URL, shared by every worker): it opens

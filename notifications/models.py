@@ -11,14 +11,18 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.postgres.fields import ArrayField
 from django.core.validators import URLValidator
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from channels_delivery import registry
 from notifications.encryption import (
-    EncryptedTextField, SealableCharField, SealableJSONField, SealableTextField, SealingQuerySet,
+    EncryptedJSONField, EncryptedTextField, SealableCharField, SealableJSONField, SealableTextField, SealingQuerySet,
 )
+
+
 
 # The channels come from the one registry (channels_delivery/registry.py); Channel.EMAIL etc.
 Channel = models.TextChoices("Channel", [(name.upper(), name) for name in registry.NAMES])
@@ -233,7 +237,8 @@ class RecipientProfile(models.Model):
 
 
 # The user relations that hold contact points; a large fan-out prefetches them.
-CONTACT_POINT_PREFETCH = ["push_subscriptions", "webhook_endpoints", "slack_webhooks"]
+CONTACT_POINT_PREFETCH = ["push_subscriptions", "mobile_devices", "webhook_endpoints", "slack_webhooks",
+                          "slack_bot_targets"]
 
 
 def active_contact_points(related_manager):
@@ -285,10 +290,22 @@ def new_webhook_secret():
 
 
 class WebhookEndpoint(ContactPoint):
+    class Method(models.TextChoices):
+        POST = "POST"
+        PUT = "PUT"
+
+    class ContentType(models.TextChoices):
+        JSON = "json", "application/json"
+        FORM = "form", "application/x-www-form-urlencoded"
+
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webhook_endpoints")
     url = models.URLField(max_length=500)
     secret = EncryptedTextField(default=new_webhook_secret)
     description = models.CharField(max_length=200, blank=True)
+    method = models.CharField(max_length=4, choices=Method.choices, default=Method.POST)
+    content_type = models.CharField(max_length=4, choices=ContentType.choices, default=ContentType.JSON)
+    # Credentials such as `Authorization: Bearer ...`: encrypted at rest, written, never shown again.
+    extra_headers = EncryptedJSONField(blank=True, default=dict)
 
 
 class Topic(models.Model):
@@ -554,6 +571,51 @@ class DeliveryQuerySet(SealingQuerySet):
 
 
 
+class AttachmentQuerySet(models.QuerySet):
+    def contents(self):
+        """[(filename, content_type, bytes)] of these attachments that hold a file, in id order."""
+        found = []
+        for row in self.exclude(file="").order_by("id"):
+            with default_storage.open(row.file.name, "rb") as handle:
+                found.append((row.filename, row.content_type, handle.read()))
+        return found
+
+    @staticmethod
+    def store_content(content):
+        """Store bytes once, under their SHA-256; (storage name, digest)."""
+        digest = hashlib.sha256(content).hexdigest()
+        name = f"attachments/{digest[:2]}/{digest}"
+        if not default_storage.exists(name):
+            name = default_storage.save(name, ContentFile(content))
+        return name, digest
+
+
+class Attachment(models.Model):
+    """A file sent with a notification's email. Its content is stored once through Django's storage
+    API under its SHA-256 (a send to many recipients shares one stored file); the email delivery's
+    message names the attachment ids, never the content."""
+
+    notification = models.ForeignKey("Notification", on_delete=models.CASCADE, related_name="attachments")
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=127)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64, blank=True)
+    file = models.FileField(max_length=300, blank=True)
+    # Given as a URL: fetched through the outbound guard when the notification is planned.
+    source_url = models.URLField(max_length=1000, blank=True)
+    fetch_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = AttachmentQuerySet.as_manager()
+
+    @property
+    def pending(self):
+        return bool(self.source_url) and not self.file and not self.fetch_error
+
+    class Meta:
+        ordering = ["id"]
+
+
 class Delivery(models.Model):
     """One planned channel of one notification; position is its place in the fallback order."""
 
@@ -616,6 +678,10 @@ class DeliveryAttempt(models.Model):
     error = models.TextField(blank=True, max_length=2000)
     provider_status_code = models.CharField(max_length=32, blank=True)
     note = models.CharField(max_length=300, blank=True)
+    # Set on a try that failed transiently: the retry policy it fell under and the wait computed
+    # before the next try (Retry-After included).
+    retry_policy = models.CharField(max_length=200, blank=True)
+    retry_wait_seconds = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["started_at", "id"]
@@ -637,6 +703,68 @@ class ProviderEvent(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["provider", "event_id"], name="provider_event_unique")]
+
+
+class StatusWebhook(models.Model):
+    """An API client's endpoint for the status changes of the notifications it sent, signed per
+    Standard Webhooks with its own secret (shown once)."""
+
+    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="status_webhooks")
+    url = models.URLField(max_length=500)
+    # A credential. Stored as is until notifications.encryption (branch `encrypt`) lands on main.
+    secret = models.CharField(max_length=100, default=new_webhook_secret)
+    event_types = ArrayField(models.CharField(max_length=32), default=list, blank=True,
+                             help_text="Event types to send (e.g. delivery.delivered); empty: all.")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    deactivated_reason = models.CharField(max_length=200, blank=True)
+
+
+class StatusEventStatus(models.TextChoices):
+    PENDING = "pending"  # written by the database trigger with the status change itself
+    QUEUED = "queued"
+    SENDING = "sending"
+    RETRYING = "retrying"
+    SENT = "sent"
+    FAILED = "failed"  # retries exhausted or refused: the status webhooks' dead-letter list
+
+
+class StatusEventQuerySet(models.QuerySet):
+    def dead_letters(self):
+        return self.filter(status=StatusEventStatus.FAILED)
+
+
+class StatusEvent(models.Model):
+    """One status change of a notification or delivery, owed to one status webhook.
+
+    Rows are inserted by Postgres triggers (migration 0009) in the transaction that changes the
+    status, whichever code path or bulk UPDATE does it, so no change is missed and none is owed
+    for a change that was rolled back.
+    """
+
+    webhook = models.ForeignKey(StatusWebhook, on_delete=models.CASCADE, related_name="events")
+    event_id = models.UUIDField(default=uuid.uuid4, unique=True, help_text="The webhook-id receivers de-duplicate on.")
+    type = models.CharField(max_length=32)
+    notification_id = models.UUIDField()
+    delivery_id = models.UUIDField(null=True, blank=True)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=StatusEventStatus.choices, default=StatusEventStatus.PENDING)
+    attempt_count = models.PositiveIntegerField(default=0)
+    next_retry_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    retry_policy = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    objects = StatusEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["status", "updated_at"], name="status_event_status_idx"),
+            models.Index(fields=["notification_id"], name="status_event_notification_idx"),
+        ]
 
 
 class IdempotencyRecordQuerySet(models.QuerySet):

@@ -1,4 +1,6 @@
 import json
+import base64
+import binascii
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -9,6 +11,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
 
 from notifications.api.auth import api_client_of
+from notifications.api.contacts import reachable_url
 from notifications.models import Broadcast, Category, Channel, Delivery, DeliveryAttempt, Notification, Priority, Topic
 from notifications.planning.templating import LOCALE, validate_send
 from notifications.tenancy import managed_users
@@ -135,6 +138,32 @@ class AudienceSerializer(serializers.Serializer):
         }
 
 
+class AttachmentSerializer(serializers.Serializer):
+    filename = serializers.RegexField(r"^[^/\\\x00-\x1f]{1,255}$", max_length=255,
+                                      error_messages={"invalid": "A file name without slashes or control characters."})
+    content_type = serializers.RegexField(r"^[\w.+-]+/[\w.+-]+$", max_length=127, default="application/octet-stream",
+                                          error_messages={"invalid": "A media type such as application/pdf."})
+    content = serializers.CharField(help_text="The file, base64. Give this or `url`.", trim_whitespace=True,
+                                    required=False)
+    url = serializers.URLField(max_length=1000, required=False,
+                               help_text="Fetched when the notification is planned, within the same caps.")
+
+    def validate_content(self, value):
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError) as error:
+            raise serializers.ValidationError("Not base64.") from error
+
+    def validate_url(self, url):
+        return reachable_url(url)
+
+    def to_internal_value(self, data):
+        values = super().to_internal_value(data)
+        if ("content" in values) == ("url" in values):
+            raise serializers.ValidationError({"content": ["Give either content or url."]})
+        return (values["filename"], values["content_type"], values.get("content"), values.get("url"))
+
+
 class SendNotificationSerializer(serializers.Serializer):
     recipients = serializers.ListField(
         child=serializers.CharField(max_length=150),
@@ -166,6 +195,17 @@ class SendNotificationSerializer(serializers.Serializer):
     # Timing
     scheduled_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    # --- channels: email attachments (stored once, sent by every email of the send) ---
+    attachments = AttachmentSerializer(many=True, required=False, help_text="Files for the email channel.")
+
+    def validate_attachments(self, files):
+        if len(files) > settings.NOTIFY_ATTACHMENTS_MAX_COUNT:
+            raise serializers.ValidationError(f"At most {settings.NOTIFY_ATTACHMENTS_MAX_COUNT} attachments.")
+        total = sum(len(content or b"") for _name, _type, content, _url in files)
+        if total > settings.NOTIFY_ATTACHMENTS_MAX_BYTES:
+            raise serializers.ValidationError(
+                f"Attachments total {total} bytes, over the {settings.NOTIFY_ATTACHMENTS_MAX_BYTES} allowed.")
+        return files
 
     def validate_recipients(self, usernames):
         return existing_users(usernames, client_in(self))
@@ -201,6 +241,8 @@ class SendNotificationSerializer(serializers.Serializer):
         if ("recipients" in attrs) == ("to" in attrs):
             raise serializers.ValidationError({"recipients": ["Give either recipients or to (not both)."]})
         check_send_scopes(client_in(self), attrs)
+        if attrs.get("attachments") and "to" in attrs:
+            raise serializers.ValidationError({"attachments": ["Attachments go with recipients, not with an audience."]})
         expires_at = attrs.get("expires_at")
         if expires_at is not None:
             if expires_at <= (attrs.get("scheduled_at") or timezone.now()):
@@ -266,7 +308,10 @@ def hides_provider_errors(serializer):
 class DeliveryAttemptSerializer(serializers.ModelSerializer):
     class Meta:
         model = DeliveryAttempt
-        fields = ["number", "provider", "started_at", "duration_ms", "outcome", "error", "provider_status_code", "note"]
+        fields = [
+            "number", "provider", "started_at", "duration_ms", "outcome", "error", "provider_status_code", "note",
+            "retry_policy", "retry_wait_seconds",
+        ]
 
     def to_representation(self, attempt):
         data = super().to_representation(attempt)
