@@ -712,7 +712,7 @@ class StatusWebhook(models.Model):
     client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="status_webhooks")
     url = models.URLField(max_length=500)
     # A credential. Stored as is until notifications.encryption (branch `encrypt`) lands on main.
-    secret = models.CharField(max_length=100, default=new_webhook_secret)
+    secret = EncryptedTextField(default=new_webhook_secret)
     event_types = ArrayField(models.CharField(max_length=32), default=list, blank=True,
                              help_text="Event types to send (e.g. delivery.delivered); empty: all.")
     active = models.BooleanField(default=True)

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 
+from notifications.encryption import EncryptedTextField
 from notifications.models import ContactPoint
 
 
@@ -11,7 +12,7 @@ class SlackWorkspace(models.Model):
     name = models.CharField(max_length=200, blank=True)
     # A credential. Stored as is until notifications.encryption (branch `encrypt`) lands on main;
     # then an EncryptedTextField like the webhook secrets.
-    bot_token = models.TextField()
+    bot_token = EncryptedTextField(help_text="xoxb-...; encrypted at rest.")
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
