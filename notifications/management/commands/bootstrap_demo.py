@@ -14,7 +14,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from rest_framework.authtoken.models import Token
 
+from notifications.api import end_user_tokens
 from notifications.models import ApiClient
+from notifications.tenancy import grant
 
 DEMO_APP = "demo-app"
 DEMO_CLIENT = "Demo app"
@@ -37,6 +39,10 @@ def write_key(path, key):
     os.fchmod(descriptor, 0o600)  # a file left by an older run may have been wider
     with os.fdopen(descriptor, "w") as file:
         file.write(key + "\n")
+
+
+# How long the JWT printed for the demo user lasts (the longest end-user tokens may live).
+JWT_LIFETIME = 3600
 
 
 def demo_key(owner, path):
@@ -75,6 +81,9 @@ class Command(BaseCommand):
             admin_note = f"user admin, password {password} (shown once)"
         key_file = key_file or default_key_file()
         key, new = demo_key(owner, key_file)
+        client = ApiClient.for_key(key)
+        grant(client, [demo])  # the demo user is the demo app's recipient (tenancy)
+        jwt_token, _expires = end_user_tokens.mint(client, demo, JWT_LIFETIME)
         shown = key_file.relative_to(settings.BASE_DIR) if key_file.is_relative_to(settings.BASE_DIR) else key_file
         key_note = f"new, kept in {shown}" if new else f"the same as at the last start, from {shown}"
         token, _ = Token.objects.get_or_create(user=demo)
@@ -85,6 +94,7 @@ class Command(BaseCommand):
   Flower       {flower_url}/   (UI in the browser; its API: see the README)
   Demo API key {key}   ({key_note})
   Token of the user "demo" (an end user): {token.key}
+  Or the app-signed JWT the demo app minted for "demo" (valid {JWT_LIFETIME // 60} minutes): {jwt_token}
 
   Send as the demo app:
     curl -s -X POST {base_url}/api/notifications/ \\
@@ -92,5 +102,6 @@ class Command(BaseCommand):
       -d '{{"recipients": ["demo"], "category": "orders", "title": "Order 123 shipped", "message": "Hello!", "channels": ["email", "inapp"]}}'
   Read the inbox as the user "demo":
     curl -s {base_url}/api/notifications/ -H "Authorization: Token {token.key}"
+    curl -s {base_url}/api/notifications/ -H "Authorization: Bearer {jwt_token}"
 """
         )
