@@ -100,7 +100,7 @@ ensure_rabbitmq() {
     return 1
 }
 
-# --- ops: headless Chromium for the admin screenshot tests ---
+# --- headless Chromium and its driver for the browser tests (inbox page, admin screenshots) ---
 ensure_chromium() {
     command -v chromium >/dev/null && command -v chromedriver >/dev/null && return 0
     if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
@@ -109,5 +109,5 @@ ensure_chromium() {
             && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 \
                 chromium chromium-driver >/dev/null
     fi
-    command -v chromedriver >/dev/null || log "no chromium-driver; the admin screenshot tests will be skipped"
+    command -v chromedriver >/dev/null || { log "no chromium/chromedriver found; install chromium chromium-driver"; return 1; }
 }

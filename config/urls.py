@@ -9,6 +9,7 @@ from notifications.api.docs import RedocView, SwaggerView
 from notifications.ops import admin_views, health
 from notifications.ops.metrics import metrics_view
 from notifications.planning.unsubscribe import unsubscribe
+from notifications.realtime.views import inbox_page
 
 urlpatterns = [
     path("admin/dashboard/", admin.site.admin_view(admin_views.dashboard_view), name="admin-dashboard"),
@@ -18,6 +19,7 @@ urlpatterns = [
     path("api/docs/", SwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/redoc/", RedocView.as_view(url_name="schema"), name="redoc"),
     path("api/", include("notifications.api.urls")),
+    path("inbox/", inbox_page, name="inbox"),
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),
     path("metrics", metrics_view, name="metrics"),

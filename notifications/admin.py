@@ -14,6 +14,7 @@ from notifications import lifecycle, models
 from notifications.ops import audit
 from notifications.ops.dashboard import providers
 from notifications.ops.pagination import EstimatedCountPaginator
+from channels_delivery.engine import status_events
 from notifications.planning import templating
 
 Action = audit.Action
@@ -317,6 +318,15 @@ class ApiClientAdmin(admin.ModelAdmin):
         self.message_user(request, "Revoked.", messages.SUCCESS)
 
 
+@admin.register(models.RecipientGrant)
+class RecipientGrantAdmin(admin.ModelAdmin):
+    """Operators grant an app's clients recipients it did not create (tenancy.managed_users)."""
+
+    list_display = ["user", "client", "created_at"]
+    search_fields = ["user__username", "client__name"]
+    raw_id_fields = ["user", "client"]
+
+
 class TemplateForm(forms.ModelForm):
     """Operators' edits are checked by the same rules as the templates API."""
 
@@ -417,6 +427,7 @@ for model in [
     models.Broadcast,
     models.ProviderEvent,
     models.IdempotencyRecord,
+    models.Attachment,
 ]:
     admin.site.register(model)
 
@@ -439,3 +450,20 @@ class EscalationAdmin(admin.ModelAdmin):
 
 admin.site.index_template = "admin/notifications/index.html"
 admin.site.site_header = "Notification service"
+# --- Status webhooks of sending apps ---
+@admin.register(models.StatusWebhook)
+class StatusWebhookAdmin(admin.ModelAdmin):
+    list_display = ["client", "url", "active", "created_at"]
+    exclude = ["secret"]
+
+
+@admin.register(models.StatusEvent)
+class StatusEventAdmin(admin.ModelAdmin):
+    list_display = ["id", "webhook", "type", "status", "attempt_count", "created_at", "last_error"]
+    list_filter = ["status", "type"]
+    actions = ["redrive"]
+
+    @admin.action(description="Re-drive selected failed status events")
+    def redrive(self, request, queryset):
+        count = sum(status_events.redrive(event_id) for event_id in queryset.values_list("id", flat=True))
+        self.message_user(request, f"{count} status events queued again.")

@@ -7,7 +7,14 @@ class NotificationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        import config.checks  # noqa: F401  (registers the insecure-settings system check)
+
+        from django.core import checks
+
+        from notifications.encryption import check_encryption_keys
         from notifications.planning.categories import ensure_configured_categories
+
+        checks.register(check_encryption_keys, checks.Tags.security, deploy=True)
 
         # post_migrate also runs after a test flush, so configured categories always exist.
         post_migrate.connect(ensure_configured_categories, sender=self)

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from notifications import lifecycle
 from notifications.api.auth import api_client_of
 from notifications.api.errors import Conflict, ErrorSerializer
+from notifications.api.filters import StrictQuery
 from notifications.api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from notifications.api.permissions import IsOperator
 from notifications.api.serializers import DeliverySerializer
@@ -67,7 +68,7 @@ class OperatorActions:
         return Response(result, status=status.HTTP_202_ACCEPTED)
 
 
-class DeliveryFilterSerializer(serializers.Serializer):
+class DeliveryFilterSerializer(StrictQuery):
     status = serializers.ChoiceField(choices=DeliveryStatus.choices, required=False)
     channel = serializers.ChoiceField(choices=Channel.choices, required=False)
     provider = serializers.CharField(max_length=32, required=False)
@@ -103,7 +104,7 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return super().list(request, *args, **kwargs)
 
 
-class SummaryWindowSerializer(serializers.Serializer):
+class SummaryWindowSerializer(StrictQuery):
     since = serializers.DateTimeField(required=False, help_text="Default: 24 hours before until.")
     until = serializers.DateTimeField(required=False, help_text="Default: now.")
 

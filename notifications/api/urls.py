@@ -9,6 +9,7 @@ from notifications.api.operations import DeadLetterList, Redrive
 from notifications.api.preferences import MyPreferencesView, UserPreferencesView
 from notifications.api.routers import OptionalSlashRouter
 from notifications.api.staff import AnalyticsSummaryView, DeliveryViewSet
+from notifications.api.status_webhooks import StatusWebhookViewSet
 from notifications.api.templates import TemplateViewSet
 from notifications.api.views import NotificationViewSet
 
@@ -18,6 +19,7 @@ router.register("templates", TemplateViewSet, basename="template")
 router.register("broadcasts", BroadcastViewSet, basename="broadcast")
 router.register("clients", ApiClientViewSet, basename="api-client")
 router.register("deliveries", DeliveryViewSet, basename="delivery")
+router.register("status-webhooks", StatusWebhookViewSet, basename="status-webhook")
 router.register("recipients", RecipientViewSet, basename="recipient")
 
 urlpatterns = [

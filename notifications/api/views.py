@@ -7,10 +7,11 @@ from rest_framework.response import Response
 
 from notifications import lifecycle
 from notifications.api.auth import CanSend, api_client_of
+from notifications.api import quotas
 from notifications.api.errors import Conflict, ErrorSerializer
 from notifications.api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from notifications.api.inbox import InboxActions, InboxFilterSerializer, filter_inbox
-from notifications.api.permissions import ClientScopes
+from notifications.api.permissions import ClientScopes, is_operator
 from notifications.api.serializers import (
     NotificationDetailSerializer,
     NotificationSerializer,
@@ -34,7 +35,7 @@ class NotificationViewSet(
     lookup_value_regex = "[0-9a-fA-F-]{36}"
 
     def get_queryset(self):
-        queryset = Notification.objects.select_related("recipient")
+        queryset = Notification.objects.select_related("recipient").prefetch_related("broadcast")
         client = api_client_of(self.request)
         if client is not None:
             queryset = queryset.filter(sender=client)
@@ -47,6 +48,9 @@ class NotificationViewSet(
         if self.action == "list":
             return filter_inbox(queryset, self.request.query_params)
         return queryset.order_by("-created_at", "-id")
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "hide_provider_errors": not is_operator(self.request)}
 
     def get_serializer_class(self):
         if self.action == "retrieve":
@@ -73,10 +77,13 @@ class NotificationViewSet(
     )
     @idempotent()
     def create(self, request):
-        serializer = SendNotificationSerializer(data=request.data)
+        serializer = SendNotificationSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         fields = dict(serializer.validated_data)
         sender = api_client_of(request)
+        if sender is not None:
+            count = len(fields["recipients"]) if "recipients" in fields else audiences.audience_size(fields["to"], sender)
+            quotas.take_recipients(sender, count)
         if "to" in fields:
             broadcast = audiences.start_broadcast(sender=sender, **fields)
             body = {"ids": [], "broadcast_id": str(broadcast.id), "status": "accepted"}

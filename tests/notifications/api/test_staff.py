@@ -1,6 +1,7 @@
 """Operators: API clients, the deliveries list, resend, the analytics summary; throttling."""
 
 import pytest
+from django.contrib.auth.models import User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -13,13 +14,19 @@ from notifications.models import (
     QuietHours,
     Resend,
 )
+from notifications.tenancy import grant
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def operator(make_user, user_api):
-    return user_api(make_user("operator", is_staff=True))
+    """Staff allowed to manage API clients (a Django permission: being staff is not enough)."""
+    from django.contrib.auth.models import Permission
+
+    staff = make_user("operator", is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=["add_apiclient", "change_apiclient"]))
+    return user_api(staff)
 
 
 @pytest.fixture
@@ -46,9 +53,10 @@ def test_operator_creates_a_client_whose_key_is_shown_once(operator, ada):
     listing = operator.get("/api/clients/").json()
     assert "key" not in listing["results"][0] and "key_hash" not in listing["results"][0]
     assert "key" not in operator.get(f"/api/clients/{client.id}/").json()
-    # The new key works for sending.
+    # The new key works: it onboards a recipient of its own and sends to it.
+    assert key_api(created["key"]).put("/api/recipients/shopper-1/", {}, format="json").status_code == 201
     sent = key_api(created["key"]).post(
-        "/api/notifications/", {"recipients": ["ada"], "category": "orders", "title": "Hi"}, format="json"
+        "/api/notifications/", {"recipients": ["shopper-1"], "category": "orders", "title": "Hi"}, format="json"
     )
     assert sent.status_code == 202
 
@@ -78,8 +86,9 @@ def test_clients_are_for_operators_only(user_api, app_api, ada):
 
 def test_api_key_scopes(make_user):
     make_user("42")
-    _client, send_only = ApiClient.issue("Sender", make_user("sender-app"), scopes=["send"])
+    sender, send_only = ApiClient.issue("Sender", make_user("sender-app"), scopes=["send"])
     _client, read_only = ApiClient.issue("Reader", make_user("reader-app"), scopes=["read"])
+    grant(sender, User.objects.filter(username="42"))
     body = {"recipients": ["42"], "category": "orders", "title": "Hi"}
     assert key_api(send_only).post("/api/notifications/", body, format="json").status_code == 202
     assert key_api(send_only).get("/api/notifications/").status_code == 403
