@@ -15,7 +15,9 @@ from contextlib import contextmanager
 import pytest
 import redis
 from django.db import connection
+from kombu import pools
 
+from config.celery import app as celery_app
 from notifications.clock.reaper import reap
 from notifications.models import Category, Delivery, DeliveryStatus, Notification
 from notifications.planning.sending import store_and_dispatch
@@ -71,6 +73,11 @@ def drop_redis_connections(workers, worker_env, log_dir, broker_url):
     victims = [c["id"] for c in client.client_list() if int(c.get("db", -1)) == db and int(c["id"]) != me]
     for victim in victims:
         client.client_kill_filter(_id=victim)
+    # This test process's own pooled broker connections died too: later tests that wait for replies
+    # on one (remote control) would read from a closed socket, so the pool starts afresh.
+    # (what Celery itself does after a fork).
+    pools.reset()
+    celery_app._after_fork()
     return f"CLIENT KILL on all {len(victims)} connections to Redis db {db} (a Redis restart, for our clients only)"
 
 
