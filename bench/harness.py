@@ -74,6 +74,8 @@ def header(title, **parameters):
     print(f"command: {shlex.join(['python', '-m', f'bench.{Path(sys.argv[0]).stem}', *sys.argv[1:]])}")
     print(f"machine: nproc={m['nproc']} loadavg(1/5/15 min)={m['load']} python={m['python']} commit={m['commit']}")
     print(f"stores: database {BENCH_DB}, redis {BENCH_REDIS}; logs in {LOG_DIR}")
+    if PROCFILE != ROOT / "Procfile":
+        print(f"processes from {PROCFILE} (BENCH_PROCFILE), not this checkout's Procfile")
     if parameters:
         print("parameters: " + ", ".join(f"{k}={v}" for k, v in parameters.items()))
     sys.stdout.flush()
@@ -176,9 +178,13 @@ def unacked():
 PROCESSES = []
 
 
+# BENCH_PROCFILE compares another process layout (e.g. an older Procfile) on the same code.
+PROCFILE = Path(os.environ.get("BENCH_PROCFILE", ROOT / "Procfile"))
+
+
 def procfile():
     entries = {}
-    for line in (ROOT / "Procfile").read_text().splitlines():
+    for line in PROCFILE.read_text().splitlines():
         if ":" in line and not line.startswith("#"):
             name, _, command = line.partition(":")
             entries[name.strip()] = command.strip()

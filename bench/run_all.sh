@@ -11,5 +11,6 @@ out="${BENCH_OUT:-bench/results-$(date -u +%Y%m%dT%H%M%SZ).txt}"
     python -m bench.urgent_latency --backlog 100000
     python -m bench.throughput --notifications "${BENCH_THROUGHPUT_N:-5000}" --runs "${BENCH_THROUGHPUT_RUNS:-3}"
     python -m bench.roundtrips
+    python -m bench.footprint
 } 2>&1 | tee "$out"
 echo "figures written to $out"

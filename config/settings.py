@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "channels",
     "notifications",
@@ -124,7 +125,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# `manage.py collectstatic` fills it (bin/serve and the Docker image run it); WhiteNoise serves it.
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -178,6 +180,10 @@ SPECTACULAR_SETTINGS = {
         else ["notifications.api.permissions.IsOperator"]
     ),
     "SERVE_AUTHENTICATION": None,
+    # Swagger UI and ReDoc from drf-spectacular-sidecar's static files, not a CDN: they work offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "NotificationStatusEnum": "notifications.models.NotificationStatus",
@@ -239,6 +245,8 @@ CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # consumer_timeout (30 min by default) closes the channel of an unacked delivery older than that:
 # retry countdowns are capped by NOTIFY_<CHANNEL>_BACKOFF_MAX (600 s) and tasks by
 # CELERY_TASK_TIME_LIMIT, both far below it; longer waits live in Postgres (scheduled_at).
+# What a task prints (the console email backend's messages) is logged at INFO, not as a WARNING.
+CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
 
 # --- Channels (the list is channels_delivery/registry.py) and their providers -----------------
 NOTIFY_CHANNELS = registry.NAMES
@@ -396,10 +404,19 @@ NOTIFY_CLEANUP_BATCH = env_int("NOTIFY_CLEANUP_BATCH", 1000)
 OPERATOR_EMAILS = env_list("OPERATOR_EMAILS", "")
 
 # --- Logging ----------------------------------------------------------------------------------
+# INFO is what a person watching wants: one line per notification accepted and per delivery
+# sent, failed, retried or fallen back, and what a clock task really did. Celery's own line per
+# task received and succeeded, and beat's per message sent (several a second), are routine: they
+# log at CELERY_ROUTINE_LOG_LEVEL (INFO shows them again).
+CELERY_ROUTINE_LOG_LEVEL = env_str("CELERY_ROUTINE_LOG_LEVEL", "WARNING").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {
+        name: {"level": CELERY_ROUTINE_LOG_LEVEL}
+        for name in ("celery.app.trace", "celery.worker.strategy", "celery.beat")
+    },
 }

@@ -2,16 +2,18 @@ from importlib.util import find_spec
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from channels_delivery import registry
+from notifications.api.docs import RedocView, SwaggerView
 from notifications.ops.health import health
 from notifications.planning.unsubscribe import unsubscribe
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/docs/", SwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/redoc/", RedocView.as_view(url_name="schema"), name="redoc"),
     path("api/", include("notifications.api.urls")),
     path("healthz", health, name="health"),
     path("unsubscribe/<str:token>/", unsubscribe, name="unsubscribe"),

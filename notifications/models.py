@@ -3,6 +3,7 @@ DeliveryAttempt), and what decides it (templates, preferences, contact points)."
 
 import base64
 import hashlib
+import hmac
 import secrets
 import uuid
 
@@ -150,6 +151,7 @@ class ApiClient(models.Model):
     """An application that sends notifications. Its key is shown once and stored hashed."""
 
     SCOPES = ["send", "read", "admin"]
+    KEY_PREFIX = "nk_"
 
     name = models.CharField(max_length=200)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_clients")
@@ -176,7 +178,21 @@ class ApiClient(models.Model):
         client = cls.objects.create(
             name=name, owner=owner, key_prefix=prefix, key_hash=cls.hash_secret(secret), scopes=list(scopes)
         )
-        return client, f"nk_{prefix}.{secret}"
+        return client, f"{cls.KEY_PREFIX}{prefix}.{secret}"
+
+    @classmethod
+    def for_key(cls, key):
+        """The active client whose key this is, or None (compared in constant time)."""
+        if not key.startswith(cls.KEY_PREFIX):
+            return None
+        prefix, _, secret = key[len(cls.KEY_PREFIX):].partition(".")
+        # A key stops working with its owner: a deactivated account's apps are shut out too.
+        client = cls.objects.select_related("owner").filter(
+            key_prefix=prefix, active=True, owner__is_active=True
+        ).first()
+        if client is None or not hmac.compare_digest(client.key_hash, cls.hash_secret(secret)):
+            return None
+        return client
 
     def has_scope(self, scope):
         return scope in self.scopes or "admin" in self.scopes

@@ -207,6 +207,8 @@ def record_sent(delivery, provider_name, result):
         if not rows.move(status, source=DeliveryStatus.SENDING, **fields):
             rows.note(**fields)
         settle_notifications([delivery.notification_id])
+    logger.info("delivery %s %s: %s via %s, attempt %d (notification %s)", delivery.id, status, delivery.channel,
+                provider_name, delivery.attempt_count, delivery.notification_id)
 
 
 def schedule_retry(delivery_id, countdown, note):

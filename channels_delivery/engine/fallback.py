@@ -153,7 +153,8 @@ def activate(delivery_id):
             return False
         reason = f"fallback from {before.channel}: {before.reason or before.last_error or before.status}"
         Delivery.objects.filter(id=row.id).move(DeliveryStatus.QUEUED, source=DeliveryStatus.PENDING, reason=reason)
-    logger.info("delivery %s: %s", delivery_id, reason)
+    logger.info("delivery %s fell back: %s takes over (%s; notification %s)", delivery_id, row.channel, reason,
+                row.notification_id)
     return True
 
 
@@ -166,6 +167,8 @@ def fail(delivery_id, reason, error=""):
         return
     row = Delivery.objects.get(id=delivery_id)
     after = successor(row)
+    logger.info("delivery %s failed: %s, %s (notification %s)%s", delivery_id, row.channel, reason,
+                row.notification_id, f"; next in its chain: {after.channel}" if after else "")
     if after is not None:
         last = DeliveryAttempt.objects.filter(delivery_id=delivery_id).order_by("-started_at", "-id").first()
         if last is not None:

@@ -28,6 +28,9 @@ DATABASE_ERRORS = (OperationalError, InterfaceError)
 class DeliveryTask(Task):
     autoretry_for = (TransientDeliveryError,)
     dont_autoretry_for = (PermanentDeliveryError,)
+    # Expected outcomes, each already logged in one line ("failed", "retried"): Celery logs them
+    # without a traceback, at INFO, under CELERY_ROUTINE_LOG_LEVEL.
+    throws = (TransientDeliveryError, PermanentDeliveryError)
     acks_late = True
     reject_on_worker_lost = True
     retry_backoff = settings.NOTIFY_RETRY_BACKOFF
@@ -74,6 +77,8 @@ class DeliveryTask(Task):
             retry_after=exc.retry_after,
         )
         delivery.schedule_retry(delivery_id, wait, f"retry {retries + 1} in {wait:.2f}s")
+        logger.info("delivery %s retried: retry %d of %d in %.1fs after %s", delivery_id, retries + 1, limit, wait,
+                    exc)
         if wait > settings.NOTIFY_MAX_COUNTDOWN:
             # Too long for a broker countdown (it would run twice after the visibility timeout):
             # the row waits in Postgres with next_retry_at and the reaper re-enqueues it.

@@ -1,6 +1,5 @@
 """API keys for the apps that send: `Authorization: Bearer nk_<prefix>.<secret>`."""
 
-import hmac
 from datetime import timedelta
 
 from django.utils import timezone
@@ -9,7 +8,7 @@ from rest_framework import authentication, exceptions, permissions
 from notifications.api.throttling import note_failed_login, refuse_failed_logins
 from notifications.models import ApiClient
 
-KEY_PREFIX = "nk_"
+KEY_PREFIX = ApiClient.KEY_PREFIX
 LAST_USED_PRECISION = timedelta(minutes=1)
 
 
@@ -22,12 +21,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if scheme != self.keyword or not key.startswith(KEY_PREFIX):
             return None
         refuse_failed_logins(request)
-        prefix, _, secret = key[len(KEY_PREFIX):].partition(".")
-        # A key stops working with its owner: a deactivated account's apps are shut out too.
-        client = ApiClient.objects.select_related("owner").filter(
-            key_prefix=prefix, active=True, owner__is_active=True
-        ).first()
-        if client is None or not hmac.compare_digest(client.key_hash, ApiClient.hash_secret(secret)):
+        client = ApiClient.for_key(key)
+        if client is None:
             note_failed_login(request)
             raise exceptions.AuthenticationFailed("Invalid API key.")
         now = timezone.now()

@@ -65,6 +65,8 @@ class SingleBeatScheduler(DatabaseScheduler):
             time.sleep(1)
         sync_schedules()
         super().setup_schedule()
+        # Beat's own line per message sent is routine (CELERY_ROUTINE_LOG_LEVEL); this says it runs.
+        logger.info("beat started: holding %s, %d periodic tasks", LOCK_KEY, len(self.schedule))
 
     def tick(self, *args, **kwargs):
         if not self.beat_lock.refresh():

@@ -74,7 +74,8 @@ def purge(now=None, batch=None):
         "idempotency keys": delete_in_chunks(IdempotencyRecord.objects.expired(now), batch),
     }
     for what, removed in report.items():
-        logger.info("purge %s: removed %s", what, ", ".join(f"{n} {label}" for label, n in removed.items()) or "nothing")
+        if removed:  # an hour with nothing past retention says nothing
+            logger.info("purge %s: removed %s", what, ", ".join(f"{n} {label}" for label, n in removed.items()))
     return report
 
 

@@ -137,7 +137,8 @@ def send_due(now=None, limit=200):
                 )
             digest.save(update_fields=["status", "sent_at", "notification"])
         sent += bool(items)
-        logger.info("digest %s: %d notifications sent as one", digest.pk, len(items))
+        logger.log(logging.INFO if items else logging.DEBUG, "digest %s: %d notifications sent as one", digest.pk,
+                   len(items))
     return sent
 
 

@@ -89,9 +89,13 @@ def schedule_fields(spec):
 
 @transaction.atomic
 def sync_schedules(schedules=None):
-    """Write the declared schedules to the database; returns {"created", "updated", "kept", "disabled"}."""
+    """Write the declared schedules to the database.
+
+    Returns {"created", "updated", "unchanged", "kept", "disabled"}: names of entries made, moved
+    to the code's values, already matching them, holding an operator's schedule, switched off.
+    """
     schedules = declared() if schedules is None else schedules
-    report = {"created": [], "updated": [], "kept": [], "disabled": []}
+    report = {"created": [], "updated": [], "unchanged": [], "kept": [], "disabled": []}
     for spec in schedules:
         description = f"{spec.doc}\n{DEFAULT_MARK}{spec.fingerprint()}"
         task = PeriodicTask.objects.select_for_update().filter(name=spec.full_name).first()
@@ -103,20 +107,22 @@ def sync_schedules(schedules=None):
             report["created"].append(spec.name)
             continue
         edited = current_fingerprint(task) != stored_default(task)
-        if not edited:
-            for name, value in schedule_fields(spec).items():
+        wanted = {} if edited else schedule_fields(spec)
+        wanted.update(task=spec.task, expire_seconds=spec.expires, description=description)
+        changed = {name: value for name, value in wanted.items() if getattr(task, name) != value}
+        if changed:
+            for name, value in changed.items():
                 setattr(task, name, value)
-        task.task, task.expire_seconds, task.description = spec.task, spec.expires, description
-        task.save()
-        report["kept" if edited else "updated"].append(spec.name)
+            task.save()  # a save, not update(): beat notices the change through PeriodicTasks
+        report["kept" if edited else "updated" if changed else "unchanged"].append(spec.name)
     names = [spec.full_name for spec in schedules]
     gone = PeriodicTask.objects.filter(name__startswith=PREFIX, enabled=True).exclude(name__in=names)
     report["disabled"] = [name[len(PREFIX):] for name in gone.values_list("name", flat=True)]
     if report["disabled"]:
         gone.update(enabled=False)
         PeriodicTasks.update_changed()  # update() sends no signal; tell the running beat to reload
-    logger.info(
-        "schedules synced: %s",
-        ", ".join(f"{key} {len(value)}" for key, value in report.items()),
-    )
+    summary = ", ".join(f"{key} {len(value)}" for key, value in report.items() if value)
+    # Beat syncs at every start: a restart with nothing new says nothing at INFO.
+    changed_anything = report["created"] or report["updated"] or report["disabled"]
+    logger.log(logging.INFO if changed_anything else logging.DEBUG, "schedules synced: %s", summary)
     return report

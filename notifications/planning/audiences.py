@@ -6,6 +6,8 @@ Notification rows in one INSERT ... SELECT ... ON CONFLICT DO NOTHING (unique pe
 recipient) and hands them to the dispatch task. Either task can run twice and insert nothing twice.
 """
 
+import logging
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
@@ -18,6 +20,7 @@ from notifications.planning.dispatch import dispatch_on_commit, plan_broadcast_o
 from notifications.planning.sending import is_held
 
 User = get_user_model()
+logger = logging.getLogger(__name__)
 
 PAYLOAD_FIELDS = ["category", "title", "message", "channels", "priority", "data", "template_key", "context", "locale"]
 
@@ -46,6 +49,9 @@ def start_broadcast(*, to, sender=None, scheduled_at=None, expires_at=None, **pa
         broadcast.id,
         withdraw=lambda: Broadcast.objects.filter(id=broadcast.id, status=Broadcast.Status.PENDING).delete(),
     )
+    audience = ", ".join(f"{key} {value if isinstance(value, bool) else len(value)}" for key, value in to.items())
+    logger.info("accepted broadcast %s to %s: category %s, from %s", broadcast.id, audience,
+                payload["category"], sender.name if sender else "staff or internal")
     return broadcast
 
 

@@ -1,15 +1,31 @@
 """Storing what an app asked to send, and handing it to the dispatch task after commit."""
 
+import logging
+
 from django.db import transaction
 from django.utils import timezone
 
 from notifications.models import Notification, NotificationStatus
 from notifications.planning.dispatch import dispatch_on_commit
 
+logger = logging.getLogger(__name__)
+
 
 def is_held(scheduled_at, now=None):
     """A notification scheduled for later waits in Postgres; the beat task dispatches it when due."""
     return scheduled_at is not None and scheduled_at > (now or timezone.now())
+
+
+def log_accepted(notifications, category, priority, sender, held_until):
+    """One line per accepted send (not per recipient); ids, never titles or bodies."""
+    if not notifications:
+        return
+    what = (f"notification {notifications[0].id}" if len(notifications) == 1
+            else f"{len(notifications)} notifications ({notifications[0].id} first)")
+    logger.info(
+        "accepted %s: category %s, priority %s, from %s%s", what, getattr(category, "key", category), priority,
+        sender.name if sender else "staff or internal", f", held until {held_until.isoformat()}" if held_until else "",
+    )
 
 
 @transaction.atomic
@@ -39,6 +55,7 @@ def store_and_dispatch(
         )
         for user in recipients
     )
+    log_accepted(notifications, category, priority, sender, scheduled_at if held else None)
     if held:
         return notifications
     ids = [n.id for n in notifications]

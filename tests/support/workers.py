@@ -76,7 +76,7 @@ class BeatProcess(WorkerProcess):
             return self
         deadline = time.time() + timeout
         while time.time() < deadline:
-            if "Sending due task" in self.log() or "DatabaseScheduler: Schedule changed" in self.log():
+            if "beat started: holding" in self.log():
                 return self
             if self.process.poll() is not None:
                 raise RuntimeError(f"beat exited early:\n{self.log()}")

@@ -61,10 +61,22 @@ class SendGridEmail(Provider):
 
 
 class DjangoEmail(Provider):
-    """SMTP when EMAIL_HOST is set; otherwise the console backend prints the message."""
+    """SMTP when EMAIL_HOST is set; otherwise the console backend prints the message.
 
-    name = "smtp"
+    Named after the backend that really took the message: a console print is recorded as
+    provider `console` with no SMTP reply code, not as an SMTP `250`.
+    """
+
+    BACKEND_NAMES = {
+        "django.core.mail.backends.console.EmailBackend": "console",
+        "django.core.mail.backends.locmem.EmailBackend": "locmem",
+        "django.core.mail.backends.filebased.EmailBackend": "file",
+    }
     channel = "email"
+
+    @property
+    def name(self):
+        return self.BACKEND_NAMES.get(settings.EMAIL_BACKEND, "smtp")
 
     def is_configured(self):
         # A real SMTP relay backs SendGrid up; with neither, the console shows what would be sent.
@@ -98,7 +110,7 @@ class DjangoEmail(Provider):
             raise self.error_for(code, reply) from error
         except smtplib.SMTPException as error:
             raise PermanentDeliveryError(f"SMTP: {error}") from error
-        return SendResult(provider_message_id=message_id, status_code="250")
+        return SendResult(provider_message_id=message_id, status_code="250" if self.name == "smtp" else "")
 
     @staticmethod
     def error_for(code, reply):

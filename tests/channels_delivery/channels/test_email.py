@@ -136,3 +136,19 @@ def test_both_providers_deferring_leaves_the_delivery_retrying(sendgrid_on, smtp
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.RETRYING
     assert [a.outcome for a in delivery.attempts.all()] == ["transient_error", "transient_error"]
+
+
+def test_the_console_backend_is_recorded_as_what_it_is(settings, make_user, capsys):
+    """A first run without credentials prints mail; its rows say `console`, not an SMTP 250."""
+    settings.SENDGRID_API_KEY, settings.EMAIL_HOST = "", ""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    delivery = queued_email_delivery(make_user)
+
+    delivery_module.attempt(delivery.id)
+
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.SENT and delivery.provider == "console"
+    assert [(a.provider, a.outcome, a.provider_status_code) for a in delivery.attempts.all()] == [
+        ("console", "sent", "")]
+    printed = capsys.readouterr().out
+    assert "Subject: Order 123 shipped" in printed and f"X-Notify-Delivery-Id: {delivery.id}" in printed

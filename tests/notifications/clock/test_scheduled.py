@@ -1,6 +1,7 @@
 """Scheduled sends on a real beat, and the schedules beat runs (declared in code, kept in Postgres)."""
 
 import datetime
+import logging
 import time
 
 import pytest
@@ -132,17 +133,30 @@ def test_a_second_beat_refuses_to_run(beat, worker_env, tmp_path):
 
 
 @pytest.mark.django_db
-def test_sync_schedules_command_reports_what_it_did():
+def test_sync_schedules_command_reports_what_it_did(caplog):
     from io import StringIO
 
     from django.core.management import call_command
 
-    out = StringIO()
-    call_command("sync_schedules", stdout=out)
-    assert out.getvalue().startswith("created: dispatch due notifications, send due digests")
-    out = StringIO()
-    call_command("sync_schedules", stdout=out)
-    assert out.getvalue().startswith("updated: dispatch due notifications")
+    def sync():
+        out = StringIO()
+        call_command("sync_schedules", stdout=out)
+        return out.getvalue()
+
+    assert sync().startswith("created: dispatch due notifications, send due digests")
+    # A restart with no change in the code: nothing is written, and it says so.
+    before = list(PeriodicTask.objects.filter(name__startswith="clock: ").order_by("id").values())
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="notifications.schedules"):
+        output = sync()
+    assert output == "unchanged: " + ", ".join(spec.name for spec in schedules.declared()) + "\n"
+    assert list(PeriodicTask.objects.filter(name__startswith="clock: ").order_by("id").values()) == before
+    assert not [record for record in caplog.records if record.levelno >= logging.INFO]
+    # Code that moved on (an older release's message expiry is in the database): updated.
+    PeriodicTask.objects.filter(name="clock: reap stuck deliveries").update(expire_seconds=5)
+    output = sync()
+    assert output.splitlines()[0] == "updated: reap stuck deliveries"
+    assert PeriodicTask.objects.get(name="clock: reap stuck deliveries").expire_seconds == 60
     assert PeriodicTask.objects.filter(name__startswith="clock: ", enabled=True).count() == len(schedules.declared())
 
 
