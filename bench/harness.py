@@ -11,6 +11,7 @@ import atexit
 import fcntl
 import os
 import re
+import secrets
 import shlex
 import signal
 import socket
@@ -32,6 +33,8 @@ BENCH_ENV = {
     "REDIS_URL": BENCH_REDIS,
     "THROTTLE_REDIS_URL": BENCH_REDIS,
     "DJANGO_SETTINGS_MODULE": "config.settings",
+    # The processes refuse the development fallback key (config/checks.py).
+    "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50),
     "PYTHONUNBUFFERED": "1",
 }
 os.environ.update(BENCH_ENV)
@@ -263,8 +266,12 @@ def worker(queue, concurrency=None, include_noop=True):
     return Process(queue, env=env, extra_args=extra)
 
 
-def web(port):
-    return Process("web", env={"WEB_PORT": str(port)})
+WEB_READY = {"web": "Booting worker", "realtime": "Uvicorn running on"}
+
+
+def web(port, entry="web"):
+    """The Procfile's HTTP tier (gunicorn) or, with entry="realtime", the ASGI server (uvicorn)."""
+    return Process(entry, env={"WEB_PORT": str(port), "REALTIME_PORT": str(port)})
 
 
 def stop_all():

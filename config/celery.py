@@ -2,7 +2,7 @@
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Queue
 
 from channels_delivery import registry
@@ -33,6 +33,23 @@ app.conf.update(
         "notifications.*": {"queue": "dispatch"},
         "maintenance.*": {"queue": "maintenance"},
         **{entry.task_name: {"queue": entry.queue} for entry in registry.CHANNELS},
+        # status events to API clients' status webhooks go out like webhooks
+        "channels_delivery.send_status_event": {"queue": "webhook"},
     },
 )
 app.autodiscover_tasks(["notifications", "notifications.clock", "channels_delivery.engine"])
+
+
+@signals.worker_init.connect
+@signals.beat_init.connect
+def refuse_insecure_settings(**kwargs):
+    """Workers and beat start only with settings fit for production (see config/checks.py).
+    SystemExit, because Celery logs and ignores an ordinary exception raised by a signal handler."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from config.checks import refuse_insecure_settings
+
+    try:
+        refuse_insecure_settings()
+    except ImproperlyConfigured as error:
+        raise SystemExit(f"refusing to start: {error}") from error

@@ -7,6 +7,8 @@ class NotificationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        import config.checks  # noqa: F401  (registers the insecure-settings system check)
+
         from django.core import checks
 
         from notifications.encryption import check_encryption_keys
@@ -16,3 +18,15 @@ class NotificationsConfig(AppConfig):
 
         # post_migrate also runs after a test flush, so configured categories always exist.
         post_migrate.connect(ensure_configured_categories, sender=self)
+
+        from celery import signals as celery_signals
+
+        from notifications.ops import correlation, logs, metrics
+
+        # Delivery counters follow the engine's signals, in whichever process does the work.
+        metrics.connect()
+        # The request id rides along every Celery message (publish and task hooks).
+        correlation.connect()
+        # Workers and beat log like the web process; a worker may serve its machine's metrics.
+        celery_signals.setup_logging.connect(logs.configure_from_settings, weak=False, dispatch_uid="notify-logging")
+        celery_signals.worker_ready.connect(metrics.serve_worker_metrics, weak=False, dispatch_uid="notify-exporter")

@@ -94,3 +94,18 @@ def resend(notification_id, *, reason, requested_by=None, client=None):
     if queued:
         transaction.on_commit(lambda: enqueue_deliveries(queued))
     return record, queued
+
+
+@transaction.atomic
+def park(notification_ids, reason):
+    """Give up on pending notifications that cannot be dispatched (their message kept killing
+    workers): failed, with the reason in their trace, so the reaper stops sending them again."""
+    now = timezone.now()
+    parked = list(Notification.objects.select_for_update().filter(id__in=notification_ids,
+                                                                   status=NotificationStatus.PENDING))
+    for notification in parked:
+        notification.trace = [*(notification.trace or []), {"at": now.isoformat(), "event": "parked", "reason": reason}]
+    Notification.objects.bulk_update(parked, ["trace"])
+    # No delivery was planned: what that adds up to (failed) is set in the one place statuses are.
+    settle_notifications([notification.id for notification in parked], deliveries=[])
+    return len(parked)

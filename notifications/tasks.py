@@ -1,7 +1,10 @@
 from celery import shared_task
 from django.db import transaction
 
+from channels_delivery.engine import attachments
 from channels_delivery.engine.fallback import enqueue_deliveries
+from channels_delivery.engine.poison import PoisonGuardedTask
+from notifications import lifecycle
 from notifications.clock import digests, escalation
 from notifications.models import Delivery, DeliveryStatus, Notification, NotificationStatus, settle_notifications
 from notifications.planning import audiences, planner
@@ -9,16 +12,31 @@ from notifications.planning.preferences import PreferenceBook
 from notifications.planning.templating import cached_templates
 
 
-@shared_task(name="notifications.dispatch_notifications")
+class DispatchTask(PoisonGuardedTask):
+    def park(self, notification_ids, deaths):
+        """A batch that killed its worker: each notification is dispatched again on its own, so
+        the innocent ones go out and only the poisonous one dies again; one parked alone fails."""
+        if len(notification_ids) > 1:
+            info = self.request.delivery_info or {}
+            for notification_id in notification_ids:  # back on the queue the batch came from
+                self.apply_async(([notification_id],), queue=info.get("routing_key") or None,
+                                 priority=info.get("priority"))
+            return f"split into {len(notification_ids)} messages"
+        return lifecycle.park(notification_ids, f"poison message: its dispatch worker died {deaths} times; parked")
+
+
+@shared_task(name="notifications.dispatch_notifications", base=DispatchTask)
 def dispatch_notifications(notification_ids):
     """Plan the deliveries of pending notifications and enqueue each channel's task."""
     with transaction.atomic():
         notifications = list(
             Notification.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("recipient", "recipient__profile", "category")
+            .prefetch_related("broadcast", "attachments")  # one Broadcast (its payload) per batch, not per row
             .filter(id__in=notification_ids, status=NotificationStatus.PENDING)
         )
         notifications = digests.hold_for_digest(notifications)  # clock: digest categories wait
+        attachments.fetch_pending(notifications)  # channels: URL attachments, through the outbound guard
         preferences = PreferenceBook.load(n.recipient_id for n in notifications)
         with cached_templates():
             deliveries = [d for notification in notifications for d in planner.plan(notification, preferences)]

@@ -1,4 +1,6 @@
+import json
 import os
+import secrets
 import time
 
 import pytest
@@ -11,15 +13,22 @@ from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
 from notifications.models import ApiClient
+from tests.support.fakes.apns import FakeAPNs
+from tests.support.fakes.fcm import FakeFCM
+from tests.support.fakes.files import FakeFileHost
 from tests.support.fakes.sendgrid import FakeSendGrid
 from tests.support.fakes.slack import FakeSlack
+from tests.support.fakes.slack_api import FakeSlackWebAPI
 from tests.support.fakes.smtp import FakeSMTP
 from tests.support.fakes.telegram import FakeTelegram
+from tests.support.fakes.tls import TestCertificate
 from tests.support.fakes.twilio import FakeTwilio
+from tests.support.fakes.vonage import FakeVonage
 from tests.support.fakes.webhook_receiver import FakeWebhookReceiver
 from tests.support.fakes.webpush import FakePushService, new_vapid_keys
+from tests.support import free_port
 from tests.support.rabbitmq import fresh_vhost
-from tests.support.workers import WorkerProcess
+from tests.support.workers import BeatProcess, WorkerProcess
 
 
 def _flush_despite_workers(original):
@@ -57,6 +66,7 @@ def isolated_broker():
     # Circuit and rate-limit state, read by tests, lives beside the test broker.
     settings.REDIS_URL = TEST_REDIS_URL
     settings.CACHES["throttle"]["LOCATION"] = TEST_REDIS_URL
+    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [TEST_REDIS_URL]
     yield TEST_BROKER_URL
 
 
@@ -84,6 +94,17 @@ def sendgrid(fake_sendgrid):
     fake_sendgrid.reset()
 
 
+# The processes refuse the public development key (config/checks.py): this process and its
+# workers share one random key, so what one signs (unsubscribe links) the other verifies.
+WORKER_SECRET_KEY = secrets.token_urlsafe(50)
+settings.SECRET_KEY = WORKER_SECRET_KEY
+TEST_RETRY_POLICIES = {
+    "test-fixed": {"shape": "fixed", "delays": [0.2, 0.6, 1.0], "max_attempts": 4, "cap": 5, "jitter": 0},
+    "test-linear": {"shape": "linear", "factor": 0.3, "max_attempts": 4, "cap": 5, "jitter": 0},
+    "test-fibonacci": {"shape": "fibonacci", "factor": 0.2, "max_attempts": 5, "cap": 5, "jitter": 0},
+}
+
+
 def database_url():
     db = settings.DATABASES["default"]
     user = db.get("USER") or "postgres"
@@ -93,10 +114,23 @@ def database_url():
 
 
 @pytest.fixture(scope="session")
-def worker_env(django_db_setup, django_db_blocker, fake_sendgrid, isolated_broker, channel_env):
+def metrics_dir(tmp_path_factory):
+    """prometheus_client's multiprocess directory shared by the test workers (tests/notifications/ops/test_worker_ops.py)."""
+    return tmp_path_factory.mktemp("prometheus")
+
+
+@pytest.fixture(scope="session")
+def worker_env(django_db_setup, django_db_blocker, fake_sendgrid, isolated_broker, channel_env, metrics_dir):
     return {
+        # ops: workers write metrics where the test process reads them and serve them on their own
+        # port too; they log text lines with the request id, as bin/serve's do
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "NOTIFY_WORKER_METRICS_PORT": str(free_port()),
+        "LOG_FORMAT": "text",
         **channel_env,
         "DATABASE_URL": database_url(),
+        # Workers refuse the development fallback key (config/checks.py).
+        "DJANGO_SECRET_KEY": WORKER_SECRET_KEY,
         "CELERY_BROKER_URL": isolated_broker,
         "REDIS_URL": TEST_REDIS_URL,
         "SENDGRID_API_KEY": fake_sendgrid.api_key,
@@ -112,6 +146,14 @@ def worker_env(django_db_setup, django_db_blocker, fake_sendgrid, isolated_broke
         "NOTIFY_CIRCUIT_PROBE_SECONDS": "10",
         "NOTIFY_RATE_LIMITS": "sendgrid=500:500",  # not binding; tests/test_engine_two_workers.py tightens it
         "NOTIFY_BROADCAST_CHUNK_SIZE": "10",
+        # retry policies (tests/test_engine_retry_policies.py): exact waits, categories of their own
+        "NOTIFY_RETRY_POLICIES": json.dumps(TEST_RETRY_POLICIES),
+        "NOTIFY_CATEGORY_RETRY_POLICY": "retry-fixed:test-fixed,retry-fibonacci:test-fibonacci",
+        "NOTIFY_PRIORITY_RETRY_POLICY": "low:test-linear",
+        # status events: fixed retries, and events a killed worker held are taken back after 3 s
+        "NOTIFY_STATUS_EVENT_RETRY_POLICY": "test-fixed",
+        "NOTIFY_STATUS_EVENT_STUCK_AFTER": "3",
+        "NOTIFY_STATUS_EVENT_GRACE": "0.5",
         # clock: one "minute" of digest windows and escalation delays lasts a second in tests
         "NOTIFY_CLOCK_MINUTE_SECONDS": "1",
     }
@@ -126,19 +168,36 @@ def celery_worker(worker_env, tmp_path_factory):
 
 
 @pytest.fixture
-def make_user(django_user_model):
+def test_app_clients():
+    """The API clients of the app under test: the users tests make are its recipients."""
+    return []
+
+
+@pytest.fixture
+def make_user(django_user_model, test_app_clients):
+    from notifications.tenancy import grant
+
     def make(username, email=None, **extra):
-        return django_user_model.objects.create_user(
+        user = django_user_model.objects.create_user(
             username=username, email=email if email is not None else f"{username}@example.com", **extra
         )
+        for client in test_app_clients:
+            grant(client, [user])
+        return user
 
     return make
 
 
 @pytest.fixture
-def sender_key(make_user):
+def sender_key(make_user, test_app_clients, django_user_model):
+    """The key of the app under test: it manages every (non-operator) user the test makes, and
+    may broadcast and send critical categories (tests of refusals use keys of their own)."""
+    from notifications.tenancy import grant
+
     owner = make_user("acme-app", is_staff=False)
-    _client, key = ApiClient.issue("Acme shop", owner, scopes=["send", "read"])
+    client, key = ApiClient.issue("Acme shop", owner, scopes=["send", "read", "broadcast", "critical"])
+    grant(client, django_user_model.objects.filter(is_staff=False).exclude(pk=owner.pk))
+    test_app_clients.append(client)
     return key
 
 
@@ -166,9 +225,19 @@ def vapid_keys():
 
 
 @pytest.fixture(scope="session")
-def fake_providers(vapid_keys):
+def test_certificate(tmp_path_factory):
+    return TestCertificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def fake_providers(vapid_keys, test_certificate):
     fakes = {
         "twilio": FakeTwilio(),
+        "vonage": FakeVonage(tls=test_certificate),
+        "fcm": FakeFCM(),
+        "slack_api": FakeSlackWebAPI(),
+        "files": FakeFileHost(),
+        "apns": FakeAPNs(test_certificate),
         "push": FakePushService(vapid_public_key=vapid_keys[1]),
         "slack": FakeSlack(),
         "webhook": FakeWebhookReceiver(),
@@ -183,10 +252,28 @@ def fake_providers(vapid_keys):
 
 
 @pytest.fixture(scope="session")
-def channel_env(fake_providers, vapid_keys):
+def channel_env(fake_providers, vapid_keys, test_certificate, tmp_path_factory):
     """Environment of a worker whose channels all talk to the fakes."""
-    twilio = fake_providers["twilio"]
+    twilio, vonage = fake_providers["twilio"], fake_providers["vonage"]
     return {
+        "MEDIA_ROOT": str(tmp_path_factory.mktemp("media")),
+        "VONAGE_API_KEY": vonage.api_key,
+        "VONAGE_API_SECRET": vonage.api_secret,
+        "VONAGE_SIGNATURE_SECRET": vonage.signature_secret,
+        "VONAGE_SIGNATURE_METHOD": vonage.signature_method,
+        "VONAGE_FROM": vonage.from_number,
+        "VONAGE_REST_HOST": vonage.host,
+        "VONAGE_CA_BUNDLE": str(test_certificate.cert_path),
+        "FCM_CREDENTIALS_JSON": json.dumps(fake_providers["fcm"].service_account_info()),
+        "FCM_API_BASE": fake_providers["fcm"].url,
+        "SLACK_API_BASE": fake_providers["slack_api"].base_url,
+        "APNS_AUTH_KEY": fake_providers["apns"].auth_key_pem,
+        "APNS_KEY_ID": fake_providers["apns"].key_id,
+        "APNS_TEAM_ID": fake_providers["apns"].team_id,
+        "APNS_TOPIC": fake_providers["apns"].topic,
+        "APNS_USE_SANDBOX": "1",
+        "APNS_HOST": f"127.0.0.1:{fake_providers['apns'].port}",
+        "APNS_CA_BUNDLE": str(test_certificate.cert_path),
         "TWILIO_ACCOUNT_SID": twilio.account_sid,
         "TWILIO_AUTH_TOKEN": twilio.auth_token,
         "TWILIO_FROM_NUMBER": twilio.from_number,
@@ -226,8 +313,21 @@ def channel_settings(settings, channel_env, fake_providers):
 
 @pytest.fixture
 def fakes(fake_providers):
+    from tests.support import reset_engine_state
+
+    # Destinations keep their own circuits: one test's faults must not open the next test's.
+    reset_engine_state()
     for fake in fake_providers.values():
         fake.reset()
     yield fake_providers
     for fake in fake_providers.values():
         fake.reset()
+
+
+@pytest.fixture
+def beat(worker_env, tmp_path):
+    """A real celery beat process for one test (the test database is flushed between tests);
+    the clock's tests and the status events' use it."""
+    process = BeatProcess(worker_env, log_dir=tmp_path).start()
+    yield process
+    process.stop()

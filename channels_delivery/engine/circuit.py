@@ -1,4 +1,6 @@
-"""A circuit breaker per provider, kept in Redis so every worker sees the same state.
+"""A circuit breaker per provider, kept in Redis so every worker sees the same state; for
+channels whose destinations users choose (webhooks, push), one per destination host instead, so
+one user's failing endpoint cannot open the circuit for everyone.
 
 closed: calls go through; transient failures are counted in a fixed window.
 open: after NOTIFY_CIRCUIT_FAILURES failures in the window no call is made for
@@ -8,8 +10,11 @@ half-open: then exactly one worker gets to probe; success closes the circuit, fa
 Each transition is one Lua script, so two workers never both probe or both miss a trip.
 """
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
 
+from channels_delivery.engine.errors import TransientDeliveryError
 from channels_delivery.engine.shared_state import client
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
@@ -99,3 +104,53 @@ class CircuitBreaker:
 
 def breaker(provider):
     return CircuitBreaker(provider)
+
+
+class NoBreaker:
+    """Stands in for the shared breaker of a provider that keeps one per destination."""
+
+    def allow(self):
+        return True
+
+    def is_open(self):
+        return False
+
+    def remaining(self):
+        return 0
+
+    def record_failure(self):
+        return CLOSED
+
+    def record_success(self):
+        pass
+
+
+NO_SHARED_BREAKER = NoBreaker()
+
+
+def breaker_for(provider):
+    """The provider's shared breaker, or none for one that keeps a breaker per destination."""
+    return breaker(provider.name) if provider.shared_breaker else NO_SHARED_BREAKER
+
+
+def destination_breaker(provider, url):
+    """The breaker of one user-supplied destination: the provider and the URL's host and port."""
+    parts = urlsplit(url)
+    return CircuitBreaker(f"{provider}@{(parts.hostname or '?').lower()}:{parts.port or parts.scheme}")
+
+
+def through_destination_breaker(provider, url, call):
+    """Run call() -> (error or None, detail) behind the destination's breaker: not called while
+    it is open; a transient error counts against that destination only."""
+    circuit = destination_breaker(provider, url)
+    if not circuit.allow():
+        host = urlsplit(url).hostname or "?"
+        wait = circuit.remaining()
+        return TransientDeliveryError(f"{provider}: circuit open for {host}, not called",
+                                      retry_after=wait or None), {}
+    error, detail = call()
+    if isinstance(error, TransientDeliveryError):
+        circuit.record_failure()
+    else:
+        circuit.record_success()
+    return error, detail

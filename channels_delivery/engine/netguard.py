@@ -11,6 +11,7 @@ import ipaddress
 import os
 import socket
 import threading
+import time
 from functools import lru_cache
 from urllib.parse import urlsplit
 
@@ -19,7 +20,7 @@ from django.conf import settings
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, NameResolutionError, NewConnectionError
 from urllib3.util import connection
 
 
@@ -42,10 +43,58 @@ def allow_list():
     return parse_allow_list(tuple(settings.WEBHOOK_ALLOWED_HOSTS))
 
 
+# Refused whatever the interpreter's `is_global` says (its idea of "global" has changed between
+# Python versions, and it judges an IPv6 address that embeds an IPv4 one by the IPv6 prefix only).
+DENIED_NETWORKS = tuple(ipaddress.ip_network(network) for network in (
+    "0.0.0.0/8",  # "this network"; 0.0.0.0 reaches the local host on Linux
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",  # private (RFC 1918)
+    "100.64.0.0/10",  # carrier-grade NAT
+    "127.0.0.0/8",  # loopback
+    "169.254.0.0/16",  # link-local, cloud metadata services
+    "192.0.0.0/24",  # IETF protocol assignments
+    "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24",  # documentation
+    "192.88.99.0/24",  # 6to4 relay anycast
+    "198.18.0.0/15",  # benchmarking
+    "224.0.0.0/4", "240.0.0.0/4",  # multicast, reserved and broadcast
+    "::/128", "::1/128",  # unspecified, loopback
+    "64:ff9b:1::/48",  # local-use NAT64 (RFC 8215): translates into the operator's own networks
+    "100::/64",  # discard
+    "2001::/23",  # IETF protocol assignments (Teredo's 2001::/32 is unwrapped before this)
+    "2001:db8::/32", "3fff::/20",  # documentation
+    "fc00::/7",  # unique local
+    "fe80::/10",  # link-local
+    "fec0::/10",  # site-local (deprecated, still routed inside some networks)
+    "ff00::/8",  # multicast
+))
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052 well-known prefix: the IPv4 is the low 32 bits
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d
+GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
+
+
+def embedded_ipv4(address):
+    """The IPv4 addresses an IPv6 address carries (mapped, compatible, NAT64, 6to4, Teredo)."""
+    if address.version != 6:
+        return []
+    if address.ipv4_mapped:
+        return [address.ipv4_mapped]
+    if address.sixtofour:
+        return [address.sixtofour]
+    if address.teredo:
+        return list(address.teredo)  # the Teredo server, and the client behind its NAT
+    if address in NAT64 or (address in IPV4_COMPATIBLE and int(address) > 1):
+        return [ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)]
+    return []
+
+
 def is_public(address):
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast
+    """True when neither the address nor any IPv4 address embedded in it is in the deny table.
+    IPv6 must also be global unicast (2000::/3) unless it merely wraps an IPv4 address."""
+    inner = embedded_ipv4(address)
+    if any(address in network for network in DENIED_NETWORKS):
+        return False
+    if address.version == 6 and not inner and address not in GLOBAL_UNICAST:
+        return False
+    return all(is_public(ipv4) for ipv4 in inner)
 
 
 def check_address(host, address):
@@ -55,7 +104,9 @@ def check_address(host, address):
     if host.lower().rstrip(".") in hosts or any(address in network for network in networks):
         return
     if not is_public(address):
-        raise BlockedAddressError(f"{host} resolves to {address}, a non-public address")
+        inner = ", ".join(map(str, embedded_ipv4(address)))
+        embeds = f" (it embeds {inner})" if inner else ""
+        raise BlockedAddressError(f"{host} resolves to {address}, a non-public address{embeds}")
 
 
 def resolve_checked(host, port):
@@ -77,6 +128,12 @@ def check_url(url):
 
 
 class GuardedConnectionMixin:
+    def request(self, *args, **kwargs):
+        # A bounded call watching the clock must be able to cut this connection, new or pooled.
+        if (watch := getattr(_local, "watch", None)) is not None:
+            watch.connections.append(self)
+        return super().request(*args, **kwargs)
+
     def _new_conn(self):
         try:
             infos = resolve_checked(self._dns_host, self.port)
@@ -141,3 +198,74 @@ def guarded_session():
         session.mount("https://", adapter)
         _local.session, _local.key = session, key
     return session
+
+
+class DeadlineExceeded(requests.Timeout):
+    """The whole call (connect, headers, body) took longer than its total deadline."""
+
+
+class Watchdog:
+    """Cuts the connections of one call when its deadline passes. Per-read timeouts alone let a
+    receiver that drip-feeds a byte at a time (headers or body) hold a worker indefinitely."""
+
+    def __init__(self, seconds):
+        self.connections, self.fired = [], False
+        self.timer = threading.Timer(seconds, self.fire)
+        self.timer.daemon = True
+
+    def fire(self):
+        self.fired = True
+        for conn in self.connections:
+            sock = getattr(conn, "sock", None)
+            if sock is not None:
+                try:  # the plain socket call: wakes a reader blocked in recv, TLS or not
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def __enter__(self):
+        _local.watch = self
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.timer.cancel()
+        _local.watch = None
+
+
+def read_capped(response, limit):
+    """At most `limit` bytes of the answer as sent (never inflated: a 10 MB gzip body must not
+    become 10 GB here); the connection is dropped rather than drained when there is more."""
+    body = bytearray()
+    for chunk in response.raw.stream(8192, decode_content=False):
+        body += chunk
+        if len(body) > limit:
+            response.close()
+            break
+    return bytes(body[:limit])
+
+
+def bounded_post(url, *, data, headers, timeout, deadline, limit, method="POST"):
+    """POST (or `method`) to a user-supplied URL through the guarded session: no redirects, the answer
+    streamed uncompressed (`Accept-Encoding: identity`, and not inflated if compressed anyway),
+    at most `limit` bytes read, and the whole call cut at `deadline` seconds. Returns the
+    response (headers and status) and the bytes read; raises what requests raises, and
+    DeadlineExceeded (a requests.Timeout) when the deadline cut the call."""
+    started = time.monotonic()
+    headers = {**headers, "Accept-Encoding": "identity"}
+    try:
+        with Watchdog(deadline) as watch:
+            response = guarded_session().request(
+                method, url, data=data, headers=headers, timeout=timeout, allow_redirects=False, stream=True
+            )
+            body = read_capped(response, limit)
+    except (requests.RequestException, HTTPError, OSError) as error:
+        if watch.fired:
+            raise DeadlineExceeded(f"no complete answer within {deadline:g}s") from error
+        if isinstance(error, requests.RequestException):
+            raise
+        raise requests.ConnectionError(f"answer cut short ({type(error).__name__})") from error
+    if watch.fired and time.monotonic() - started >= deadline:
+        response.close()
+        raise DeadlineExceeded(f"no complete answer within {deadline:g}s")
+    return response, body

@@ -4,6 +4,8 @@ Slack webhooks) have their API in their channel package, on the base class here.
 
 import ipaddress
 import re
+import zoneinfo
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -12,17 +14,21 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from channels_delivery.engine.netguard import BlockedAddressError, check_address
-from notifications.api.permissions import CanManageRecipients, IsEndUser
+from notifications.api import end_user_tokens
+from notifications.api.auth import api_client_of
+from notifications.api.permissions import CanManageRecipients, IsEndUser, recipients_of
 from notifications.models import RecipientProfile, Topic
 from notifications.phone import InvalidPhoneNumber, normalise_e164
 from notifications.planning.quiet_hours import is_known_time_zone
 from notifications.planning.templating import LOCALE
+from notifications.tenancy import grant
 
 User = get_user_model()
 TIME_ZONE_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$")
@@ -108,7 +114,11 @@ class ProfileSerializer(serializers.Serializer):
         }
 
 
-def write_profile(user, data):
+CONTACT_FIELDS = ("email", "phone")
+
+
+def write_profile(user, data, by_user=False):
+    """Store the given fields. Contact points a user sets themselves are marked as theirs."""
     if "email" in data:
         user.email = data["email"]
         user.save(update_fields=["email"])
@@ -116,9 +126,25 @@ def write_profile(user, data):
     fields = [name for name in ("phone", "locale", "timezone") if name in data]
     for name in fields:
         setattr(profile, name, data[name])
+    if by_user:
+        mine = [name for name in CONTACT_FIELDS if name in data]
+        if set(mine) - set(profile.user_set):
+            profile.user_set = sorted({*profile.user_set, *mine})
+            fields.append("user_set")
     if fields:
         profile.save(update_fields=fields)
     user.profile = profile
+
+
+def user_set_conflicts(user, data):
+    """Field errors for an app changing a contact point the user set themselves."""
+    profile = getattr(user, "profile", None)
+    current = {"email": user.email, "phone": profile.phone if profile else ""}
+    return {
+        name: ["The user set this themselves; an app cannot change it."]
+        for name in CONTACT_FIELDS
+        if profile is not None and name in profile.user_set and name in data and data[name] != current[name]
+    }
 
 
 class ProfileView(GenericAPIView):
@@ -137,7 +163,7 @@ class ProfileView(GenericAPIView):
     def put(self, request):
         serializer = ProfileSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        write_profile(request.user, serializer.validated_data)
+        write_profile(request.user, serializer.validated_data, by_user=True)
         return Response(ProfileSerializer(request.user).data)
 
     @extend_schema(request=ProfileSerializer, responses={200: ProfileSerializer})
@@ -163,16 +189,61 @@ class RecipientSerializer(ProfileSerializer):
         }
 
 
+class EndUserTokenRequestSerializer(serializers.Serializer):
+    expires_in = serializers.IntegerField(
+        min_value=30, default=lambda: min(900, settings.NOTIFY_END_USER_TOKEN_MAX_LIFETIME),
+        help_text="Seconds the token stays valid (at most NOTIFY_END_USER_TOKEN_MAX_LIFETIME).",
+    )
+
+    def validate_expires_in(self, value):
+        if value > settings.NOTIFY_END_USER_TOKEN_MAX_LIFETIME:
+            raise serializers.ValidationError(
+                f"At most {settings.NOTIFY_END_USER_TOKEN_MAX_LIFETIME} seconds: end-user tokens are short-lived."
+            )
+        return value
+
+
+class EndUserTokenSerializer(serializers.Serializer):
+    token = serializers.CharField()
+    token_type = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
 class RecipientViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Apps onboard their users: PUT creates or updates a recipient by user id (username)."""
+    """Apps onboard their users: PUT creates or updates a recipient by user id (username).
+
+    A client reaches only its own recipients (tenancy.managed_users): someone else's, like an
+    operator's account, is a 404 exactly like a user that does not exist. Reading needs the
+    `read` scope, writing `send`; contact points the user set themselves are not overwritten.
+    """
 
     serializer_class = RecipientSerializer
     permission_classes = [IsAuthenticated, CanManageRecipients]
-    # Operators' accounts are not recipients an app may read or change.
-    queryset = User.objects.filter(is_active=True, is_staff=False, is_superuser=False).order_by("pk")
+    queryset = User.objects.none()  # for the schema; get_queryset() answers per caller
     lookup_field = "username"
     lookup_url_kwarg = "id"
     lookup_value_regex = r"[\w.@+-]{1,150}"
+
+    def get_queryset(self):
+        return recipients_of(api_client_of(self.request)).select_related("profile").order_by("pk")
+
+    @extend_schema(
+        request=EndUserTokenRequestSerializer,
+        responses={201: EndUserTokenSerializer},
+        description="A short-lived end-user token (JWT, HS256, signed with the calling API client's token "
+        "secret) for this recipient: the app hands it to its front end for the inbox API and WebSocket.",
+    )
+    @action(detail=True, methods=["post"])
+    def token(self, request, id=None):
+        client = api_client_of(request)
+        if client is None:
+            raise PermissionDenied("End-user tokens are minted with an API key (send scope) for its own recipients.")
+        user = self.get_object()
+        ask = EndUserTokenRequestSerializer(data=request.data)
+        ask.is_valid(raise_exception=True)
+        token, expires = end_user_tokens.mint(client, user, ask.validated_data["expires_in"])
+        body = {"token": token, "token_type": "Bearer", "expires_at": datetime.fromtimestamp(expires, UTC)}
+        return Response(EndUserTokenSerializer(body).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=RecipientSerializer, responses={200: RecipientSerializer, 201: RecipientSerializer})
     @transaction.atomic
@@ -180,9 +251,14 @@ class RecipientViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         serializer = RecipientSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        client = api_client_of(request)
         user, created = User.objects.get_or_create(username=id)
-        if user.is_staff or user.is_superuser:
-            raise PermissionDenied("Operator accounts are not managed through this endpoint.")
+        if created:
+            grant(client, [user])
+        elif not self.get_queryset().filter(pk=user.pk).exists():
+            raise NotFound("No recipient with this id.")
+        elif errors := user_set_conflicts(user, data):
+            raise serializers.ValidationError(errors)
         write_profile(user, data)
         if "groups" in data:
             for name in data["groups"]:

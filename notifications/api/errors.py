@@ -6,6 +6,7 @@ answer the same shape through the handlers at the end (installed in config/urls.
 """
 
 import logging
+import sys
 
 import redis
 from django.conf import settings
@@ -20,6 +21,8 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+
 
 
 class Conflict(APIException):
@@ -150,6 +153,11 @@ def not_found(request, exception):
 
 
 def server_error(request):
+    # Django calls this handler inside its `except` block, so the exception is still at hand.
+    # Outside DRF and the middleware (e.g. no pooled Postgres connection in time for a middleware
+    # query): shedding load with a 503 the client can act on, never a 500.
+    if isinstance(sys.exc_info()[1], BACKING_SERVICE_ERRORS):
+        return unavailable_response(sys.exc_info()[1])
     if not _is_api(request):
         return defaults.server_error(request)
     return JsonResponse(error_body(500, "server_error", "Internal server error."), status=500)

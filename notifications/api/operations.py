@@ -13,6 +13,7 @@ from notifications.api.filters import StrictQuery
 from notifications.api.permissions import IsOperator
 from notifications.api.serializers import DeliverySerializer
 from notifications.models import Channel, Delivery
+from notifications.ops import audit
 
 
 def operator_name(request):
@@ -84,4 +85,6 @@ class Redrive(APIView):
             raise NotFound("No such delivery.")
         except NotRedrivable as error:
             raise Conflict(str(error)) from error
+        audit.record_request(request, audit.Action.DELIVERY_REDRIVE, delivery, before={"status": "failed"},
+                             after={"status": delivery.status})
         return Response({"id": str(delivery.id), "status": delivery.status}, status=status.HTTP_202_ACCEPTED)

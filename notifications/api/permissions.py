@@ -1,8 +1,10 @@
 """Who may call what: the one place the API's permission rules live."""
 
+from django.contrib.auth import get_user_model
 from rest_framework import permissions
 
-from notifications.api.auth import CanSend, api_client_of
+from notifications.tenancy import managed_users
+from notifications.api.auth import api_client_of
 
 
 def is_operator(request):
@@ -29,8 +31,16 @@ class IsEndUser(permissions.BasePermission):
         return api_client_of(request) is None
 
 
-class CanManageRecipients(CanSend):
-    message = "Needs an API key with the 'send' scope, or a staff user."
+class CanManageRecipients(permissions.BasePermission):
+    """API keys read recipients with the `read` scope and write them with `send`; users must be staff."""
+
+    message = "Needs an API key with the 'read' scope to read or 'send' to write, or a staff user."
+
+    def has_permission(self, request, view):
+        client = api_client_of(request)
+        if client is not None:
+            return client.has_scope("read" if request.method in permissions.SAFE_METHODS else "send")
+        return bool(request.user and request.user.is_staff)
 
 
 class ClientScopes(permissions.BasePermission):
@@ -56,3 +66,9 @@ class ManagesApiClients(permissions.BasePermission):
             return True
         needed = "notifications.add_apiclient" if view.action == "create" else "notifications.change_apiclient"
         return bool(request.user and request.user.is_active and request.user.has_perm(needed))
+def recipients_of(client):
+    """The users an API client may manage: onboard, read, send to and mint end-user tokens for:
+    the ones its tenant created or was granted (notifications/tenancy.py). Operators' accounts are
+    never among them."""
+    users = get_user_model().objects.filter(is_active=True, is_staff=False, is_superuser=False)
+    return managed_users(client, users)

@@ -1,11 +1,20 @@
+import json
+import base64
+import binascii
+
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.exceptions import PermissionDenied
 
+from notifications.api.auth import api_client_of
+from notifications.api.contacts import reachable_url
 from notifications.models import Broadcast, Category, Channel, Delivery, DeliveryAttempt, Notification, Priority, Topic
 from notifications.planning.templating import LOCALE, validate_send
+from notifications.tenancy import managed_users
 
 User = get_user_model()
 
@@ -44,13 +53,21 @@ class RouteField(serializers.Field):
         return value
 
 
-def existing_users(usernames):
+def existing_users(usernames, client):
+    """The named active users the client may reach. Another tenant's user is reported exactly like
+    one that does not exist, so an error names only what the caller itself sent."""
     usernames = list(dict.fromkeys(usernames))
-    users = {user.username: user for user in User.objects.filter(username__in=usernames, is_active=True)}
+    reachable = managed_users(client, User.objects.filter(username__in=usernames, is_active=True))
+    users = {user.username: user for user in reachable}
     unknown = [name for name in usernames if name not in users]
     if unknown:
         raise serializers.ValidationError(f"Unknown recipients: {', '.join(unknown[:20])}")
     return [users[name] for name in usernames]
+
+
+def client_in(serializer):
+    request = serializer.context.get("request")
+    return api_client_of(request) if request is not None else None
 
 
 def existing_keys(queryset, field, values, what):
@@ -60,6 +77,30 @@ def existing_keys(queryset, field, values, what):
     if unknown:
         raise serializers.ValidationError(f"Unknown {what}: {', '.join(unknown[:20])}")
     return values
+
+
+def json_depth(value, limit):
+    """True when value nests no deeper than `limit` (checked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return False
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return True
+
+
+def capped_json(value, limit, what):
+    """A send's free-form JSON is copied into every recipient's notification and every delivery:
+    it is bounded in size (NOTIFY_MAX_DATA_BYTES / NOTIFY_MAX_CONTEXT_BYTES) and depth."""
+    if not json_depth(value, settings.NOTIFY_MAX_JSON_DEPTH):
+        raise serializers.ValidationError(f"{what} nests deeper than {settings.NOTIFY_MAX_JSON_DEPTH} levels.")
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > limit:
+        raise serializers.ValidationError(f"{what} is {size} bytes as JSON; at most {limit} are allowed.")
+    return value
 
 
 class AudienceSerializer(serializers.Serializer):
@@ -78,7 +119,7 @@ class AudienceSerializer(serializers.Serializer):
     all = serializers.BooleanField(required=False, default=False, help_text="Every active user.")
 
     def validate_users(self, usernames):
-        return [user.pk for user in existing_users(usernames)]
+        return [user.pk for user in existing_users(usernames, client_in(self))]
 
     def validate_groups(self, names):
         return existing_keys(Group.objects, "name", names, "groups")
@@ -95,6 +136,32 @@ class AudienceSerializer(serializers.Serializer):
             "topics": audience.get("topics", []),
             "all": audience.get("all", False),
         }
+
+
+class AttachmentSerializer(serializers.Serializer):
+    filename = serializers.RegexField(r"^[^/\\\x00-\x1f]{1,255}$", max_length=255,
+                                      error_messages={"invalid": "A file name without slashes or control characters."})
+    content_type = serializers.RegexField(r"^[\w.+-]+/[\w.+-]+$", max_length=127, default="application/octet-stream",
+                                          error_messages={"invalid": "A media type such as application/pdf."})
+    content = serializers.CharField(help_text="The file, base64. Give this or `url`.", trim_whitespace=True,
+                                    required=False)
+    url = serializers.URLField(max_length=1000, required=False,
+                               help_text="Fetched when the notification is planned, within the same caps.")
+
+    def validate_content(self, value):
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError) as error:
+            raise serializers.ValidationError("Not base64.") from error
+
+    def validate_url(self, url):
+        return reachable_url(url)
+
+    def to_internal_value(self, data):
+        values = super().to_internal_value(data)
+        if ("content" in values) == ("url" in values):
+            raise serializers.ValidationError({"content": ["Give either content or url."]})
+        return (values["filename"], values["content_type"], values.get("content"), values.get("url"))
 
 
 class SendNotificationSerializer(serializers.Serializer):
@@ -128,9 +195,26 @@ class SendNotificationSerializer(serializers.Serializer):
     # Timing
     scheduled_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    # --- channels: email attachments (stored once, sent by every email of the send) ---
+    attachments = AttachmentSerializer(many=True, required=False, help_text="Files for the email channel.")
+
+    def validate_attachments(self, files):
+        if len(files) > settings.NOTIFY_ATTACHMENTS_MAX_COUNT:
+            raise serializers.ValidationError(f"At most {settings.NOTIFY_ATTACHMENTS_MAX_COUNT} attachments.")
+        total = sum(len(content or b"") for _name, _type, content, _url in files)
+        if total > settings.NOTIFY_ATTACHMENTS_MAX_BYTES:
+            raise serializers.ValidationError(
+                f"Attachments total {total} bytes, over the {settings.NOTIFY_ATTACHMENTS_MAX_BYTES} allowed.")
+        return files
 
     def validate_recipients(self, usernames):
-        return existing_users(usernames)
+        return existing_users(usernames, client_in(self))
+
+    def validate_data(self, data):
+        return capped_json(data, settings.NOTIFY_MAX_DATA_BYTES, "data")
+
+    def validate_context(self, context):
+        return capped_json(context, settings.NOTIFY_MAX_CONTEXT_BYTES, "context")
 
     def validate_category(self, key):
         category = Category.objects.filter(key=key).first()
@@ -156,6 +240,9 @@ class SendNotificationSerializer(serializers.Serializer):
     def validate(self, attrs):
         if ("recipients" in attrs) == ("to" in attrs):
             raise serializers.ValidationError({"recipients": ["Give either recipients or to (not both)."]})
+        check_send_scopes(client_in(self), attrs)
+        if attrs.get("attachments") and "to" in attrs:
+            raise serializers.ValidationError({"attachments": ["Attachments go with recipients, not with an audience."]})
         expires_at = attrs.get("expires_at")
         if expires_at is not None:
             if expires_at <= (attrs.get("scheduled_at") or timezone.now()):
@@ -163,6 +250,21 @@ class SendNotificationSerializer(serializers.Serializer):
         if errors := validate_send(attrs):
             raise serializers.ValidationError(errors)
         return attrs
+
+
+def check_send_scopes(client, attrs):
+    """Reaching everyone or whole groups, and categories that override every opt-out and quiet
+    hours, each need their own scope (operators hold them all)."""
+    if client is None:
+        return
+    audience = attrs.get("to") or {}
+    if (audience.get("all") or audience.get("groups")) and not client.has_scope("broadcast"):
+        raise PermissionDenied("Sending to all users or to groups needs an API key with the 'broadcast' scope.")
+    if attrs["category"].critical and not client.has_scope("critical"):
+        raise PermissionDenied(
+            f"The category '{attrs['category'].key}' is critical (it ignores opt-outs and quiet hours): "
+            "sending it needs an API key with the 'critical' scope."
+        )
 
 
 class SendResultSerializer(serializers.Serializer):
@@ -206,7 +308,10 @@ def hides_provider_errors(serializer):
 class DeliveryAttemptSerializer(serializers.ModelSerializer):
     class Meta:
         model = DeliveryAttempt
-        fields = ["number", "provider", "started_at", "duration_ms", "outcome", "error", "provider_status_code", "note"]
+        fields = [
+            "number", "provider", "started_at", "duration_ms", "outcome", "error", "provider_status_code", "note",
+            "retry_policy", "retry_wait_seconds",
+        ]
 
     def to_representation(self, attempt):
         data = super().to_representation(attempt)
@@ -239,6 +344,7 @@ class NotificationSerializer(serializers.ModelSerializer):
     recipient = serializers.CharField(source="recipient.username", read_only=True)
     category = serializers.CharField(source="category_id", read_only=True)
     message = serializers.CharField(source="body", read_only=True)
+    data = serializers.JSONField(source="payload_data", read_only=True)
     channels = serializers.ListField(child=serializers.CharField(), read_only=True)
 
     class Meta:

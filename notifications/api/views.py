@@ -7,6 +7,7 @@ from rest_framework.response import Response
 
 from notifications import lifecycle
 from notifications.api.auth import CanSend, api_client_of
+from notifications.api import quotas
 from notifications.api.errors import Conflict, ErrorSerializer
 from notifications.api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from notifications.api.inbox import InboxActions, InboxFilterSerializer, filter_inbox
@@ -19,6 +20,7 @@ from notifications.api.serializers import (
 )
 from notifications.api.staff import OperatorActions
 from notifications.models import Delivery, Notification
+from notifications.ops import audit
 from notifications.planning import audiences, sending
 
 # Actions where staff reach any notification; everywhere else a user sees only their own.
@@ -33,7 +35,7 @@ class NotificationViewSet(
     lookup_value_regex = "[0-9a-fA-F-]{36}"
 
     def get_queryset(self):
-        queryset = Notification.objects.select_related("recipient")
+        queryset = Notification.objects.select_related("recipient").prefetch_related("broadcast")
         client = api_client_of(self.request)
         if client is not None:
             queryset = queryset.filter(sender=client)
@@ -75,10 +77,13 @@ class NotificationViewSet(
     )
     @idempotent()
     def create(self, request):
-        serializer = SendNotificationSerializer(data=request.data)
+        serializer = SendNotificationSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         fields = dict(serializer.validated_data)
         sender = api_client_of(request)
+        if sender is not None:
+            count = len(fields["recipients"]) if "recipients" in fields else audiences.audience_size(fields["to"], sender)
+            quotas.take_recipients(sender, count)
         if "to" in fields:
             broadcast = audiences.start_broadcast(sender=sender, **fields)
             body = {"ids": [], "broadcast_id": str(broadcast.id), "status": "accepted"}
@@ -96,8 +101,11 @@ class NotificationViewSet(
     @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, CanSend])
     def cancel(self, request, pk=None):
         notification = self.get_object()
+        before = {"status": notification.status}
         try:
             notification = lifecycle.cancel(notification.id)
         except lifecycle.NotAllowed as refusal:
             raise Conflict(str(refusal)) from refusal
+        audit.record_request(request, audit.Action.NOTIFICATION_CANCEL, notification, before=before,
+                             after={"status": notification.status})
         return Response(NotificationSerializer(notification).data)

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from notifications.models import (
+    AuditEvent,
     Category,
     Delivery,
     DeliveryAttempt,
@@ -72,6 +73,9 @@ def purge(now=None, batch=None):
             batch,
         ),
         "idempotency keys": delete_in_chunks(IdempotencyRecord.objects.expired(now), batch),
+        "audit events": delete_in_chunks(
+            AuditEvent.objects.filter(created_at__lt=now - settings.NOTIFY_RETENTION_AUDIT_DAYS * days), batch
+        ),
     }
     for what, removed in report.items():
         if removed:  # an hour with nothing past retention says nothing

@@ -73,7 +73,7 @@ def hold_for_digest(notifications):
     windows, rest = {}, []
     for notification in notifications:
         category = categories.get(notification.category_id)
-        if category is None or notification.priority == Priority.URGENT or "digest" in notification.data:
+        if category is None or notification.priority == Priority.URGENT or "digest" in notification.payload_data:
             rest.append(notification)
             continue
         start, end = window_for(category, notification.recipient, notification.created_at)

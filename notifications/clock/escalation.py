@@ -59,7 +59,7 @@ def escalate_due(now=None, chunk=200):
     with transaction.atomic():
         due = list(
             Escalation.objects.select_for_update(skip_locked=True, of=("self", "notification"))
-            .select_related("notification__recipient")
+            .select_related("notification__recipient", "notification__broadcast")
             .filter(status=Escalation.Status.PENDING, due_at__lte=now)
             .order_by("due_at")[:chunk]
         )

@@ -10,6 +10,11 @@ prefetched and unacked messages) is found here by status and age:
 - `retrying` long past next_retry_at: the retry message was lost;
 - notifications `pending` too long: their dispatch message was lost (dispatch is idempotent).
 Each re-enqueued delivery gets a DeliveryAttempt row (outcome `requeued`) saying why.
+
+A row that is stuck again right after each re-enqueue (its message kills every worker that runs
+it, so no attempt is ever recorded in between) is not re-enqueued forever: after
+NOTIFY_REAPER_MAX_REQUEUES re-enqueues in a row it fails with the reason, a dead letter an
+operator can look at and re-drive; a notification re-dispatched that often is failed likewise.
 """
 
 import datetime
@@ -20,7 +25,9 @@ from django.db import connection, transaction
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from channels_delivery.engine import fallback
 from channels_delivery.engine.fallback import enqueue_deliveries, stalled_fallbacks
+from notifications import lifecycle
 from notifications.clock.cleanup import expire_overdue
 from notifications.models import (
     AttemptOutcome,
@@ -45,6 +52,29 @@ def seconds(value):
     return datetime.timedelta(seconds=value)
 
 
+def requeues_in_a_row(delivery_ids):
+    """{id: re-enqueues since the delivery's last real attempt}: what the reaper has already
+    tried on rows that never got as far as recording an attempt."""
+    counts = dict.fromkeys(delivery_ids, 0)
+    attempts = DeliveryAttempt.objects.filter(delivery_id__in=delivery_ids).order_by("delivery_id", "started_at", "id")
+    for delivery_id, outcome in attempts.values_list("delivery_id", "outcome"):
+        counts[delivery_id] = counts[delivery_id] + 1 if outcome == AttemptOutcome.REQUEUED else 0
+    return counts
+
+
+def give_up_on_repeat_offenders(candidates, status):
+    """Fail the candidates the reaper has re-enqueued too often already; returns the others."""
+    counts = requeues_in_a_row([c[0] for c in candidates])
+    limit = settings.NOTIFY_REAPER_MAX_REQUEUES
+    for delivery_id, count in counts.items():
+        if count >= limit:
+            reason = (f"reaper gave up after {count} re-enqueues: stuck in {status} again each time "
+                      "(a message that kills its worker?)")
+            fallback.fail(delivery_id, reason, reason)
+            logger.error("delivery %s: %s", delivery_id, reason)
+    return [c for c in candidates if counts[c[0]] < limit]
+
+
 def requeue(status, older_than, now, limit):
     """Move rows stuck in `status` since before `older_than` back to queued; returns {id: age}."""
     candidates = list(
@@ -52,6 +82,7 @@ def requeue(status, older_than, now, limit):
         .order_by("updated_at")
         .values_list("id", "updated_at", "attempt_count")[:limit]
     )
+    candidates = give_up_on_repeat_offenders(candidates, status)
     if not candidates:
         return {}
     with connection.cursor() as cursor:
@@ -122,12 +153,27 @@ def resume_stalled_fallbacks(older_than, limit):
 
 
 def redispatch_pending(older_than, limit):
-    rows = list(
-        Notification.objects.filter(status=NotificationStatus.PENDING)
-        .annotate(since=Coalesce("scheduled_at", "created_at"))
-        .filter(since__lt=older_than)
-        .values_list("id", "priority")[:limit]
-    )
+    """Dispatch stuck pending notifications again, each time noted in its trace; one re-dispatched
+    NOTIFY_REAPER_MAX_REQUEUES times already is failed (lifecycle.park) instead."""
     with transaction.atomic():
-        dispatch_rows_on_commit(rows)
-    return len(rows)
+        stuck = list(
+            Notification.objects.select_for_update(skip_locked=True)
+            .filter(status=NotificationStatus.PENDING)
+            .annotate(since=Coalesce("scheduled_at", "created_at"))
+            .filter(since__lt=older_than)
+            .only("id", "priority", "trace")[:limit]
+        )
+        worn_out = [n.id for n in stuck if redispatches(n) >= settings.NOTIFY_REAPER_MAX_REQUEUES]
+        if worn_out:
+            lifecycle.park(worn_out, f"reaper gave up after {settings.NOTIFY_REAPER_MAX_REQUEUES} re-dispatches")
+        again = [n for n in stuck if n.id not in set(worn_out)]
+        stamp = {"at": timezone.now().isoformat(), "event": "redispatched"}
+        for notification in again:
+            notification.trace = [*(notification.trace or []), stamp]
+        Notification.objects.bulk_update(again, ["trace"])
+        dispatch_rows_on_commit([(n.id, n.priority) for n in again])
+    return len(again)
+
+
+def redispatches(notification):
+    return sum(1 for event in notification.trace or [] if event.get("event") == "redispatched")

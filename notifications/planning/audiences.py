@@ -18,6 +18,7 @@ from django.utils.dateparse import parse_datetime
 from notifications.models import Broadcast, BroadcastChunk, Notification, NotificationStatus
 from notifications.planning.dispatch import dispatch_on_commit, plan_broadcast_on_commit
 from notifications.planning.sending import is_held
+from notifications.tenancy import managed_users
 
 User = get_user_model()
 logger = logging.getLogger(__name__)
@@ -25,9 +26,10 @@ logger = logging.getLogger(__name__)
 PAYLOAD_FIELDS = ["category", "title", "message", "channels", "priority", "data", "template_key", "context", "locale"]
 
 
-def audience_users(audience):
-    """Active users in the audience, without duplicates (a subquery, not a DISTINCT over joins)."""
-    users = User.objects.filter(is_active=True)
+def audience_users(audience, sender=None):
+    """Active users in the audience that the sender may reach (its own recipients, unless it is an
+    operator), without duplicates (a subquery, not a DISTINCT over joins)."""
+    users = managed_users(sender, User.objects.filter(is_active=True))
     if audience.get("all"):
         return users
     members = (
@@ -36,6 +38,11 @@ def audience_users(audience):
         | Q(topics__key__in=audience.get("topics") or [])
     )
     return users.filter(pk__in=User.objects.filter(members).values("pk"))
+
+
+def audience_size(audience, sender):
+    """How many recipients a broadcast would reach now (what the sender's quota is charged)."""
+    return audience_users(audience, sender).count()
 
 
 def start_broadcast(*, to, sender=None, scheduled_at=None, expires_at=None, **payload):
@@ -63,9 +70,11 @@ def chunk_bounds(user_ids, size):
 @transaction.atomic
 def plan(broadcast_id):
     """Fix the chunks (once) and return the numbers of those still to fan out."""
-    broadcast = Broadcast.objects.select_for_update().get(id=broadcast_id)
+    broadcast = Broadcast.objects.select_for_update(of=("self",)).select_related("sender").get(id=broadcast_id)
     if broadcast.status == Broadcast.Status.PENDING:
-        user_ids = list(audience_users(broadcast.audience).order_by("pk").values_list("pk", flat=True))
+        user_ids = list(
+            audience_users(broadcast.audience, broadcast.sender).order_by("pk").values_list("pk", flat=True)
+        )
         bounds = chunk_bounds(user_ids, settings.NOTIFY_BROADCAST_CHUNK_SIZE)
         BroadcastChunk.objects.bulk_create(
             BroadcastChunk(broadcast=broadcast, number=number, first_user_id=first, last_user_id=last)
@@ -89,9 +98,9 @@ def notification_for(broadcast, recipient_id, payload, held):
         body=payload.get("message", ""),
         routes=routes,
         priority=payload["priority"],
-        data=payload.get("data") or {},
+        data={},  # stored once on the broadcast (Notification.payload_data)
         template_key=payload.get("template_key", ""),
-        context=payload.get("context") or {},
+        context={},  # likewise (Notification.payload_context)
         locale=payload.get("locale", ""),
         scheduled_at=parse_datetime(payload["scheduled_at"]) if payload.get("scheduled_at") else None,
         expires_at=parse_datetime(payload["expires_at"]) if payload.get("expires_at") else None,
@@ -127,7 +136,7 @@ def insert_for_each(notification, recipients):
 @transaction.atomic
 def fan_out_chunk(broadcast_id, number):
     """Insert one chunk's notifications and dispatch them; returns how many exist for the chunk."""
-    chunk = BroadcastChunk.objects.select_for_update(of=("self",)).select_related("broadcast").filter(
+    chunk = BroadcastChunk.objects.select_for_update(of=("self",)).select_related("broadcast__sender").filter(
         broadcast_id=broadcast_id, number=number
     ).first()
     if chunk is None or chunk.done_at is not None:
@@ -137,7 +146,9 @@ def fan_out_chunk(broadcast_id, number):
     scheduled_at = parse_datetime(payload["scheduled_at"]) if payload.get("scheduled_at") else None
     held = is_held(scheduled_at)
     in_chunk = {"recipient_id__gte": chunk.first_user_id, "recipient_id__lte": chunk.last_user_id}
-    recipients = audience_users(broadcast.audience).filter(pk__gte=chunk.first_user_id, pk__lte=chunk.last_user_id)
+    recipients = audience_users(broadcast.audience, broadcast.sender).filter(
+        pk__gte=chunk.first_user_id, pk__lte=chunk.last_user_id
+    )
     insert_for_each(notification_for(broadcast, None, payload, held), recipients)
     mine = Notification.objects.filter(broadcast=broadcast, **in_chunk)
     chunk.created = mine.count()

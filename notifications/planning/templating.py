@@ -4,24 +4,31 @@ The sandbox is its own Engine: no loaders (no file access), a curated set of tag
 (no include, extends, load, debug, url, csrf_token or autoescape tags; no safe filter), and a
 context made only of plain JSON data copied from the notification, so a template reaches nothing
 but that data. Django's parser itself refuses names starting with an underscore (`__class__`).
-Templates are checked on save: syntax, forbidden tags and filters, and every variable they use
-must be declared (or be one of BUILTIN_NAMES).
+Templates are checked on save: syntax, forbidden tags and filters, loop and block nesting, and
+every variable they use must be declared (or be one of BUILTIN_NAMES).
+
+Every render runs on a budget (RenderBudget): each value a filter produces and each loop's output
+is measured against NOTIFY_TEMPLATE_MAX_OUTPUT characters, loop iterations are counted against
+NOTIFY_TEMPLATE_MAX_ITERATIONS, and the clock against NOTIFY_TEMPLATE_RENDER_SECONDS, so nested
+`{% with v=message|add:message %}` or loops over loops stop early instead of filling memory.
 """
 
 import functools
 import json
 import logging
 import re
+import time
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import IntegrityError, transaction
 from django.template import Context, Engine, Library, TemplateSyntaxError, defaultfilters, defaulttags, smartif
 from django.template.base import FilterExpression, Node, NodeList, Variable
-from django.template.defaulttags import RegroupNode
+from django.template.defaulttags import ForNode, RegroupNode
 
 from notifications.models import Channel, Template
 from notifications.planning.text import slack_escape
@@ -56,10 +63,110 @@ def bounded(function):
     return guarded
 
 
+class TemplateProblem(ValueError):
+    pass
+
+
+class RenderLimitExceeded(TemplateProblem):
+    """A render went over its budget of output, loop iterations or time."""
+
+
+class RenderBudget:
+    def __init__(self, seconds=None):
+        self.deadline = time.monotonic() + (seconds or settings.NOTIFY_TEMPLATE_RENDER_SECONDS)
+        self.max_output = settings.NOTIFY_TEMPLATE_MAX_OUTPUT
+        self.iterations_left = settings.NOTIFY_TEMPLATE_MAX_ITERATIONS
+
+    def check_time(self):
+        if time.monotonic() > self.deadline:
+            raise RenderLimitExceeded("The template took too long to render.")
+
+    def spend(self, value):
+        """A value the template produced: refused when it is larger than any output may be."""
+        if isinstance(value, (str, list, tuple, dict)) and len(value) > self.max_output:
+            raise RenderLimitExceeded(f"The template produced more than {self.max_output} characters.")
+        self.check_time()
+        return value
+
+    def iteration(self):
+        self.iterations_left -= 1
+        if self.iterations_left < 0:
+            raise RenderLimitExceeded(
+                f"The template's loops ran more than {settings.NOTIFY_TEMPLATE_MAX_ITERATIONS} times."
+            )
+        self.check_time()
+
+
+_budget = ContextVar("render_budget", default=None)
+
+
+@contextmanager
+def render_budget(seconds=None):
+    """Within the block, renders share one budget (a new one unless one is running already)."""
+    if _budget.get() is not None and seconds is None:
+        yield _budget.get()
+        return
+    token = _budget.set(RenderBudget(seconds))
+    try:
+        yield _budget.get()
+    finally:
+        _budget.reset(token)
+
+
+def budget():
+    return _budget.get() or RenderBudget()
+
+
+def charged(function):
+    """The filter, its result measured against the running render's budget."""
+
+    @functools.wraps(function)  # keeps the flags, and __wrapped__ for Django's argument check
+    def measured(value, *args, **kwargs):
+        return budget().spend(function(value, *args, **kwargs))
+
+    return measured
+
+
+class Metered(list):
+    """A loop's sequence: every item taken counts one iteration against the budget."""
+
+    def __iter__(self):
+        for item in super().__iter__():
+            budget().iteration()
+            yield item
+
+    def __reversed__(self):
+        for item in super().__reversed__():
+            budget().iteration()
+            yield item
+
+
+class MeteredSequence:
+    def __init__(self, expression):
+        self.expression = expression
+
+    def resolve(self, context, ignore_failures=False):
+        values = self.expression.resolve(context, ignore_failures=ignore_failures)
+        return Metered(values) if hasattr(values, "__iter__") else values
+
+
+class BoundedForNode(ForNode):
+    def render(self, context):
+        return budget().spend(super().render(context))
+
+
+def bounded_for(parser, token):
+    node = defaulttags.do_for(parser, token)
+    node.__class__ = BoundedForNode
+    node.sequence = MeteredSequence(node.sequence)
+    return node
+
+
 sandbox_library = Library()
 sandbox_library.tags = {name: defaulttags.register.tags[name] for name in ALLOWED_TAGS}
+sandbox_library.tags["for"] = bounded_for
 sandbox_library.filters = {
-    name: bounded(function) if name in BOUNDED_FILTERS else function
+    name: charged(bounded(function) if name in BOUNDED_FILTERS else function)
     for name, function in defaultfilters.register.filters.items()
     if name not in FORBIDDEN_FILTERS
 }
@@ -71,10 +178,6 @@ class SandboxEngine(Engine):
 
 engine = SandboxEngine(loaders=[], libraries={}, autoescape=True, debug=False, string_if_invalid="")
 engine.template_builtins = [sandbox_library]
-
-
-class TemplateProblem(ValueError):
-    pass
 
 
 @functools.lru_cache(maxsize=1024)
@@ -98,7 +201,9 @@ def names_in(nodelist):
     used, bound = set(), set(ALWAYS_BOUND)
 
     def visit(value):
-        if isinstance(value, Variable):
+        if isinstance(value, MeteredSequence):
+            visit(value.expression)
+        elif isinstance(value, Variable):
             if value.lookups:
                 used.add(value.lookups[0])
         elif isinstance(value, FilterExpression):
@@ -130,14 +235,35 @@ def names_in(nodelist):
     return used, bound
 
 
+def nesting(nodelist, loops=0, blocks=0):
+    """(deepest loop nesting, deepest block nesting) of a compiled template."""
+    deepest = (loops, blocks)
+    for node in nodelist:
+        inner_loops = loops + isinstance(node, ForNode)
+        for value in vars(node).values():
+            children = [value] if isinstance(value, NodeList) else [
+                item for pair in value if isinstance(pair, tuple) for item in pair if isinstance(item, NodeList)
+            ] if isinstance(value, list) else []
+            for child in children:
+                found = nesting(child, inner_loops, blocks + 1)
+                deepest = (max(deepest[0], found[0]), max(deepest[1], found[1]))
+        deepest = (max(deepest[0], inner_loops), deepest[1])
+    return deepest
+
+
 def source_errors(source, declared):
-    """Problems of one template source: syntax, forbidden tags, undeclared variables."""
+    """Problems of one template source: syntax, forbidden tags, nesting, undeclared variables."""
     if not source:
         return []
     try:
         compiled = compile_source(source)
     except TemplateProblem as problem:
         return [str(problem)]
+    loops, blocks = nesting(compiled.nodelist)
+    if loops > settings.NOTIFY_TEMPLATE_MAX_LOOP_NESTING:
+        return [f"Loops nest {loops} deep; at most {settings.NOTIFY_TEMPLATE_MAX_LOOP_NESTING} are allowed."]
+    if blocks > settings.NOTIFY_TEMPLATE_MAX_NESTING:
+        return [f"Tags nest {blocks} deep; at most {settings.NOTIFY_TEMPLATE_MAX_NESTING} are allowed."]
     used, bound = names_in(compiled.nodelist)
     unknown = sorted(used - bound - BUILTIN_NAMES - set(declared))
     if unknown:
@@ -241,7 +367,7 @@ def context_for(notification, extra=None):
         "title": notification.title,
         "message": notification.body,
         "category": notification.category_id,
-        "data": notification.data or {},
+        "data": notification.payload_data or {},
         "recipient": {
             "username": recipient.get_username(),
             "first_name": recipient.first_name,
@@ -250,7 +376,7 @@ def context_for(notification, extra=None):
         "locale": notification.locale,
         **(extra or {}),
     }
-    return plain({**(notification.context or {}), **builtins})
+    return plain({**(notification.payload_context or {}), **builtins})
 
 
 @dataclass
@@ -264,18 +390,21 @@ class Rendered:
     blocks: list = field(default_factory=list)
 
 
-def render(template, context):
-    text_context = Context(context, autoescape=False)
-    subject = compile_source(template.subject).render(text_context) if template.subject else ""
-    body = compile_source(template.body).render(Context(context, autoescape=False))
-    html = compile_source(template.html_body).render(Context(context)) if template.html_body else ""
-    blocks = render_blocks(template.blocks, slack_escape(context)) if template.blocks else []
-    return Rendered(template.key, template.locale, template.version, " ".join(subject.split()), body, html, blocks)
+def render(template, context, seconds=None):
+    """All parts of a template, on one budget (RenderLimitExceeded when it runs out)."""
+    with render_budget(seconds) as spending:
+        text_context = Context(context, autoescape=False)
+        subject = compile_source(template.subject).render(text_context) if template.subject else ""
+        body = spending.spend(compile_source(template.body).render(Context(context, autoescape=False)))
+        html = spending.spend(compile_source(template.html_body).render(Context(context)) if template.html_body else "")
+        blocks = render_blocks(template.blocks, slack_escape(context)) if template.blocks else []
+    subject = " ".join(spending.spend(subject).split())
+    return Rendered(template.key, template.locale, template.version, subject, body, html, blocks)
 
 
 def render_blocks(value, context):
     if isinstance(value, str):
-        return compile_source(value).render(Context(context, autoescape=False))
+        return budget().spend(compile_source(value).render(Context(context, autoescape=False)))
     if isinstance(value, list):
         return [render_blocks(item, context) for item in value]
     if isinstance(value, dict):
@@ -291,6 +420,11 @@ def render_for(notification, channel, extra=None):
         return None
     try:
         return render(template, context_for(notification, extra))
+    except (SoftTimeLimitExceeded, MemoryError):
+        raise  # the task's own limits: never mistaken for a bad template
+    except RenderLimitExceeded as problem:
+        logger.warning("template %s over its render budget (%s), falling back to the literal text", template, problem)
+        return None
     except Exception:  # a template that passed validation should render; never lose the message
         logger.exception("template %s failed to render, falling back to the literal text", template)
         return None
@@ -313,7 +447,10 @@ def validate_send(attrs):
     if missing := missing_variables(key, channels, context):
         return {"context": [f"Missing template variables: {', '.join(missing)}."]}
     if not attrs.get("title"):
-        title = preview_title(key, channels, context, attrs.get("locale"))
+        try:
+            title = preview_title(key, channels, context, attrs.get("locale"))
+        except RenderLimitExceeded as problem:
+            return {"context": [f"The template's subject cannot be rendered with this context: {problem}"]}
         if title is None:
             return {"title": ["This field is required when no template applies."]}
         attrs["title"] = title
@@ -336,7 +473,9 @@ def preview_title(key, channels, context, locale):
 def render_subject(template, context):
     if not template.subject:
         return ""
-    return " ".join(compile_source(template.subject).render(Context(plain(context), autoescape=False)).split())
+    with render_budget() as spending:
+        subject = compile_source(template.subject).render(Context(plain(context), autoescape=False))
+        return " ".join(spending.spend(subject).split())
 
 
 class VersionConflict(Exception):
@@ -357,3 +496,16 @@ def publish(key, channel, locale, **content):
             )
     except IntegrityError as error:
         raise VersionConflict(f"{key}/{channel}/{locale} was changed at the same time; try again.") from error
+
+
+def sample_context(template):
+    """Placeholders for what a send would fill in, for previews."""
+    return {
+        "title": "[title]",
+        "message": "[message]",
+        "category": template.key,
+        "data": {},
+        "recipient": {"username": "[username]", "first_name": "[first_name]", "last_name": "[last_name]"},
+        "locale": template.locale,
+        "unsubscribe_url": "https://example.invalid/unsubscribe",
+    }

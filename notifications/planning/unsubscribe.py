@@ -2,6 +2,8 @@
 
 The signature is the authentication: POST to the link switches that category off for that
 channel; GET only shows a confirmation form (mail scanners follow links, they must not unsubscribe).
+A link names the address it was sent to and expires (NOTIFY_UNSUBSCRIBE_MAX_AGE): a forwarded or
+leaked old mail cannot switch off mail that now goes to another address.
 """
 
 from django.conf import settings
@@ -17,32 +19,35 @@ from notifications.models import Category, Channel, ChannelPreference
 SALT = "notifications.planning.unsubscribe"
 
 
-def token_for(user_id, category, channel):
-    return signing.dumps({"u": user_id, "c": category, "ch": channel}, salt=SALT)
+def token_for(user_id, category, channel, address):
+    return signing.dumps({"u": user_id, "c": category, "ch": channel, "a": address}, salt=SALT)
 
 
-def url_for(user_id, category, channel):
-    return settings.PUBLIC_BASE_URL + reverse("unsubscribe", args=[token_for(user_id, category, channel)])
+def url_for(user_id, category, channel, address):
+    return settings.PUBLIC_BASE_URL + reverse("unsubscribe", args=[token_for(user_id, category, channel, address)])
 
 
 def email_headers(notification):
     """List-Unsubscribe headers for an email, none for a critical category (it cannot be left)."""
     if notification.category.critical:
         return {}
-    url = url_for(notification.recipient_id, notification.category_id, Channel.EMAIL)
+    url = url_for(notification.recipient_id, notification.category_id, Channel.EMAIL, notification.recipient.email)
     return {"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
 
 
 def resolve(token):
-    """(user, category, channel) named by a valid token, or None."""
+    """(user, category, channel) named by a valid, unexpired token for the user's current address,
+    or None."""
     try:
-        payload = signing.loads(token, salt=SALT)
-        user_id, category_key, channel = payload["u"], payload["c"], payload["ch"]
-    except (signing.BadSignature, KeyError, TypeError):
+        payload = signing.loads(token, salt=SALT, max_age=settings.NOTIFY_UNSUBSCRIBE_MAX_AGE)
+        user_id, category_key, channel, address = payload["u"], payload["c"], payload["ch"], payload["a"]
+    except (signing.BadSignature, KeyError, TypeError):  # SignatureExpired is a BadSignature
         return None
     user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
     category = Category.objects.filter(key=category_key, critical=False).first()
     if user is None or category is None or channel not in Channel.values:
+        return None
+    if not isinstance(address, str) or address.lower() != (user.email or "").lower():
         return None
     return user, category, channel
 

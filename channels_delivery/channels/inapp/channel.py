@@ -19,7 +19,7 @@ def address(user):
 
 
 def layout(notification):
-    return {"title": notification.title, "body": notification.body, "data": notification.data}
+    return {"title": notification.title, "body": notification.body, "data": notification.payload_data}
 
 
 CHANNEL = ChannelKit(name="inapp", providers=[InApp()], message=InAppMessage, address=address, layout=layout)

@@ -1,33 +1,44 @@
-"""Web Push with `pywebpush`: the payload encrypted for each subscription, signed with VAPID."""
+"""Web Push: the payload encrypted for each subscription (RFC 8291, with pywebpush's encoder) and
+signed with VAPID (RFC 8292, py_vapid). The request itself goes through the guarded session
+(netguard.bounded_post), not pywebpush's: an endpoint is a URL a user gave us, and pywebpush
+would read its whole answer, inflated, with no deadline."""
 
 import json
+import time
+from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
 from py_vapid import Vapid
-from pywebpush import WebPushException, webpush
+from pywebpush import WebPusher
 
 from channels_delivery.engine.base import Provider, SendResult
+from channels_delivery.engine.circuit import through_destination_breaker
 from channels_delivery.engine.errors import PermanentDeliveryError, TransientDeliveryError, error_for_status
 from channels_delivery.engine.fanout import settle
-from channels_delivery.engine.netguard import BlockedAddressError, guarded_session
+from channels_delivery.engine.netguard import BlockedAddressError, bounded_post
 from notifications.models import PushSubscription
 
 URGENCY = {"low": "low", "medium": "normal", "high": "high", "urgent": "high"}
 GONE = (404, 410)
 # RFC 8291 leaves 3993 bytes of plaintext in one 4096-byte aes128gcm record; stay below it.
 MAX_PAYLOAD_BYTES = 3800
+VAPID_TOKEN_SECONDS = 12 * 3600  # push services refuse tokens valid for more than 24 hours
 
 
 class WebPush(Provider):
     name = "webpush"
     channel = "push"
+    shared_breaker = False
 
     def __init__(self):
         self._vapid = None
 
     def is_configured(self):
         return bool(settings.VAPID_PRIVATE_KEY)
+
+    def has_targets(self, message):
+        return bool(message.subscriptions)
 
     def vapid(self):
         if self._vapid is None:
@@ -60,21 +71,36 @@ class WebPush(Provider):
         headers = {"Urgency": URGENCY.get(message.priority, "normal")}
         outcomes = []
         for subscription in message.subscriptions:
-            error, detail = self.send_one(subscription, data, headers)
+            error, detail = through_destination_breaker(
+                self.name, subscription["endpoint"],
+                lambda subscription=subscription: self.send_one(subscription, data, headers),
+            )
             outcomes.append((subscription["id"], error, detail))
         payload = settle(self.name, outcomes)
         return SendResult(provider_message_id=str(delivery_id), status_code="201", payload=payload)
 
+    def request_for(self, subscription, data, headers):
+        """URL, body and headers of one push: encrypted for the subscription, VAPID-signed."""
+        endpoint = subscription["endpoint"]
+        parts = urlsplit(endpoint)
+        body = WebPusher({"endpoint": endpoint, "keys": subscription["keys"]}).encode(data.encode(), "aes128gcm")["body"]
+        claims = {"sub": settings.VAPID_SUBJECT, "aud": f"{parts.scheme}://{parts.netloc}",
+                  "exp": int(time.time()) + VAPID_TOKEN_SECONDS}
+        headers = {**headers, "Content-Encoding": "aes128gcm", "TTL": str(settings.PUSH_TTL_SECONDS),
+                   "Content-Type": "application/octet-stream", **self.vapid().sign(claims)}
+        return endpoint, body, headers
+
     def send_one(self, subscription, data, headers):
-        info = {"endpoint": subscription["endpoint"], "keys": subscription["keys"]}
         try:
-            response = webpush(
-                info, data, vapid_private_key=self.vapid(), vapid_claims={"sub": settings.VAPID_SUBJECT},
-                ttl=settings.PUSH_TTL_SECONDS, headers=headers, timeout=settings.PROVIDER_TIMEOUT_SECONDS,
-                requests_session=guarded_session(),
+            endpoint, body, headers = self.request_for(subscription, data, headers)
+        except (ValueError, TypeError) as error:  # keys that do not decode or are not on the curve
+            return PermanentDeliveryError(f"push subscription keys unusable ({type(error).__name__})"), {}
+        try:
+            response, answer = bounded_post(
+                endpoint, data=body, headers=headers,
+                timeout=(settings.WEBHOOK_CONNECT_TIMEOUT, settings.PROVIDER_TIMEOUT_SECONDS),
+                deadline=settings.OUTBOUND_DEADLINE_SECONDS, limit=settings.OUTBOUND_RESPONSE_MAX_BYTES,
             )
-        except WebPushException as error:
-            return self.error_for(subscription, error), {}
         except BlockedAddressError as error:
             return PermanentDeliveryError(f"push endpoint refused: {error}"), {}
         # Texts name the error's kind only: an endpoint URL is a capability and must not leak.
@@ -82,17 +108,21 @@ class WebPush(Provider):
             return TransientDeliveryError(f"push service timed out ({type(error).__name__})"), {}
         except requests.ConnectionError as error:
             return TransientDeliveryError(f"push service unreachable ({type(error).__name__})"), {}
+        except requests.RequestException as error:
+            return PermanentDeliveryError(f"push request failed ({type(error).__name__})"), {}
+        if response.status_code > 202:
+            return self.error_for(subscription, response, answer.decode(errors="replace")), {}
         return None, {"status": response.status_code, "location": response.headers.get("Location", "")}
 
     @staticmethod
-    def error_for(subscription, error):
-        """The one place push service answers are sorted; a dead subscription is reported gone."""
-        response = error.response
-        if response is None:
-            return PermanentDeliveryError(f"web push: {error.message}")
+    def error_for(subscription, response, text):
+        """The one place push service answers are sorted; a dead subscription is reported gone.
+        Redirects are not followed (an endpoint is where the push goes, not a place to start)."""
         status = response.status_code
         if status in GONE:
             PushSubscription.objects.filter(id=subscription["id"]).deactivate(f"push service answered {status}")
             return PermanentDeliveryError(f"webpush {status}: subscription expired or unsubscribed",
                                           status_code=status)
-        return error_for_status("webpush", status, response.text[:300], response.headers)
+        if 300 <= status < 400:
+            return PermanentDeliveryError(f"webpush {status}: redirects are not followed", status_code=status)
+        return error_for_status("webpush", status, text[:300], response.headers)

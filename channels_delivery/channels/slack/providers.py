@@ -41,6 +41,9 @@ class SlackIncomingWebhook(Provider):
     name = "slack"
     channel = "slack"
 
+    def has_targets(self, message):
+        return bool(message.slack_webhook_ids)
+
     def send(self, delivery_id, message):
         webhooks = SlackWebhook.objects.filter(id__in=message.slack_webhook_ids, active=True)
         outcomes = [(webhook.id, self.send_one(webhook, message), {}) for webhook in webhooks]

@@ -34,7 +34,7 @@ def layout(notification):
                 "title": notification.title,
                 "body": notification.body,
                 "priority": notification.priority,
-                "data": notification.data,
+                "data": notification.payload_data,
             },
         }
     }

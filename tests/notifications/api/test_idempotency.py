@@ -8,6 +8,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from notifications.models import ApiClient, IdempotencyRecord, Notification, WebhookEndpoint
+from notifications.tenancy import grant
 
 SEND = "/api/notifications/"
 BODY = {"recipients": ["42"], "category": "orders", "title": "Shipped"}
@@ -43,7 +44,8 @@ def test_same_key_with_another_body_is_a_422(app_api, recipient):
 
 @pytest.mark.django_db
 def test_keys_are_scoped_per_client(app_api, recipient, make_user):
-    _client, other_key = ApiClient.issue("Other", make_user("other-app"), scopes=["send"])
+    other_client, other_key = ApiClient.issue("Other", make_user("other-app"), scopes=["send"])
+    grant(other_client, [recipient])
     other = APIClient()
     other.credentials(HTTP_AUTHORIZATION=f"Bearer {other_key}")
     assert post(app_api).status_code == 202

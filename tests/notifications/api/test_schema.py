@@ -17,6 +17,7 @@ from schemathesis.core import NOT_SET
 
 from config.wsgi import application
 from notifications.models import ApiClient, Notification
+from notifications.tenancy import grant
 
 CHECKS = [
     schemathesis.checks.not_a_server_error,
@@ -54,7 +55,7 @@ def in_process_requests(db):
 
 
 @pytest.fixture
-def callers(db, django_user_model, settings):
+def callers(db, django_user_model, settings, test_app_clients):
     from django.contrib.auth.models import Permission
 
     settings.NOTIFY_THROTTLE_RATES = {scope: "" for scope in settings.NOTIFY_THROTTLE_RATES}  # throttling off
@@ -66,12 +67,16 @@ def callers(db, django_user_model, settings):
     app_owner = django_user_model.objects.create_user("fuzz-app")
     ops_owner = django_user_model.objects.create_user("fuzz-ops")
     ops_owner.user_permissions.add(*manage_clients)
-    keys = {
-        "send_key": ApiClient.issue("Sender", app_owner, scopes=["send"])[1],
-        "read_key": ApiClient.issue("Reader", app_owner, scopes=["read"])[1],
-        "admin_key": ApiClient.issue("Ops", ops_owner, scopes=["admin"])[1],
-        "app": ApiClient.issue("Fuzzer", app_owner, scopes=["send", "read"])[1],
+    clients = {
+        "send_key": ApiClient.issue("Sender", app_owner, scopes=["send"]),
+        "read_key": ApiClient.issue("Reader", app_owner, scopes=["read"]),
+        "admin_key": ApiClient.issue("Ops", ops_owner, scopes=["admin"]),
+        "app": ApiClient.issue("Fuzzer", app_owner, scopes=["send", "read"]),
     }
+    keys = {name: key for name, (_client, key) in clients.items()}
+    for client, _key in clients.values():
+        grant(client, [user])  # the apps' recipient, as are the users the tests make
+        test_app_clients.append(client)
     return {
         **{name: {"Authorization": f"Bearer {key}"} for name, key in keys.items()},
         "user": {"Authorization": f"Token {Token.objects.create(user=user).key}"},

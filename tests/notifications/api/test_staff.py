@@ -1,6 +1,7 @@
 """Operators: API clients, the deliveries list, resend, the analytics summary; throttling."""
 
 import pytest
+from django.contrib.auth.models import User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -13,6 +14,7 @@ from notifications.models import (
     QuietHours,
     Resend,
 )
+from notifications.tenancy import grant
 
 pytestmark = pytest.mark.django_db
 
@@ -51,9 +53,10 @@ def test_operator_creates_a_client_whose_key_is_shown_once(operator, ada):
     listing = operator.get("/api/clients/").json()
     assert "key" not in listing["results"][0] and "key_hash" not in listing["results"][0]
     assert "key" not in operator.get(f"/api/clients/{client.id}/").json()
-    # The new key works for sending.
+    # The new key works: it onboards a recipient of its own and sends to it.
+    assert key_api(created["key"]).put("/api/recipients/shopper-1/", {}, format="json").status_code == 201
     sent = key_api(created["key"]).post(
-        "/api/notifications/", {"recipients": ["ada"], "category": "orders", "title": "Hi"}, format="json"
+        "/api/notifications/", {"recipients": ["shopper-1"], "category": "orders", "title": "Hi"}, format="json"
     )
     assert sent.status_code == 202
 
@@ -83,8 +86,9 @@ def test_clients_are_for_operators_only(user_api, app_api, ada):
 
 def test_api_key_scopes(make_user):
     make_user("42")
-    _client, send_only = ApiClient.issue("Sender", make_user("sender-app"), scopes=["send"])
+    sender, send_only = ApiClient.issue("Sender", make_user("sender-app"), scopes=["send"])
     _client, read_only = ApiClient.issue("Reader", make_user("reader-app"), scopes=["read"])
+    grant(sender, User.objects.filter(username="42"))
     body = {"recipients": ["42"], "category": "orders", "title": "Hi"}
     assert key_api(send_only).post("/api/notifications/", body, format="json").status_code == 202
     assert key_api(send_only).get("/api/notifications/").status_code == 403

@@ -36,7 +36,9 @@ def test_email_carries_rfc_8058_headers(ada):
     headers = email_message(ada)["headers"]
     assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     token = headers["List-Unsubscribe"].strip("<>").rstrip("/").rsplit("/", 1)[1]
-    assert signing.loads(token, salt=unsubscribe.SALT) == {"u": ada.pk, "c": "orders", "ch": "email"}
+    assert signing.loads(token, salt=unsubscribe.SALT) == {
+        "u": ada.pk, "c": "orders", "ch": "email", "a": "ada@example.com"
+    }
 
 
 def test_critical_email_has_no_unsubscribe_link(ada):
@@ -67,16 +69,44 @@ def test_tampered_or_foreign_tokens_are_a_400(client, ada):
     path = link_path(email_message(ada))
     token = path.split("/")[2]
     # Signed by us, but for a critical category: we never issue such links.
-    forged = signing.dumps({"u": ada.pk, "c": "system", "ch": "email"}, salt=unsubscribe.SALT)
+    forged = signing.dumps({"u": ada.pk, "c": "system", "ch": "email", "a": ada.email}, salt=unsubscribe.SALT)
     wrong_salt = signing.dumps({"u": ada.pk, "c": "orders", "ch": "email"}, salt="something.else")
     payload, timestamp, signature = token.split(":")
-    swapped = signing.b64_encode(b'{"u":%d,"c":"system","ch":"email"}' % ada.pk).decode()
+    swapped = signing.b64_encode(b'{"u":%d,"c":"system","ch":"email","a":"ada@example.com"}' % ada.pk).decode()
     tampered = [token[:-2] + "xx", f"{swapped}:{timestamp}:{signature}"]
     for bad in (*tampered, forged, wrong_salt, "garbage"):
         assert client.post(f"/unsubscribe/{bad}/").status_code == 400
         assert client.get(f"/unsubscribe/{bad}/").status_code == 400
     assert not ChannelPreference.objects.exists()
     assert client.put(path).status_code == 405
+
+
+def test_a_link_stops_working_once_it_expires(client, ada, settings):
+    path = link_path(email_message(ada))
+    settings.NOTIFY_UNSUBSCRIBE_MAX_AGE = 0  # signing compares age > max_age; let a second pass
+    import time
+
+    time.sleep(1.1)
+    assert client.post(path).status_code == 400
+    settings.NOTIFY_UNSUBSCRIBE_MAX_AGE = 3600
+    assert client.post(path).status_code == 200
+    assert ChannelPreference.objects.filter(user=ada, enabled=False).count() == 1
+
+
+def test_a_link_sent_to_an_old_address_does_not_unsubscribe_the_new_one(client, ada):
+    old_link = link_path(email_message(ada))
+    ada.email = "ada@new.example"
+    ada.save(update_fields=["email"])
+    assert client.post(old_link).status_code == 400
+    assert not ChannelPreference.objects.exists()
+    assert client.post(link_path(email_message(ada))).status_code == 200
+
+
+def test_a_link_without_an_address_is_refused(client, ada):
+    """Links signed before addresses were named in them (or forged with the old shape) are refused."""
+    legacy = signing.dumps({"u": ada.pk, "c": "orders", "ch": "email"}, salt=unsubscribe.SALT)
+    assert client.post(f"/unsubscribe/{legacy}/").status_code == 400
+    assert not ChannelPreference.objects.exists()
 
 
 def test_sendgrid_passes_the_headers_on(fake_sendgrid, settings):

@@ -1,0 +1,36 @@
+"""Which recipients an API client may reach: those it (or another key of its owner) created or
+was granted. Operators (staff users, keys with the `admin` scope) reach everyone.
+
+Someone else's recipient is answered exactly like a user that does not exist, so a client can
+neither read nor enumerate another tenant's usernames.
+"""
+
+from django.contrib.auth import get_user_model
+
+from notifications.models import RecipientGrant
+
+User = get_user_model()
+
+
+def reaches_everyone(client):
+    """No client (a staff user acting), or a client with the admin scope."""
+    return client is None or client.has_scope("admin")
+
+
+def managed_users(client, users=None):
+    """The users (of `users`, default all) that `client` may reach."""
+    users = User.objects.all() if users is None else users
+    if reaches_everyone(client):
+        return users
+    return users.filter(
+        pk__in=RecipientGrant.objects.filter(client__owner_id=client.owner_id).values("user_id")
+    )
+
+
+def grant(client, users):
+    """Make `users` recipients of `client` (and so of its owner's other keys); idempotent."""
+    if client is None:
+        return
+    RecipientGrant.objects.bulk_create(
+        [RecipientGrant(client=client, user=user) for user in users], ignore_conflicts=True
+    )
