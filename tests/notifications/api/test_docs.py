@@ -55,6 +55,7 @@ def web(tmp_path_factory):
         "WEB_PORT": str(port),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "PYTHONUNBUFFERED": "1",
+        "NOTIFY_PUBLIC_SCHEMA": "true",  # the pages are fetched without signing in
     }
     subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
     log_path = log_dir / "web.log"

@@ -81,7 +81,10 @@ def test_explain_shows_the_attempts_and_fallback_hop_of_a_real_chain(celery_work
     )
     explanation = app_api.get(f"/api/notifications/{notification_id}/explain/").json()
     [hop] = explanation["fallback_hops"]
-    assert (hop["source"], hop["target"]) == ("email", "inapp") and "Invalid to email" in hop["reason"]
+    assert (hop["source"], hop["target"]) == ("email", "inapp") and hop["reason"]
+    # The sending app learns that the provider refused, not the provider's own words (operators do).
+    assert "Invalid to email" not in str(explanation)
+    assert "Invalid to email" in Delivery.objects.get(notification_id=notification_id, channel="email").reason
     email, inapp = explanation["deliveries"]
     assert email["status"] == "failed" and [a["outcome"] for a in email["attempts"]] == ["permanent_error"]
     assert inapp["status"] == "delivered" and inapp["position"] == 1
