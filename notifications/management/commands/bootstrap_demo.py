@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand
 from rest_framework.authtoken.models import Token
 
 from notifications.models import ApiClient
+from notifications.tenancy import grant
 
 DEMO_APP = "demo-app"
 DEMO_CLIENT = "Demo app"
@@ -75,6 +76,7 @@ class Command(BaseCommand):
             admin_note = f"user admin, password {password} (shown once)"
         key_file = key_file or default_key_file()
         key, new = demo_key(owner, key_file)
+        grant(ApiClient.objects.get(owner=owner, name=DEMO_CLIENT), [demo])  # the demo app's recipient
         shown = key_file.relative_to(settings.BASE_DIR) if key_file.is_relative_to(settings.BASE_DIR) else key_file
         key_note = f"new, kept in {shown}" if new else f"the same as at the last start, from {shown}"
         token, _ = Token.objects.get_or_create(user=demo)
