@@ -98,10 +98,13 @@ def main():
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--no-workers", action="store_true", help="only the web process runs")
     parser.add_argument("--conn-max-age", default="0", help="DATABASE_CONN_MAX_AGE of the web process")
+    parser.add_argument("--server", choices=["web", "realtime"], default="web",
+                        help="web: the Procfile's gunicorn (WSGI, pooled); realtime: its uvicorn (ASGI), to compare")
     args = parser.parse_args()
     h.header("api_latency: POST /api/notifications/ at a fixed offered load (open loop)",
              rate=args.rate, seconds=args.seconds, warmup=args.warmup, runs=args.runs,
-             workers="no" if args.no_workers else "dispatch, inapp, email", web_conn_max_age=args.conn_max_age)
+             workers="no" if args.no_workers else "dispatch, inapp, email", web_conn_max_age=args.conn_max_age,
+             server=args.server)
 
     h.ensure_database()
     h.reset_database()
@@ -109,12 +112,12 @@ def main():
     users = h.create_users(1000)
     key = h.issue_api_key()
     port = h.free_port()
-    processes = [h.web(port)]
+    processes = [h.web(port, args.server)]
     processes[0].env["DATABASE_CONN_MAX_AGE"] = args.conn_max_age
     if not args.no_workers:
         processes += [h.worker("dispatch"), h.worker("inapp"), h.worker("email")]
     for process in processes:
-        process.start(ready="Application startup complete" if process.name == "web" else " ready.")
+        process.start(ready=h.WEB_READY.get(process.name, " ready."))
     print(f"processes: {h.describe(processes)}")
     sys.stdout.flush()
     url = f"http://127.0.0.1:{port}/api/notifications/"

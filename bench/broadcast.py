@@ -38,7 +38,7 @@ def start_web(extra_processes=()):
     port = h.free_port()
     web = h.web(port)
     web.env["DATABASE_CONN_MAX_AGE"] = "0"  # see bench/api_latency.py: persistent connections leak under ASGI
-    web.start(ready="Application startup complete")
+    web.start(ready=h.WEB_READY["web"])
     for process in extra_processes:
         process.start()
     return f"http://127.0.0.1:{port}/api/notifications/", web

@@ -62,8 +62,10 @@ def role(argv):
         return "shell"  # honcho's `sh -c <command>`, whose child is the command itself
     if "honcho" in text:
         return "honcho"
-    if "uvicorn" in text:
+    if "gunicorn" in text:
         return "web"
+    if "uvicorn" in text:
+        return "realtime"
     if "celery" in text and "flower" in argv:
         return "flower"
     if "celery" in text and "beat" in argv:
@@ -132,7 +134,7 @@ def main():
             text = log_path.read_text(errors="replace")
             if honcho.poll() is not None:
                 raise RuntimeError(f"honcho exited:\n{text[-3000:]}")
-            return (text.count(" ready.") >= workers and "Application startup complete" in text
+            return (text.count(" ready.") >= workers and "Booting worker" in text and "Uvicorn running on" in text
                     and "Visit me at" in text and "beat started" in text)
 
         started = time.monotonic()

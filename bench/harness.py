@@ -266,8 +266,12 @@ def worker(queue, concurrency=None, include_noop=True):
     return Process(queue, env=env, extra_args=extra)
 
 
-def web(port):
-    return Process("web", env={"WEB_PORT": str(port)})
+WEB_READY = {"web": "Booting worker", "realtime": "Uvicorn running on"}
+
+
+def web(port, entry="web"):
+    """The Procfile's HTTP tier (gunicorn) or, with entry="realtime", the ASGI server (uvicorn)."""
+    return Process(entry, env={"WEB_PORT": str(port), "REALTIME_PORT": str(port)})
 
 
 def stop_all():

@@ -99,3 +99,15 @@ ensure_rabbitmq() {
     log "RabbitMQ did not come up"
     return 1
 }
+
+# --- headless Chromium and its driver for the browser tests (inbox page, admin screenshots) ---
+ensure_chromium() {
+    command -v chromium >/dev/null && command -v chromedriver >/dev/null && return 0
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+        log "installing chromium and chromium-driver"
+        apt-get update -qq -o DPkg::Lock::Timeout=300 \
+            && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 \
+                chromium chromium-driver >/dev/null
+    fi
+    command -v chromedriver >/dev/null || { log "no chromium/chromedriver found; install chromium chromium-driver"; return 1; }
+}

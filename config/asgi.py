@@ -1,4 +1,4 @@
-"""ASGI entry point: HTTP goes to Django; WebSocket routes are added by the realtime module."""
+"""ASGI entry point: HTTP goes to Django, `/ws/notifications/` to the realtime consumer."""
 
 import os
 
@@ -11,6 +11,11 @@ from config.checks import refuse_insecure_settings  # noqa: E402
 
 refuse_insecure_settings()
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set up first)
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up first)
 
-application = ProtocolTypeRouter({"http": django_asgi_app})
+from notifications.realtime.auth import WebSocketAuthStack  # noqa: E402
+from notifications.realtime.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {"http": django_asgi_app, "websocket": WebSocketAuthStack(URLRouter(websocket_urlpatterns))}
+)

@@ -43,6 +43,19 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],test
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 
+# Production behind TLS (DJANGO_HTTPS=true): cookies only over HTTPS, HSTS, plain HTTP redirected,
+# and the scheme taken from the proxy's X-Forwarded-Proto (set DJANGO_PROXY_SSL_HEADER=false when
+# no proxy strips a client's own header). Off by default so a developer machine speaks plain HTTP.
+HTTPS = env_bool("DJANGO_HTTPS", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+SESSION_COOKIE_HTTPONLY = True
+SECURE_SSL_REDIRECT = HTTPS
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_PROXY_SSL_HEADER", HTTPS) else None
+SECURE_REDIRECT_EXEMPT = [r"^health/"]  # the load balancer's probe speaks plain HTTP inside
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -58,6 +71,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "channels",
     "notifications",
+    "notifications.realtime",
     "channels_delivery",
     *(entry.package for entry in registry.CHANNELS),
 ]
@@ -71,6 +85,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "notifications.api.errors.BackingServiceErrors",
+    "notifications.api.middleware.AddressThrottle",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -100,6 +116,17 @@ DATABASES = {
     )
 }
 DATABASES["default"]["TEST"] = {"NAME": env_str("DATABASE_TEST_NAME", "test_notify")}
+# The web tier (config/gunicorn.py) pools its connections with psycopg_pool: at most this many
+# per process, and a request waits at most DATABASE_POOL_TIMEOUT seconds for one before it is shed
+# with a 503. 0 (Celery workers, tests): one persistent connection per thread instead.
+DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 0)
+if DATABASE_POOL_MAX_SIZE:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        **DATABASES["default"].get("OPTIONS", {}),
+        "pool": {"min_size": 1, "max_size": DATABASE_POOL_MAX_SIZE,
+                 "timeout": env_float("DATABASE_POOL_TIMEOUT", 2.0)},
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
@@ -124,14 +151,33 @@ WHITENOISE_USE_FINDERS = True
 
 # Request bodies beyond this are refused before parsing (a 10 MB body is a 413, not a 500).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024)
+# Stored files (email attachments) go through Django's default storage: the file system here.
+MEDIA_ROOT = env_str("MEDIA_ROOT", str(BASE_DIR / "media"))
+# Email attachments per send: how many, and their decoded size together (base64 in the request
+# adds a third: raise DATA_UPLOAD_MAX_MEMORY_SIZE with it).
+NOTIFY_ATTACHMENTS_MAX_COUNT = env_int("NOTIFY_ATTACHMENTS_MAX_COUNT", 5)
+NOTIFY_ATTACHMENTS_MAX_BYTES = env_int("NOTIFY_ATTACHMENTS_MAX_BYTES", 512 * 1024)
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+# A request that meets an unreachable Postgres, Redis or broker answers 503 with this Retry-After.
+NOTIFY_UNAVAILABLE_RETRY_AFTER = env_int("NOTIFY_UNAVAILABLE_RETRY_AFTER", 5)
+
+# --- encryption at rest ---
+# Fernet keys (32 url-safe base64 bytes each, `Fernet.generate_key()`), comma-separated: the first
+# encrypts, all decrypt. Rotate: add the new key last everywhere, then move it first, run
+# `manage.py rotate_encryption_keys`, then drop the old one. Empty: a key derived from
+# SECRET_KEY (development only; `manage.py check --deploy` refuses it).
+NOTIFY_ENCRYPTION_KEYS = env_list("NOTIFY_ENCRYPTION_KEYS", "")
+# How long a process trusts its list of sensitive categories before reading it again (seconds).
+NOTIFY_SENSITIVE_CATEGORIES_TTL = env_float("NOTIFY_SENSITIVE_CATEGORIES_TTL", 5.0)
 
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "notifications.api.auth.ApiKeyAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "notifications.api.end_user_tokens.EndUserTokenAuthentication",
+        "notifications.api.auth.UserTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -147,6 +193,9 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "notifications.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
+# The OpenAPI schema and Swagger UI: public only when NOTIFY_PUBLIC_SCHEMA is on; otherwise
+# for signed-in staff (the admin session) and operators.
+NOTIFY_PUBLIC_SCHEMA = env_bool("NOTIFY_PUBLIC_SCHEMA", False)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Notification delivery service",
     "DESCRIPTION": "Send notifications by email, SMS, Web Push, webhook, Slack and in-app.",
@@ -156,6 +205,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "SERVE_PERMISSIONS": (
+        ["rest_framework.permissions.AllowAny"] if NOTIFY_PUBLIC_SCHEMA
+        else ["notifications.api.permissions.IsOperator"]
+    ),
+    "SERVE_AUTHENTICATION": None,
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "NotificationStatusEnum": "notifications.models.NotificationStatus",
@@ -177,10 +231,17 @@ NOTIFY_MAX_JSON_DEPTH = env_int("NOTIFY_MAX_JSON_DEPTH", 16)
 # broadcast audiences alike; over it a send is a 429 with Retry-After.
 NOTIFY_CLIENT_RECIPIENTS_PER_MINUTE = env_int("NOTIFY_CLIENT_RECIPIENTS_PER_MINUTE", 200_000)
 # Throttling per API client and per user (DRF rate syntax: N/second|minute|hour|day).
+# Unauthenticated paths are counted per client address, and so are failed logins (a bad API key
+# or token): past that rate an address is refused before its credentials are checked. An empty
+# rate switches that throttle off.
 NOTIFY_THROTTLE_RATES = {
     "client": env_str("NOTIFY_THROTTLE_CLIENT_RATE", "6000/minute"),
     "user": env_str("NOTIFY_THROTTLE_USER_RATE", "600/minute"),
+    "unsubscribe": env_str("NOTIFY_THROTTLE_UNSUBSCRIBE_RATE", "60/minute"),
+    "callback": env_str("NOTIFY_THROTTLE_CALLBACK_RATE", "3000/minute"),
+    "login_failures": env_str("NOTIFY_THROTTLE_LOGIN_FAILURE_RATE", "20/minute"),
 }
+NOTIFY_THROTTLE_ADDRESS_PATHS = {"/unsubscribe/": "unsubscribe", "/callbacks/": "callback"}
 # Throttle counters live in Redis so every web process shares them.
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
@@ -268,6 +329,16 @@ TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN", "")
 TWILIO_FROM_NUMBER = env_str("TWILIO_FROM_NUMBER", "")
 TWILIO_MESSAGING_SERVICE_SID = env_str("TWILIO_MESSAGING_SERVICE_SID", "")
 TWILIO_API_BASE = env_str("TWILIO_API_BASE", "https://api.twilio.com")
+# SMS through Vonage's SMS API, tried after Twilio: key and secret (HTTP Basic); the signature
+# secret and method (as set in Vonage's dashboard) verify its signed delivery receipts.
+# VONAGE_REST_HOST is host[:port] (the SDK always speaks https); VONAGE_CA_BUNDLE trusts a proxy's CA.
+VONAGE_API_KEY = env_str("VONAGE_API_KEY", "")
+VONAGE_API_SECRET = env_str("VONAGE_API_SECRET", "")
+VONAGE_SIGNATURE_SECRET = env_str("VONAGE_SIGNATURE_SECRET", "")
+VONAGE_SIGNATURE_METHOD = env_str("VONAGE_SIGNATURE_METHOD", "sha256")
+VONAGE_FROM = env_str("VONAGE_FROM", "")
+VONAGE_REST_HOST = env_str("VONAGE_REST_HOST", "rest.nexmo.com")
+VONAGE_CA_BUNDLE = env_str("VONAGE_CA_BUNDLE", "")
 # Region for stored numbers written without +country code ("US", "DE"); empty: E.164 only.
 SMS_DEFAULT_REGION = env_str("SMS_DEFAULT_REGION", "")
 # Web Push: the VAPID private key as base64url (raw 32 bytes or DER), its public key for browsers.
@@ -275,12 +346,29 @@ VAPID_PRIVATE_KEY = env_str("VAPID_PRIVATE_KEY", "")
 VAPID_PUBLIC_KEY = env_str("VAPID_PUBLIC_KEY", "")
 VAPID_SUBJECT = env_str("VAPID_SUBJECT", "mailto:notifications@example.com")
 PUSH_TTL_SECONDS = env_int("PUSH_TTL_SECONDS", 86400)
+# Native mobile push through FCM HTTP v1: a service account's JSON key (its token_uri is where
+# google-auth gets OAuth2 tokens), the project (default: the key's), and the API's base URL.
+FCM_CREDENTIALS_JSON = env_str("FCM_CREDENTIALS_JSON", "")
+FCM_PROJECT_ID = env_str("FCM_PROJECT_ID", "")
+FCM_API_BASE = env_str("FCM_API_BASE", "https://fcm.googleapis.com").rstrip("/")
+# Native push to iOS straight through APNs (token auth): the .p8 key's PEM, its key id, the team
+# id and the app's bundle id (topic); the sandbox for development builds. APNS_HOST (host:port)
+# replaces Apple's host (the fake in tests), APNS_CA_BUNDLE trusts another CA there.
+APNS_AUTH_KEY = env_str("APNS_AUTH_KEY", "")
+APNS_KEY_ID = env_str("APNS_KEY_ID", "")
+APNS_TEAM_ID = env_str("APNS_TEAM_ID", "")
+APNS_TOPIC = env_str("APNS_TOPIC", "")
+APNS_USE_SANDBOX = env_bool("APNS_USE_SANDBOX", False)
+APNS_HOST = env_str("APNS_HOST", "")
+APNS_CA_BUNDLE = env_str("APNS_CA_BUNDLE", "")
 # Webhooks (and push endpoints) may not reach private, loopback or link-local addresses unless
 # the host name or a network (CIDR) is listed here.
 WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", "")
 WEBHOOK_CONNECT_TIMEOUT = env_float("WEBHOOK_CONNECT_TIMEOUT", 3.0)
 # Standard Webhooks recommends giving receivers 15 to 30 seconds.
 WEBHOOK_READ_TIMEOUT = env_float("WEBHOOK_READ_TIMEOUT", 15.0)
+# Push subscriptions, webhook endpoints and Slack webhooks a user may register, each.
+NOTIFY_MAX_CONTACT_POINTS_PER_USER = env_int("NOTIFY_MAX_CONTACT_POINTS_PER_USER", 10)
 # Every call to a user-supplied URL (webhook endpoints, push services) ends after this many
 # seconds in all (connect, headers, body), and reads at most this many bytes of the answer.
 OUTBOUND_DEADLINE_SECONDS = env_float("OUTBOUND_DEADLINE_SECONDS", 20.0)
@@ -290,6 +378,10 @@ TELEGRAM_BOT_TOKEN = env_str("TELEGRAM_BOT_TOKEN", "")
 TELEGRAM_API_BASE = env_str("TELEGRAM_API_BASE", "https://api.telegram.org")
 # Slack webhook URLs are only called on these hosts.
 SLACK_WEBHOOK_HOSTS = [host.lower() for host in env_list("SLACK_WEBHOOK_HOSTS", "hooks.slack.com")]
+# The URL is the credential: only HTTPS carries it (tests add http for the local fake Slack).
+SLACK_WEBHOOK_SCHEMES = env_list("SLACK_WEBHOOK_SCHEMES", "https")
+# Slack Web API (bot tokens are per workspace, stored with the workspace).
+SLACK_API_BASE = env_str("SLACK_API_BASE", "https://slack.com/api/")
 
 # --- Delivery engine: retries, fallback routes, circuit breaker, rate limits ------------------
 def parse_rate_limits(text):
@@ -327,6 +419,37 @@ NOTIFY_MAX_COUNTDOWN = env_int(
 # A dispatch or delivery message whose worker died this many times while running it (killed for
 # memory, segfault) is parked instead of handed to the next worker (channels_delivery/poison.py).
 NOTIFY_POISON_MAX_DEATHS = env_int("NOTIFY_POISON_MAX_DEATHS", 3)
+# Named retry policies (channels_delivery/backoff.py): `shape` exponential (factor * 2**n),
+# linear (factor * (n + 1)), fibonacci (factor * F(n + 1)) or fixed (`delays`, the last repeats);
+# `max_attempts` counts the first try; `cap` bounds one wait; `jitter` is the share of a wait taken
+# off at random (0 = exact). NOTIFY_RETRY_POLICIES (JSON) adds policies or replaces these.
+NOTIFY_RETRY_POLICIES = {
+    "exponential": {"shape": "exponential", "factor": 2, "max_attempts": 6, "cap": 600, "jitter": 0.5},
+    "linear": {"shape": "linear", "factor": 30, "max_attempts": 6, "cap": 600, "jitter": 0.2},
+    "fibonacci": {"shape": "fibonacci", "factor": 5, "max_attempts": 8, "cap": 900, "jitter": 0.2},
+    "fixed": {"shape": "fixed", "delays": [1, 5, 30, 300], "max_attempts": 5, "cap": 300, "jitter": 0},
+}
+if os.environ.get("NOTIFY_RETRY_POLICIES"):
+    NOTIFY_RETRY_POLICIES = {**NOTIFY_RETRY_POLICIES, **json.loads(os.environ["NOTIFY_RETRY_POLICIES"])}
+# Which policy a delivery retries under: its category's (`orders:fixed,...`), else its priority's
+# (`urgent:fixed,...`), else its channel's (NOTIFY_<CHANNEL>_RETRY_POLICY); a channel naming none
+# keeps exponential backoff with its NOTIFY_<CHANNEL>_MAX_RETRIES and _BACKOFF_MAX above.
+NOTIFY_CHANNEL_RETRY_POLICY = {
+    channel: env_str(f"NOTIFY_{channel.upper()}_RETRY_POLICY", "") for channel in NOTIFY_CHANNELS
+}
+NOTIFY_CATEGORY_RETRY_POLICY = dict(
+    pair.split(":", 1) for pair in env_list("NOTIFY_CATEGORY_RETRY_POLICY", "") if ":" in pair
+)
+NOTIFY_PRIORITY_RETRY_POLICY = dict(
+    pair.split(":", 1) for pair in env_list("NOTIFY_PRIORITY_RETRY_POLICY", "") if ":" in pair
+)
+# Status events to API clients' status webhooks (channels_delivery/status_events.py): their retry
+# policy, and when an event still `queued`/`sending` is taken for lost (above the webhook timeouts)
+# or a `retrying` one past next_retry_at for a lost retry message; events claimed per beat tick.
+NOTIFY_STATUS_EVENT_RETRY_POLICY = env_str("NOTIFY_STATUS_EVENT_RETRY_POLICY", "exponential")
+NOTIFY_STATUS_EVENT_STUCK_AFTER = env_float("NOTIFY_STATUS_EVENT_STUCK_AFTER", 300.0)
+NOTIFY_STATUS_EVENT_GRACE = env_float("NOTIFY_STATUS_EVENT_GRACE", 30.0)
+NOTIFY_STATUS_EVENT_BATCH = env_int("NOTIFY_STATUS_EVENT_BATCH", 500)
 # A delivery task that cannot reach Postgres re-queues its message after this many seconds.
 NOTIFY_DATABASE_RETRY_SECONDS = env_float("NOTIFY_DATABASE_RETRY_SECONDS", 5.0)
 # Circuit breaker per provider (state in Redis at REDIS_URL, shared by every worker): it opens
@@ -390,8 +513,57 @@ NOTIFY_RETENTION_EXPIRED_DAYS = env_int("NOTIFY_RETENTION_EXPIRED_DAYS", 7)
 NOTIFY_CLEANUP_BATCH = env_int("NOTIFY_CLEANUP_BATCH", 1000)
 # The daily dead-letter summary goes to these addresses, or to active staff users if empty.
 OPERATOR_EMAILS = env_list("OPERATOR_EMAILS", "")
+# --- Realtime: end-user tokens, the WebSocket tier ------------------------------------------
+# End-user tokens (JWT) that apps sign for their users: notifications/api/end_user_tokens.py.
+NOTIFY_END_USER_TOKEN_AUDIENCE = env_str("NOTIFY_END_USER_TOKEN_AUDIENCE", "notifications")
+# `exp` may lie at most this far ahead (seconds): tokens are short-lived.
+NOTIFY_END_USER_TOKEN_MAX_LIFETIME = env_int("NOTIFY_END_USER_TOKEN_MAX_LIFETIME", 3600)
+# Clock skew allowed between the app that signs and this service (seconds).
+NOTIFY_END_USER_TOKEN_LEEWAY = env_int("NOTIFY_END_USER_TOKEN_LEEWAY", 30)
+# The WebSocket channel layer: one group per user in Redis, shared by every ASGI process and worker.
+# A connection's backlog (in its ASGI process's memory) holds at most NOTIFY_WS_BACKLOG events: a
+# slow client loses the oldest overflow, never holding up the others (the inbox in Postgres still
+# has them). channels-redis queues every event for one ASGI process in one Redis list before that
+# process hands them out; NOTIFY_WS_PROCESS_BACKLOG bounds it (a broadcast to 10,000 connections
+# of one process must fit) and NOTIFY_WS_BACKLOG_EXPIRY drops what waited longer (seconds).
+CHANNEL_LAYER_URL = env_str("CHANNEL_LAYER_URL", REDIS_URL)
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [CHANNEL_LAYER_URL],
+            "capacity": env_int("NOTIFY_WS_BACKLOG", 100),
+            "channel_capacity": {"specific.*": env_int("NOTIFY_WS_PROCESS_BACKLOG", 50000)},
+            "expiry": env_int("NOTIFY_WS_BACKLOG_EXPIRY", 60),
+            "group_expiry": env_int("NOTIFY_WS_GROUP_EXPIRY", 86400),
+        },
+    }
+}
+# Where browsers open the WebSocket: empty for the page's own origin (a proxy routes /ws/ to the
+# realtime process), else e.g. ws://127.0.0.1:8001/ws/notifications/ when it listens on its own port.
+NOTIFY_WS_PUBLIC_URL = env_str("NOTIFY_WS_PUBLIC_URL", "")
+# Unread notifications a client gets on connect (what it missed) reach back this many days.
+NOTIFY_INBOX_MISSED_DAYS = env_int("NOTIFY_INBOX_MISSED_DAYS", 7)
+# At most this many notifications in one answer to a connect or requestMissedNotifications.
+NOTIFY_WS_MISSED_LIMIT = env_int("NOTIFY_WS_MISSED_LIMIT", 200)
+# A connection sending more than NOTIFY_WS_MAX_BAD_MESSAGES bad messages, or more than
+# NOTIFY_WS_MAX_MESSAGES messages in all, within NOTIFY_WS_FLOOD_WINDOW seconds is closed (1008).
+NOTIFY_WS_MAX_BAD_MESSAGES = env_int("NOTIFY_WS_MAX_BAD_MESSAGES", 10)
+NOTIFY_WS_MAX_MESSAGES = env_int("NOTIFY_WS_MAX_MESSAGES", 120)
+NOTIFY_WS_FLOOD_WINDOW = env_float("NOTIFY_WS_FLOOD_WINDOW", 10.0)
+NOTIFY_WS_MAX_MESSAGE_BYTES = env_int("NOTIFY_WS_MAX_MESSAGE_BYTES", 64 * 1024)
+# Handshakes one ASGI process authenticates at once; more are refused at once (HTTP 403 to the
+# handshake) and retried by the client with backoff, so a reconnect storm cannot bury the process.
+NOTIFY_WS_MAX_PENDING_HANDSHAKES = env_int("NOTIFY_WS_MAX_PENDING_HANDSHAKES", 64)
 
-# --- Logging ----------------------------------------------------------------------------------
+# --- ops: health, metrics, logs, audit, Flower ---
+# "development" (bin/serve sets it) keeps human-readable logs and lets Flower run without a
+# password on loopback; anything else is a deployment.
+NOTIFY_ENVIRONMENT = env_str("NOTIFY_ENVIRONMENT", "development" if DEBUG else "production")
+IS_DEVELOPMENT = NOTIFY_ENVIRONMENT == "development"
+# Logs: "json" (one JSON object a line, for a log shipper) or "text" (for people).
+LOG_FORMAT = env_str("LOG_FORMAT", "text" if IS_DEVELOPMENT else "json")
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 # INFO is what a person watching wants: one line per notification accepted and per delivery
 # sent, failed, retried or fallen back, and what a clock task really did. Celery's own line per
 # task received and succeeded, and beat's per message sent (several a second), are routine: they
@@ -400,11 +572,53 @@ CELERY_ROUTINE_LOG_LEVEL = env_str("CELERY_ROUTINE_LOG_LEVEL", "WARNING").upper(
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "filters": {
+        "context": {"()": "notifications.ops.logs.ContextFilter"},
+        "redact": {"()": "notifications.ops.logs.RedactSecrets"},
+    },
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context", "redact"]},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         name: {"level": CELERY_ROUTINE_LOG_LEVEL}
         for name in ("celery.app.trace", "celery.worker.strategy", "celery.beat")
     },
 }
+# Health: how long /health/ready waits for each queue's workers to answer a ping, and how old
+# beat's heartbeat (its Redis lock, refreshed every tick) may be.
+NOTIFY_HEALTH_WORKER_TIMEOUT = env_float("NOTIFY_HEALTH_WORKER_TIMEOUT", 1.0)
+NOTIFY_HEALTH_CHECK_BEAT = env_bool("NOTIFY_HEALTH_CHECK_BEAT", True)
+# Queues /health/ready expects a worker on (default: every queue).
+NOTIFY_HEALTH_QUEUES = env_list("NOTIFY_HEALTH_QUEUES", "")
+# /metrics: a bearer token, or client addresses/networks allowed without one. Neither set: only
+# loopback may scrape.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
+# prometheus_client's multiprocess mode: every web and worker process on the machine writes its
+# counters here and /metrics sums them. Must be set in the environment before the processes
+# start (Procfile, compose); empty: single-process metrics (only the web process's own).
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR", "")
+# A worker's main process serves its machine's metrics on this port (0: off), for machines
+# without a web process; bound to loopback unless NOTIFY_WORKER_METRICS_ADDRESS says otherwise.
+NOTIFY_WORKER_METRICS_PORT = env_int("NOTIFY_WORKER_METRICS_PORT", 0)
+NOTIFY_WORKER_METRICS_ADDRESS = env_str("NOTIFY_WORKER_METRICS_ADDRESS", "127.0.0.1")
+# Audit trail retention, purged by beat with the rest.
+NOTIFY_RETENTION_AUDIT_DAYS = env_int("NOTIFY_RETENTION_AUDIT_DAYS", 365)
+# The admin's list pages show an estimated total (Postgres' planner statistics) above this many rows.
+ADMIN_EXACT_COUNT_LIMIT = env_int("ADMIN_EXACT_COUNT_LIMIT", 10000)
+MIDDLEWARE.insert(0, "notifications.ops.correlation.RequestIdMiddleware")
+MIDDLEWARE.insert(1, "notifications.ops.metrics.RequestMetricsMiddleware")
+# Flower (python -m notifications.ops.flower): basic auth "user:password[,user:password]" is
+# required outside development; Flower reads FLOWER_BASIC_AUTH from the environment itself.
+FLOWER_BASIC_AUTH = env_str("FLOWER_BASIC_AUTH", "")
+FLOWER_ADDRESS = env_str("FLOWER_ADDRESS", "127.0.0.1")
+FLOWER_PORT = env_int("FLOWER_PORT", 5555)

@@ -6,16 +6,23 @@ from drf_spectacular.views import SpectacularAPIView
 
 from channels_delivery import registry
 from notifications.api.docs import RedocView, SwaggerView
-from notifications.ops.health import health
+from notifications.ops import admin_views, health
+from notifications.ops.metrics import metrics_view
 from notifications.planning.unsubscribe import unsubscribe
+from notifications.realtime.views import inbox_page
 
 urlpatterns = [
+    path("admin/dashboard/", admin.site.admin_view(admin_views.dashboard_view), name="admin-dashboard"),
+    path("admin/template-preview/", admin.site.admin_view(admin_views.template_preview), name="admin-template-preview"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/redoc/", RedocView.as_view(url_name="schema"), name="redoc"),
     path("api/", include("notifications.api.urls")),
-    path("healthz", health, name="health"),
+    path("inbox/", inbox_page, name="inbox"),
+    path("health/live", health.live, name="health-live"),
+    path("health/ready", health.ready, name="health-ready"),
+    path("metrics", metrics_view, name="metrics"),
     path("unsubscribe/<str:token>/", unsubscribe, name="unsubscribe"),
 ]
 

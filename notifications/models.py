@@ -10,11 +10,19 @@ import uuid
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.postgres.fields import ArrayField
+from django.core.validators import URLValidator
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from channels_delivery import registry
+from notifications.encryption import (
+    EncryptedJSONField, EncryptedTextField, SealableCharField, SealableJSONField, SealableTextField, SealingQuerySet,
+)
+
+
 
 # The channels come from the one registry (channels_delivery/registry.py); Channel.EMAIL etc.
 Channel = models.TextChoices("Channel", [(name.upper(), name) for name in registry.NAMES])
@@ -107,12 +115,40 @@ class Category(models.Model):
     digest_daily_at = models.TimeField(
         null=True, blank=True, help_text="Send one digest a day at this time in the recipient's time zone."
     )
+    sensitive = models.BooleanField(
+        default=False,
+        help_text="Title, body and data of its notifications (and their rendered messages) are encrypted at "
+        "rest. Rows stored before the switch are sealed by `manage.py rotate_encryption_keys`.",
+    )
 
     class Meta:
         verbose_name_plural = "categories"
 
     def __str__(self):
         return self.key
+
+
+_sensitive_cache = {"keys": None, "until": 0.0}
+
+
+def sensitive_categories():
+    """Keys of the sensitive categories, cached per process for NOTIFY_SENSITIVE_CATEGORIES_TTL
+    seconds (a Category save in this process clears the cache at once)."""
+    import time
+
+    now = time.monotonic()
+    if _sensitive_cache["keys"] is None or now >= _sensitive_cache["until"]:
+        _sensitive_cache["keys"] = frozenset(Category.objects.filter(sensitive=True).values_list("key", flat=True))
+        _sensitive_cache["until"] = now + settings.NOTIFY_SENSITIVE_CATEGORIES_TTL
+    return _sensitive_cache["keys"]
+
+
+def forget_sensitive_categories(**_):
+    _sensitive_cache["keys"] = None
+
+
+models.signals.post_save.connect(forget_sensitive_categories, sender=Category)
+models.signals.post_delete.connect(forget_sensitive_categories, sender=Category)
 
 
 class ApiClient(models.Model):
@@ -134,6 +170,11 @@ class ApiClient(models.Model):
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # End-user tokens the app signs (notifications/api/end_user_tokens.py): HS256 with this
+    # secret, or RS256/ES256 with the private half of this PEM public key. Tokens name the
+    # client by key_prefix in their `kid` header.
+    token_secret = models.CharField(max_length=100, blank=True)
+    token_public_key = models.TextField(blank=True)
 
     def __str__(self):
         return f"{self.name} ({self.key_prefix})"
@@ -159,7 +200,8 @@ class ApiClient(models.Model):
         if not key.startswith(cls.KEY_PREFIX):
             return None
         prefix, _, secret = key[len(cls.KEY_PREFIX):].partition(".")
-        client = cls.objects.select_related("owner").filter(key_prefix=prefix, active=True).first()
+        # A key stops working with its owner: a deactivated account's apps are shut out too.
+        client = cls.objects.select_related("owner").filter(key_prefix=prefix, active=True, owner__is_active=True).first()
         if client is None or not hmac.compare_digest(client.key_hash, cls.hash_secret(secret)):
             return None
         return client
@@ -195,7 +237,8 @@ class RecipientProfile(models.Model):
 
 
 # The user relations that hold contact points; a large fan-out prefetches them.
-CONTACT_POINT_PREFETCH = ["push_subscriptions", "webhook_endpoints", "slack_webhooks"]
+CONTACT_POINT_PREFETCH = ["push_subscriptions", "mobile_devices", "webhook_endpoints", "slack_webhooks",
+                          "slack_bot_targets"]
 
 
 def active_contact_points(related_manager):
@@ -236,7 +279,8 @@ class PushSubscription(ContactPoint):
 
 class SlackWebhook(ContactPoint):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="slack_webhooks")
-    url = models.URLField(max_length=500)
+    # The URL is the credential (whoever knows it can post to the channel): encrypted at rest.
+    url = EncryptedTextField(validators=[URLValidator()])
     channel_name = models.CharField(max_length=100, blank=True)
 
 
@@ -246,10 +290,22 @@ def new_webhook_secret():
 
 
 class WebhookEndpoint(ContactPoint):
+    class Method(models.TextChoices):
+        POST = "POST"
+        PUT = "PUT"
+
+    class ContentType(models.TextChoices):
+        JSON = "json", "application/json"
+        FORM = "form", "application/x-www-form-urlencoded"
+
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webhook_endpoints")
     url = models.URLField(max_length=500)
-    secret = models.CharField(max_length=100, default=new_webhook_secret)
+    secret = EncryptedTextField(default=new_webhook_secret)
     description = models.CharField(max_length=200, blank=True)
+    method = models.CharField(max_length=4, choices=Method.choices, default=Method.POST)
+    content_type = models.CharField(max_length=4, choices=ContentType.choices, default=ContentType.JSON)
+    # Credentials such as `Authorization: Bearer ...`: encrypted at rest, written, never shown again.
+    extra_headers = EncryptedJSONField(blank=True, default=dict)
 
 
 class Topic(models.Model):
@@ -321,6 +377,7 @@ class Template(models.Model):
     blocks = models.JSONField(default=list, blank=True)
     variables = ArrayField(models.CharField(max_length=100), default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    author = models.CharField(max_length=200, blank=True, help_text="Who published this version.")
 
     class Meta:
         constraints = [
@@ -346,12 +403,17 @@ class Broadcast(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     sender = models.ForeignKey(ApiClient, on_delete=models.SET_NULL, null=True, blank=True)
     audience = models.JSONField(default=dict)
-    payload = models.JSONField(default=dict)
+    payload = SealableJSONField(default=dict)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     total_recipients = models.PositiveIntegerField(default=0)
     notifications_created = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SealingQuerySet.as_manager()
+
+    def sealed_content(self):
+        return (self.payload or {}).get("category") in sensitive_categories()
 
 
 class BroadcastChunk(models.Model):
@@ -369,7 +431,7 @@ class BroadcastChunk(models.Model):
         constraints = [models.UniqueConstraint(fields=["broadcast", "number"], name="broadcast_chunk_unique")]
 
 
-class NotificationQuerySet(models.QuerySet):
+class NotificationQuerySet(SealingQuerySet):
     def settle(self):
         """Derive these notifications' status from their deliveries; see settle_notifications()."""
         return settle_notifications(self.values_list("id", flat=True))
@@ -402,15 +464,16 @@ class Notification(models.Model):
     sender = models.ForeignKey(ApiClient, on_delete=models.SET_NULL, null=True, blank=True)
     broadcast = models.ForeignKey(Broadcast, on_delete=models.SET_NULL, null=True, blank=True)
     category = models.ForeignKey(Category, on_delete=models.PROTECT, db_column="category")
-    title = models.CharField(max_length=500)
-    body = models.TextField(blank=True)
-    data = models.JSONField(default=dict, blank=True)
+    # Title, body, data and context are encrypted at rest when the category is sensitive.
+    title = SealableCharField(max_length=500)
+    body = SealableTextField(blank=True)
+    data = SealableJSONField(default=dict, blank=True)
     priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.MEDIUM)
     status = models.CharField(max_length=16, choices=NotificationStatus.choices, default=NotificationStatus.PENDING)
     # The sender's fallback chains, e.g. [["inapp"], ["push", "sms", "email"]]; empty: configured routes.
     routes = models.JSONField(default=list, blank=True)
     template_key = models.SlugField(max_length=100, blank=True)
-    context = models.JSONField(default=dict, blank=True)
+    context = SealableJSONField(default=dict, blank=True)
     locale = models.CharField(max_length=16, blank=True)
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     scheduled_at = models.DateTimeField(null=True, blank=True)
@@ -447,10 +510,15 @@ class Notification(models.Model):
             models.Index(fields=["recipient"], condition=Q(read_at__isnull=True), name="inbox_unread_idx"),
             models.Index(fields=["scheduled_at"], condition=Q(status="scheduled"), name="scheduled_due_idx"),
             models.Index(fields=["sender", "-created_at"], name="sender_sent_idx"),
+            # The admin lists newest first over the whole table.
+            models.Index(fields=["-created_at"], name="notification_created_idx"),
         ]
 
     def __str__(self):
         return f"{self.category_id}: {self.title}"
+
+    def sealed_content(self):
+        return self.category_id in sensitive_categories()
 
     @property
     def channels(self):
@@ -479,7 +547,7 @@ def clip_fields(model, fields):
     return clipped_fields
 
 
-class DeliveryQuerySet(models.QuerySet):
+class DeliveryQuerySet(SealingQuerySet):
     def move(self, to, *, source, **fields):
         """The one way a delivery changes state: rows of this queryset that are in one of the
         `source` states move to `to`, in one conditional UPDATE (so two workers never both move
@@ -503,6 +571,51 @@ class DeliveryQuerySet(models.QuerySet):
 
 
 
+class AttachmentQuerySet(models.QuerySet):
+    def contents(self):
+        """[(filename, content_type, bytes)] of these attachments that hold a file, in id order."""
+        found = []
+        for row in self.exclude(file="").order_by("id"):
+            with default_storage.open(row.file.name, "rb") as handle:
+                found.append((row.filename, row.content_type, handle.read()))
+        return found
+
+    @staticmethod
+    def store_content(content):
+        """Store bytes once, under their SHA-256; (storage name, digest)."""
+        digest = hashlib.sha256(content).hexdigest()
+        name = f"attachments/{digest[:2]}/{digest}"
+        if not default_storage.exists(name):
+            name = default_storage.save(name, ContentFile(content))
+        return name, digest
+
+
+class Attachment(models.Model):
+    """A file sent with a notification's email. Its content is stored once through Django's storage
+    API under its SHA-256 (a send to many recipients shares one stored file); the email delivery's
+    message names the attachment ids, never the content."""
+
+    notification = models.ForeignKey("Notification", on_delete=models.CASCADE, related_name="attachments")
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=127)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64, blank=True)
+    file = models.FileField(max_length=300, blank=True)
+    # Given as a URL: fetched through the outbound guard when the notification is planned.
+    source_url = models.URLField(max_length=1000, blank=True)
+    fetch_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = AttachmentQuerySet.as_manager()
+
+    @property
+    def pending(self):
+        return bool(self.source_url) and not self.file and not self.fetch_error
+
+    class Meta:
+        ordering = ["id"]
+
+
 class Delivery(models.Model):
     """One planned channel of one notification; position is its place in the fallback order."""
 
@@ -521,7 +634,7 @@ class Delivery(models.Model):
     last_error = models.TextField(blank=True, max_length=2000)
     template_version = models.PositiveIntegerField(null=True, blank=True)
     # The rendered message and its address, fixed at planning: all a channel needs to send.
-    message = models.JSONField(default=dict, blank=True)
+    message = SealableJSONField(default=dict, blank=True)
     provider_payload = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -542,10 +655,15 @@ class Delivery(models.Model):
                 fields=["provider_message_id"], condition=~Q(provider_message_id=""), name="delivery_provider_msg_idx"
             ),
             models.Index(fields=["next_retry_at"], condition=Q(status="retrying"), name="delivery_retry_idx"),
+            models.Index(fields=["-created_at"], name="delivery_created_idx"),
         ]
 
     def __str__(self):
         return f"{self.channel} for {self.notification_id} ({self.status})"
+
+    def sealed_content(self):
+        # The rendered message carries the notification's content.
+        return self.notification.sealed_content()
 
 
 class DeliveryAttempt(models.Model):
@@ -560,10 +678,17 @@ class DeliveryAttempt(models.Model):
     error = models.TextField(blank=True, max_length=2000)
     provider_status_code = models.CharField(max_length=32, blank=True)
     note = models.CharField(max_length=300, blank=True)
+    # Set on a try that failed transiently: the retry policy it fell under and the wait computed
+    # before the next try (Retry-After included).
+    retry_policy = models.CharField(max_length=200, blank=True)
+    retry_wait_seconds = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["started_at", "id"]
-        indexes = [models.Index(fields=["delivery", "started_at"], name="attempt_delivery_idx")]
+        indexes = [
+            models.Index(fields=["delivery", "started_at"], name="attempt_delivery_idx"),
+            models.Index(fields=["-started_at"], name="attempt_started_idx"),
+        ]
 
 
 class ProviderEvent(models.Model):
@@ -578,6 +703,68 @@ class ProviderEvent(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["provider", "event_id"], name="provider_event_unique")]
+
+
+class StatusWebhook(models.Model):
+    """An API client's endpoint for the status changes of the notifications it sent, signed per
+    Standard Webhooks with its own secret (shown once)."""
+
+    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="status_webhooks")
+    url = models.URLField(max_length=500)
+    # A credential. Stored as is until notifications.encryption (branch `encrypt`) lands on main.
+    secret = EncryptedTextField(default=new_webhook_secret)
+    event_types = ArrayField(models.CharField(max_length=32), default=list, blank=True,
+                             help_text="Event types to send (e.g. delivery.delivered); empty: all.")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    deactivated_reason = models.CharField(max_length=200, blank=True)
+
+
+class StatusEventStatus(models.TextChoices):
+    PENDING = "pending"  # written by the database trigger with the status change itself
+    QUEUED = "queued"
+    SENDING = "sending"
+    RETRYING = "retrying"
+    SENT = "sent"
+    FAILED = "failed"  # retries exhausted or refused: the status webhooks' dead-letter list
+
+
+class StatusEventQuerySet(models.QuerySet):
+    def dead_letters(self):
+        return self.filter(status=StatusEventStatus.FAILED)
+
+
+class StatusEvent(models.Model):
+    """One status change of a notification or delivery, owed to one status webhook.
+
+    Rows are inserted by Postgres triggers (migration 0009) in the transaction that changes the
+    status, whichever code path or bulk UPDATE does it, so no change is missed and none is owed
+    for a change that was rolled back.
+    """
+
+    webhook = models.ForeignKey(StatusWebhook, on_delete=models.CASCADE, related_name="events")
+    event_id = models.UUIDField(default=uuid.uuid4, unique=True, help_text="The webhook-id receivers de-duplicate on.")
+    type = models.CharField(max_length=32)
+    notification_id = models.UUIDField()
+    delivery_id = models.UUIDField(null=True, blank=True)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=StatusEventStatus.choices, default=StatusEventStatus.PENDING)
+    attempt_count = models.PositiveIntegerField(default=0)
+    next_retry_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    retry_policy = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    objects = StatusEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["status", "updated_at"], name="status_event_status_idx"),
+            models.Index(fields=["notification_id"], name="status_event_notification_idx"),
+        ]
 
 
 class IdempotencyRecordQuerySet(models.QuerySet):
@@ -726,3 +913,44 @@ def settle_notifications(notification_ids, deliveries=None):
             status=status
         )
     return derived
+
+
+# --- ops ---
+class AuditEvent(models.Model):
+    """Who did what, when, and to what: operators' actions and preference changes (append-only).
+    Written through notifications.ops.audit.record(); purged after NOTIFY_RETENTION_AUDIT_DAYS."""
+
+    class Action(models.TextChoices):
+        NOTIFICATION_CANCEL = "notification.cancel"
+        NOTIFICATION_RESEND = "notification.resend"
+        DELIVERY_REDRIVE = "delivery.redrive"
+        TEMPLATE_CREATE = "template.create"
+        TEMPLATE_UPDATE = "template.update"
+        TEMPLATE_DELETE = "template.delete"
+        API_CLIENT_CREATE = "api_client.create"
+        API_CLIENT_REVOKE = "api_client.revoke"
+        PREFERENCES_CHANGE = "preferences.change"
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    action = models.CharField(max_length=32, choices=Action.choices)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    actor_client = models.ForeignKey(ApiClient, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # Kept as text so the record still says who it was after the user or client is deleted.
+    actor = models.CharField(max_length=200)
+    via = models.CharField(max_length=16, help_text="admin, api or cli")
+    target_type = models.CharField(max_length=64)
+    target_id = models.CharField(max_length=64)
+    target_repr = models.CharField(max_length=200, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    request_id = models.CharField(max_length=128, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["target_type", "target_id"], name="audit_target_idx")]
+
+    def __str__(self):
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target_type} {self.target_id}"

@@ -1,6 +1,7 @@
 from celery import shared_task
 from django.db import transaction
 
+from channels_delivery.engine import attachments
 from channels_delivery.engine.fallback import enqueue_deliveries
 from channels_delivery.engine.poison import PoisonGuardedTask
 from notifications import lifecycle
@@ -31,10 +32,11 @@ def dispatch_notifications(notification_ids):
         notifications = list(
             Notification.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("recipient", "recipient__profile", "category")
-            .prefetch_related("broadcast")  # one Broadcast (its payload) per batch, not per row
+            .prefetch_related("broadcast", "attachments")  # one Broadcast (its payload) per batch, not per row
             .filter(id__in=notification_ids, status=NotificationStatus.PENDING)
         )
         notifications = digests.hold_for_digest(notifications)  # clock: digest categories wait
+        attachments.fetch_pending(notifications)  # channels: URL attachments, through the outbound guard
         preferences = PreferenceBook.load(n.recipient_id for n in notifications)
         with cached_templates():
             deliveries = [d for notification in notifications for d in planner.plan(notification, preferences)]

@@ -1,3 +1,4 @@
+import json
 import os
 import secrets
 import time
@@ -12,15 +13,22 @@ from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
 from notifications.models import ApiClient
+from tests.support.fakes.apns import FakeAPNs
+from tests.support.fakes.fcm import FakeFCM
+from tests.support.fakes.files import FakeFileHost
 from tests.support.fakes.sendgrid import FakeSendGrid
 from tests.support.fakes.slack import FakeSlack
+from tests.support.fakes.slack_api import FakeSlackWebAPI
 from tests.support.fakes.smtp import FakeSMTP
 from tests.support.fakes.telegram import FakeTelegram
+from tests.support.fakes.tls import TestCertificate
 from tests.support.fakes.twilio import FakeTwilio
+from tests.support.fakes.vonage import FakeVonage
 from tests.support.fakes.webhook_receiver import FakeWebhookReceiver
 from tests.support.fakes.webpush import FakePushService, new_vapid_keys
+from tests.support import free_port
 from tests.support.rabbitmq import fresh_vhost
-from tests.support.workers import WorkerProcess
+from tests.support.workers import BeatProcess, WorkerProcess
 
 
 def _flush_despite_workers(original):
@@ -58,7 +66,18 @@ def isolated_broker():
     # Circuit and rate-limit state, read by tests, lives beside the test broker.
     settings.REDIS_URL = TEST_REDIS_URL
     settings.CACHES["throttle"]["LOCATION"] = TEST_REDIS_URL
+    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [TEST_REDIS_URL]
     yield TEST_BROKER_URL
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttle_windows(isolated_broker):
+    """Every test starts with empty throttle windows (failed logins of one test must not refuse the next)."""
+    from notifications.api.throttling import counter
+
+    keys = list(counter().scan_iter("throttle:*"))
+    if keys:
+        counter().delete(*keys)
 
 
 @pytest.fixture(scope="session")
@@ -79,6 +98,11 @@ def sendgrid(fake_sendgrid):
 # workers share one random key, so what one signs (unsubscribe links) the other verifies.
 WORKER_SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50)
 settings.SECRET_KEY = os.environ["DJANGO_SECRET_KEY"] = WORKER_SECRET_KEY  # child processes too
+TEST_RETRY_POLICIES = {
+    "test-fixed": {"shape": "fixed", "delays": [0.2, 0.6, 1.0], "max_attempts": 4, "cap": 5, "jitter": 0},
+    "test-linear": {"shape": "linear", "factor": 0.3, "max_attempts": 4, "cap": 5, "jitter": 0},
+    "test-fibonacci": {"shape": "fibonacci", "factor": 0.2, "max_attempts": 5, "cap": 5, "jitter": 0},
+}
 
 
 def database_url():
@@ -90,8 +114,19 @@ def database_url():
 
 
 @pytest.fixture(scope="session")
-def worker_env(django_db_setup, django_db_blocker, fake_sendgrid, isolated_broker, channel_env):
+def metrics_dir(tmp_path_factory):
+    """prometheus_client's multiprocess directory shared by the test workers (tests/notifications/ops/test_worker_ops.py)."""
+    return tmp_path_factory.mktemp("prometheus")
+
+
+@pytest.fixture(scope="session")
+def worker_env(django_db_setup, django_db_blocker, fake_sendgrid, isolated_broker, channel_env, metrics_dir):
     return {
+        # ops: workers write metrics where the test process reads them and serve them on their own
+        # port too; they log text lines with the request id, as bin/serve's do
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "NOTIFY_WORKER_METRICS_PORT": str(free_port()),
+        "LOG_FORMAT": "text",
         **channel_env,
         "DATABASE_URL": database_url(),
         # Workers refuse the development fallback key (config/checks.py).
@@ -111,6 +146,14 @@ def worker_env(django_db_setup, django_db_blocker, fake_sendgrid, isolated_broke
         "NOTIFY_CIRCUIT_PROBE_SECONDS": "10",
         "NOTIFY_RATE_LIMITS": "sendgrid=500:500",  # not binding; tests/test_engine_two_workers.py tightens it
         "NOTIFY_BROADCAST_CHUNK_SIZE": "10",
+        # retry policies (tests/test_engine_retry_policies.py): exact waits, categories of their own
+        "NOTIFY_RETRY_POLICIES": json.dumps(TEST_RETRY_POLICIES),
+        "NOTIFY_CATEGORY_RETRY_POLICY": "retry-fixed:test-fixed,retry-fibonacci:test-fibonacci",
+        "NOTIFY_PRIORITY_RETRY_POLICY": "low:test-linear",
+        # status events: fixed retries, and events a killed worker held are taken back after 3 s
+        "NOTIFY_STATUS_EVENT_RETRY_POLICY": "test-fixed",
+        "NOTIFY_STATUS_EVENT_STUCK_AFTER": "3",
+        "NOTIFY_STATUS_EVENT_GRACE": "0.5",
         # clock: one "minute" of digest windows and escalation delays lasts a second in tests
         "NOTIFY_CLOCK_MINUTE_SECONDS": "1",
     }
@@ -182,9 +225,19 @@ def vapid_keys():
 
 
 @pytest.fixture(scope="session")
-def fake_providers(vapid_keys):
+def test_certificate(tmp_path_factory):
+    return TestCertificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def fake_providers(vapid_keys, test_certificate):
     fakes = {
         "twilio": FakeTwilio(),
+        "vonage": FakeVonage(tls=test_certificate),
+        "fcm": FakeFCM(),
+        "slack_api": FakeSlackWebAPI(),
+        "files": FakeFileHost(),
+        "apns": FakeAPNs(test_certificate),
         "push": FakePushService(vapid_public_key=vapid_keys[1]),
         "slack": FakeSlack(),
         "webhook": FakeWebhookReceiver(),
@@ -199,10 +252,28 @@ def fake_providers(vapid_keys):
 
 
 @pytest.fixture(scope="session")
-def channel_env(fake_providers, vapid_keys):
+def channel_env(fake_providers, vapid_keys, test_certificate, tmp_path_factory):
     """Environment of a worker whose channels all talk to the fakes."""
-    twilio = fake_providers["twilio"]
+    twilio, vonage = fake_providers["twilio"], fake_providers["vonage"]
     return {
+        "MEDIA_ROOT": str(tmp_path_factory.mktemp("media")),
+        "VONAGE_API_KEY": vonage.api_key,
+        "VONAGE_API_SECRET": vonage.api_secret,
+        "VONAGE_SIGNATURE_SECRET": vonage.signature_secret,
+        "VONAGE_SIGNATURE_METHOD": vonage.signature_method,
+        "VONAGE_FROM": vonage.from_number,
+        "VONAGE_REST_HOST": vonage.host,
+        "VONAGE_CA_BUNDLE": str(test_certificate.cert_path),
+        "FCM_CREDENTIALS_JSON": json.dumps(fake_providers["fcm"].service_account_info()),
+        "FCM_API_BASE": fake_providers["fcm"].url,
+        "SLACK_API_BASE": fake_providers["slack_api"].base_url,
+        "APNS_AUTH_KEY": fake_providers["apns"].auth_key_pem,
+        "APNS_KEY_ID": fake_providers["apns"].key_id,
+        "APNS_TEAM_ID": fake_providers["apns"].team_id,
+        "APNS_TOPIC": fake_providers["apns"].topic,
+        "APNS_USE_SANDBOX": "1",
+        "APNS_HOST": f"127.0.0.1:{fake_providers['apns'].port}",
+        "APNS_CA_BUNDLE": str(test_certificate.cert_path),
         "TWILIO_ACCOUNT_SID": twilio.account_sid,
         "TWILIO_AUTH_TOKEN": twilio.auth_token,
         "TWILIO_FROM_NUMBER": twilio.from_number,
@@ -212,6 +283,7 @@ def channel_env(fake_providers, vapid_keys):
         "VAPID_SUBJECT": "mailto:ops@example.com",
         "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
         "SLACK_WEBHOOK_HOSTS": "127.0.0.1",
+        "SLACK_WEBHOOK_SCHEMES": "https,http",  # the fake Slack speaks plain HTTP
         "PUBLIC_BASE_URL": "https://notify.example.com",
         "NOTIFY_SMS_BACKOFF_MAX": "2",
         "NOTIFY_PUSH_BACKOFF_MAX": "2",
@@ -229,7 +301,7 @@ def channel_settings(settings, channel_env, fake_providers):
     for name, value in channel_env.items():
         if name.startswith("NOTIFY_"):
             continue
-        setattr(settings, name, value.split(",") if name.endswith("_HOSTS") else value)
+        setattr(settings, name, value.split(",") if name.endswith(("_HOSTS", "_SCHEMES")) else value)
     settings.PROVIDER_TIMEOUT_SECONDS = 1.0
     settings.WEBHOOK_CONNECT_TIMEOUT = 1.0
     settings.WEBHOOK_READ_TIMEOUT = 1.0
@@ -250,3 +322,12 @@ def fakes(fake_providers):
     yield fake_providers
     for fake in fake_providers.values():
         fake.reset()
+
+
+@pytest.fixture
+def beat(worker_env, tmp_path):
+    """A real celery beat process for one test (the test database is flushed between tests);
+    the clock's tests and the status events' use it."""
+    process = BeatProcess(worker_env, log_dir=tmp_path).start()
+    yield process
+    process.stop()

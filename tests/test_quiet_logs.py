@@ -26,8 +26,15 @@ def loud_lines(text):
     return [line for line in text.splitlines() if LOUD.match(line)]
 
 
+def control(method, *args, **kwargs):
+    # A connection of its own: a pooled one may have idled out on the server during a long session.
+    with celery_app.connection_for_write() as connection:
+        return getattr(celery_app.control, method)(*args, connection=connection, **kwargs)
+
+
 def tasks_run(nodename):
-    stats = celery_app.control.inspect(destination=[nodename], timeout=2).stats() or {}
+    with celery_app.connection_for_write() as connection:
+        stats = celery_app.control.inspect(destination=[nodename], timeout=2, connection=connection).stats() or {}
     return stats.get(nodename, {}).get("total", {})
 
 
@@ -35,13 +42,13 @@ def tasks_run(nodename):
 def own_maintenance_worker(celery_worker, worker_env, tmp_path):
     """A maintenance worker as bin/serve runs it; the shared test worker stops taking that queue."""
     shared = f"{celery_worker.name}-{socket.gethostname()}@test"
-    celery_app.control.cancel_consumer("maintenance", destination=[shared], reply=True, timeout=5)
+    control("cancel_consumer", "maintenance", destination=[shared], reply=True, timeout=5)
     worker = WorkerProcess(worker_env, tmp_path, queues=["maintenance"], concurrency=1, name="maintenance")
     try:
         yield worker.start()
     finally:
         worker.stop()
-        celery_app.control.add_consumer("maintenance", destination=[shared], reply=True, timeout=5)
+        control("add_consumer", "maintenance", destination=[shared], reply=True, timeout=5)
 
 
 def test_a_tick_with_nothing_to_do_logs_nothing_at_info(own_maintenance_worker, worker_env, tmp_path, make_user):

@@ -26,6 +26,10 @@ class Provider:
     def is_configured(self):
         return True
 
+    def has_targets(self, message):
+        """Whether the message names a contact point this provider reaches (side-by-side kits)."""
+        return True
+
     def send(self, delivery_id, message):
         raise NotImplementedError
 
@@ -74,3 +78,6 @@ class ChannelKit:
     layout: Callable  # notification -> dict of the message's content fields
     # rendered template -> content fields that replace the layout's (SMS: the template is the text)
     template_layout: Callable | None = None
+    # The providers reach different contact points of a user (push: browsers and phones), so every
+    # provider with targets in the message is called, instead of the next only when one fails.
+    side_by_side: bool = False

@@ -16,8 +16,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from channels_delivery import registry
-from channels_delivery.engine import fallback, ratelimit
-from channels_delivery.engine.base import InvalidMessage
+from channels_delivery.engine import fallback, ratelimit, signals
+from channels_delivery.engine.base import InvalidMessage, SendResult
 from channels_delivery.engine.circuit import breaker_for
 from channels_delivery.engine.errors import PermanentDeliveryError, TransientDeliveryError
 from channels_delivery.registry import providers_for
@@ -55,7 +55,7 @@ def claim(delivery_id, expected):
     if not claimed:
         return None
     return Delivery.objects.select_related("notification").only(
-        *(f.name for f in Delivery._meta.concrete_fields), "notification__expires_at"
+        *(f.name for f in Delivery._meta.concrete_fields), "notification__expires_at", "notification__created_at"
     ).get(id=delivery_id)
 
 
@@ -104,54 +104,103 @@ def attempt(delivery_id, *, retry=False):
 
 
 def call_providers(delivery, message, providers, token_for):
+    """Providers in failover order: the next one is called only when the one before failed
+    transiently; a permanent answer ends the delivery. A side-by-side channel differs."""
+    if registry.kit(delivery.channel).side_by_side:
+        return call_side_by_side(delivery, message, providers, token_for)
     last_error = None
     circuit_waits = []
     for provider in providers:
-        circuit = breaker_for(provider)
-        started, started_at = time.monotonic(), timezone.now()
-        if not circuit.allow():
-            # The provider is known to be down: fail over without calling it.
-            circuit_waits.append(circuit.remaining())
-            last_error = CircuitOpen(f"{provider.name}: circuit open, not called")
-            record_attempt(delivery, provider.name, last_error, started_at, started)
-            continue
-        if provider is not token_for and ratelimit.take(provider.name, delivery.id, reserve=False):
-            last_error = TransientDeliveryError(f"{provider.name}: over its rate limit, not called")
-            record_attempt(delivery, provider.name, last_error, started_at, started)
-            continue
-        try:
-            result = provider.send(delivery.id, message)
-        except TransientDeliveryError as error:
-            # The provider is in trouble, not the message: the next provider may still get it out.
-            circuit.record_failure()
-            record_attempt(delivery, provider.name, error, started_at, started)
-            last_error = error
-            continue
-        except PermanentDeliveryError as error:
-            circuit.record_success()  # it answered; the message is what is wrong
-            record_attempt(delivery, provider.name, error, started_at, started)
+        result, error = call_one(delivery, message, provider, token_for)
+        if result is not None:
+            record_sent(delivery, provider.name, result)
+            return result
+        if isinstance(error, PermanentDeliveryError):
             fallback.fail(delivery.id, f"permanent error: {error}", str(error))
-            raise
-        except (OperationalError, InterfaceError):
-            raise  # our database, not the provider: the task re-queues the message
-        except Exception as error:
-            # A bug or an unclassified failure in a channel module. Not retried (the provider may
-            # have accepted the message), but recorded, so the chain moves on instead of stalling.
-            logger.exception("delivery %s: unexpected error from %s", delivery.id, provider.name)
-            failure = PermanentDeliveryError(f"{provider.name}: unexpected {type(error).__name__}: {error}")
-            record_attempt(delivery, provider.name, failure, started_at, started)
-            fallback.fail(delivery.id, f"permanent error: {failure}", str(failure))
-            raise failure from error
-        circuit.record_success()
-        record_attempt(delivery, provider.name, None, started_at, started, result.status_code)
-        record_sent(delivery, provider.name, result)
-        return result
+            raise error
+        if isinstance(error, CircuitOpen):
+            circuit_waits.append(error.retry_after)
+        last_error = error
     if len(circuit_waits) == len(providers):
         last_error = CircuitOpen(str(last_error), retry_after=min(circuit_waits))
+    retry_later(delivery, last_error)
+
+
+def call_side_by_side(delivery, message, providers, token_for):
+    """Providers that reach different contact points (browsers through Web Push, phones through
+    FCM or APNs): each one with targets in the message is called, and the delivery is sent when
+    any one got it out; otherwise it retries if any failure was transient, else fails."""
+    providers = [provider for provider in providers if provider.has_targets(message)]
+    if not providers:
+        error = PermanentDeliveryError(f"{delivery.channel}: no active contact point left")
+        record_attempt(delivery, "", error, timezone.now(), time.monotonic())
+        fallback.fail(delivery.id, f"permanent error: {error}", str(error))
+        raise error
+    sent, errors = [], []
+    for provider in providers:
+        result, error = call_one(delivery, message, provider, token_for)
+        if result is not None:
+            sent.append((provider.name, result))
+        else:
+            errors.append(error)
+    if sent:
+        names = "+".join(name for name, _ in sent)
+        combined = SendResult(
+            provider_message_id=sent[0][1].provider_message_id, status_code=sent[0][1].status_code,
+            payload={name: result.payload for name, result in sent} if len(sent) > 1 else sent[0][1].payload,
+        )
+        record_sent(delivery, names, combined)
+        return combined
+    transient = [error for error in errors if isinstance(error, TransientDeliveryError)]
+    if not transient:
+        fallback.fail(delivery.id, f"permanent error: {errors[0]}", str(errors[0]))
+        raise errors[0]
+    retry_later(delivery, transient[0])
+
+
+def call_one(delivery, message, provider, token_for):
+    """One provider's try, recorded as an attempt: (result, None) or (None, the error)."""
+    circuit = breaker_for(provider)
+    started, started_at = time.monotonic(), timezone.now()
+    if not circuit.allow():
+        # The provider is known to be down: fail over without calling it.
+        error = CircuitOpen(f"{provider.name}: circuit open, not called", retry_after=circuit.remaining())
+        record_attempt(delivery, provider.name, error, started_at, started)
+        return None, error
+    if provider is not token_for and ratelimit.take(provider.name, delivery.id, reserve=False):
+        error = TransientDeliveryError(f"{provider.name}: over its rate limit, not called")
+        record_attempt(delivery, provider.name, error, started_at, started)
+        return None, error
+    try:
+        result = provider.send(delivery.id, message)
+    except TransientDeliveryError as error:
+        # The provider is in trouble, not the message: the next provider may still get it out.
+        circuit.record_failure()
+        record_attempt(delivery, provider.name, error, started_at, started)
+        return None, error
+    except PermanentDeliveryError as error:
+        circuit.record_success()  # it answered; the message is what is wrong
+        record_attempt(delivery, provider.name, error, started_at, started)
+        return None, error
+    except (OperationalError, InterfaceError):
+        raise  # our database, not the provider: the task re-queues the message
+    except Exception as error:
+        # A bug or an unclassified failure in a channel module. Not retried (the provider may
+        # have accepted the message), but recorded, so the chain moves on instead of stalling.
+        logger.exception("delivery %s: unexpected error from %s", delivery.id, provider.name)
+        failure = PermanentDeliveryError(f"{provider.name}: unexpected {type(error).__name__}: {error}")
+        record_attempt(delivery, provider.name, failure, started_at, started)
+        return None, failure
+    circuit.record_success()
+    record_attempt(delivery, provider.name, None, started_at, started, result.status_code)
+    return result, None
+
+
+def retry_later(delivery, error):
     Delivery.objects.filter(id=delivery.id).move(
-        DeliveryStatus.RETRYING, source=DeliveryStatus.SENDING, last_error=str(last_error)
+        DeliveryStatus.RETRYING, source=DeliveryStatus.SENDING, last_error=str(error)
     )
-    raise last_error
+    raise error
 
 
 def skip_expired(delivery):
@@ -173,12 +222,16 @@ def record_attempt(delivery, provider_name, error, started_at, started, status_c
     else:
         outcome = AttemptOutcome.PERMANENT_ERROR
     first_of_fallback = delivery.attempt_count == 1 and delivery.reason.startswith("fallback from")
+    duration = time.monotonic() - started
+    signals.attempt_recorded.send(
+        DeliveryAttempt, channel=delivery.channel, provider=provider_name, outcome=outcome, duration=duration
+    )
     return DeliveryAttempt.objects.create(**clip_fields(DeliveryAttempt, dict(
         delivery=delivery,
         number=delivery.attempt_count,
         provider=provider_name,
         started_at=started_at,
-        duration_ms=int((time.monotonic() - started) * 1000),
+        duration_ms=int(duration * 1000),
         outcome=outcome,
         error=str(error or ""),
         provider_status_code=str(getattr(error, "status_code", None) or status_code or ""),
@@ -209,13 +262,27 @@ def record_sent(delivery, provider_name, result):
         settle_notifications([delivery.notification_id])
     logger.info("delivery %s %s: %s via %s, attempt %d (notification %s)", delivery.id, status, delivery.channel,
                 provider_name, delivery.attempt_count, delivery.notification_id)
+    latency = (now - delivery.notification.created_at).total_seconds()
+    signals.delivery_sent.send(Delivery, channel=delivery.channel, provider=provider_name, latency=latency)
 
 
-def schedule_retry(delivery_id, countdown, note):
-    """Record when the retry will run, on the row and on the attempt that caused it."""
-    Delivery.objects.filter(id=delivery_id, status=DeliveryStatus.RETRYING).note(
-        next_retry_at=timezone.now() + timezone.timedelta(seconds=countdown)
-    )
+def retry_context(delivery_id):
+    """(channel, category, priority) of a delivery: what its retry policy is chosen by."""
+    return Delivery.objects.filter(id=delivery_id).values_list(
+        "channel", "notification__category_id", "notification__priority"
+    ).first() or ("", None, None)
+
+
+def schedule_retry(delivery_id, countdown, note, policy=""):
+    """Record when the retry will run (countdown None: no retry left), on the row and on the
+    attempt that caused it, with the retry policy that decided it."""
+    if countdown is not None:
+        Delivery.objects.filter(id=delivery_id, status=DeliveryStatus.RETRYING).note(
+            next_retry_at=timezone.now() + timezone.timedelta(seconds=countdown)
+        )
     last = DeliveryAttempt.objects.filter(delivery_id=delivery_id).order_by("-started_at", "-id").first()
     if last is not None:
-        DeliveryAttempt.objects.filter(id=last.id).update(**clip_fields(DeliveryAttempt, {"note": note}))
+        fields = {"retry_policy": policy, "retry_wait_seconds": countdown}
+        if note is not None:
+            fields["note"] = note
+        DeliveryAttempt.objects.filter(id=last.id).update(**clip_fields(DeliveryAttempt, fields))

@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 
 from channels_delivery import registry
+from channels_delivery.engine import signals
 from config.celery import message_priority
 from notifications.models import (
     Delivery,
@@ -155,6 +156,7 @@ def activate(delivery_id):
         Delivery.objects.filter(id=row.id).move(DeliveryStatus.QUEUED, source=DeliveryStatus.PENDING, reason=reason)
     logger.info("delivery %s fell back: %s takes over (%s; notification %s)", delivery_id, row.channel, reason,
                 row.notification_id)
+    signals.fell_back.send(Delivery, from_channel=before.channel, to_channel=row.channel)
     return True
 
 
@@ -176,6 +178,7 @@ def fail(delivery_id, reason, error=""):
             note = f"{last.note[:300 - len(hop) - 2]}; {hop}" if last.note else hop
             DeliveryAttempt.objects.filter(id=last.id).update(note=note)
     else:
+        signals.dead_lettered.send(Delivery, channel=row.channel)
         settle_notifications([row.notification_id])
 
 

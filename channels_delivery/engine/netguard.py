@@ -245,8 +245,8 @@ def read_capped(response, limit):
     return bytes(body[:limit])
 
 
-def bounded_post(url, *, data, headers, timeout, deadline, limit):
-    """POST to a user-supplied URL through the guarded session: no redirects, the answer
+def bounded_post(url, *, data, headers, timeout, deadline, limit, method="POST"):
+    """POST (or `method`) to a user-supplied URL through the guarded session: no redirects, the answer
     streamed uncompressed (`Accept-Encoding: identity`, and not inflated if compressed anyway),
     at most `limit` bytes read, and the whole call cut at `deadline` seconds. Returns the
     response (headers and status) and the bytes read; raises what requests raises, and
@@ -255,8 +255,8 @@ def bounded_post(url, *, data, headers, timeout, deadline, limit):
     headers = {**headers, "Accept-Encoding": "identity"}
     try:
         with Watchdog(deadline) as watch:
-            response = guarded_session().post(
-                url, data=data, headers=headers, timeout=timeout, allow_redirects=False, stream=True
+            response = guarded_session().request(
+                method, url, data=data, headers=headers, timeout=timeout, allow_redirects=False, stream=True
             )
             body = read_capped(response, limit)
     except (requests.RequestException, HTTPError, OSError) as error:

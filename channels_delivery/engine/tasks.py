@@ -1,10 +1,10 @@
 """One Celery task per channel queue. The task only routes; delivery.py does the work.
 
-`autoretry_for` decides *that* a transient error (TransientDeliveryError) is retried, up to the
-channel's max_retries; `dont_autoretry_for` keeps permanent ones (PermanentDeliveryError) from
-ever being retried. *When* is decided in retry(), which Celery's autoretry calls: exponential
-backoff with jitter that honours a provider's Retry-After, stays below the broker's visibility
-timeout (longer waits are parked in Postgres for the reaper) and is written to the row first.
+`autoretry_for` decides *that* a transient error (TransientDeliveryError) is retried;
+`dont_autoretry_for` keeps permanent ones (PermanentDeliveryError) from
+ever being retried. *When* and *how often* are decided in retry(), which Celery's autoretry calls,
+by the delivery's retry policy (backoff.policy_for: channel, category, priority), honouring a
+provider's Retry-After; the wait stays below the broker's visibility timeout (longer waits are parked in Postgres for the reaper) and is written to the row first.
 The row is marked failed before the exception leaves the task, because Celery sends the
 `link_error` errback (the next channel of the chain) before it calls on_failure.
 """
@@ -17,10 +17,11 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from channels_delivery import registry
-from channels_delivery.engine import backoff, delivery, fallback
+from channels_delivery.engine import backoff, delivery, fallback, signals
 from channels_delivery.engine.delivery import CircuitOpen, RateLimited
 from channels_delivery.engine.errors import PermanentDeliveryError, TransientDeliveryError
 from channels_delivery.engine.poison import PoisonGuardedTask
+from channels_delivery.engine.status_events import send_status_event  # noqa: F401  (registers the task)
 
 logger = logging.getLogger(__name__)
 DATABASE_ERRORS = (OperationalError, InterfaceError)
@@ -34,15 +35,13 @@ class DeliveryTask(PoisonGuardedTask):
     throws = (TransientDeliveryError, PermanentDeliveryError)
     acks_late = True
     reject_on_worker_lost = True
-    retry_backoff = settings.NOTIFY_RETRY_BACKOFF
-    retry_jitter = settings.NOTIFY_RETRY_JITTER
-    retry_backoff_max = 600
 
     def run_delivery(self, delivery_id):
         try:
             result = delivery.attempt(delivery_id, retry=self.request.retries > 0)
         except RateLimited as limited:
             self.requeue(limited.wait)
+            signals.rate_limited.send(DeliveryTask, provider=limited.provider, wait=limited.wait)
             logger.info("delivery %s: %s; re-queued, not counted as an attempt", delivery_id, limited)
             return "rate limited"
         except CircuitOpen as error:
@@ -66,20 +65,18 @@ class DeliveryTask(PoisonGuardedTask):
             return super().retry(args, kwargs, exc, throw, eta, countdown, max_retries, **options)
         delivery_id = self.request.args[0]
         retries = self.request.retries
-        limit = self.max_retries if max_retries is None else max_retries
+        policy, chosen_by = backoff.policy_for(*delivery.retry_context(delivery_id))
+        limit = policy.max_retries if max_retries is None else max_retries
+        named = f"{policy.describe()} (by {chosen_by})"
         if retries >= limit:
+            delivery.schedule_retry(delivery_id, None, None, named)  # no wait: none left
             fallback.fail(delivery_id, f"retries exhausted ({retries + 1} attempts): {exc}", str(exc))
             raise exc
-        wait = backoff.countdown(
-            retries,
-            factor=self.retry_backoff,
-            maximum=self.retry_backoff_max,
-            jitter=self.retry_jitter,
-            retry_after=exc.retry_after,
-        )
-        delivery.schedule_retry(delivery_id, wait, f"retry {retries + 1} in {wait:.2f}s")
-        logger.info("delivery %s retried: retry %d of %d in %.1fs after %s", delivery_id, retries + 1, limit, wait,
-                    exc)
+        wait = policy.wait(retries, retry_after=exc.retry_after)
+        delivery.schedule_retry(delivery_id, wait, f"retry {retries + 1} in {wait:.2f}s", named)
+        logger.info("delivery %s retried: retry %d of %d in %.1fs (%s) after %s", delivery_id, retries + 1, limit,
+                    wait, policy.name, exc)
+        signals.retry_scheduled.send(DeliveryTask, channel=self.name.rsplit("_", 1)[-1], wait=wait)
         if wait > settings.NOTIFY_MAX_COUNTDOWN:
             # Too long for a broker countdown (it would run twice after the visibility timeout):
             # the row waits in Postgres with next_retry_at and the reaper re-enqueues it.
@@ -101,16 +98,12 @@ class DeliveryTask(PoisonGuardedTask):
 
 
 def make_delivery_task(entry):
-    retry = settings.NOTIFY_RETRY[entry.name]
-
     # One positional argument only: Celery calls an errback whose task takes more than one
     # argument inline with (request, exc, traceback) instead of sending it as a message.
     @shared_task(
         bind=True,
         base=DeliveryTask,
         name=entry.task_name,
-        max_retries=retry["max_retries"],
-        retry_backoff_max=min(retry["backoff_max"], settings.NOTIFY_MAX_COUNTDOWN),
     )
     def deliver(self, delivery_id):
         return self.run_delivery(delivery_id)

@@ -5,6 +5,7 @@ from datetime import timedelta
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
+from notifications.api.throttling import note_failed_login, refuse_failed_logins
 from notifications.models import ApiClient
 
 KEY_PREFIX = ApiClient.KEY_PREFIX
@@ -19,8 +20,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         scheme, _, key = header.partition(" ")
         if scheme != self.keyword or not key.startswith(KEY_PREFIX):
             return None
+        refuse_failed_logins(request)
         client = ApiClient.for_key(key)
         if client is None:
+            note_failed_login(request)
             raise exceptions.AuthenticationFailed("Invalid API key.")
         now = timezone.now()
         # A write per request would sit on the send path; a minute's precision is enough here.
@@ -30,6 +33,21 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return self.keyword
+
+
+class UserTokenAuthentication(authentication.TokenAuthentication):
+    """DRF's user tokens, with failed attempts counted per address (see api/throttling.py)."""
+
+    def authenticate(self, request):
+        scheme = authentication.get_authorization_header(request).split(b" ", 1)[0]
+        if scheme.lower() != self.keyword.lower().encode():
+            return None
+        refuse_failed_logins(request)
+        try:
+            return super().authenticate(request)
+        except exceptions.AuthenticationFailed:
+            note_failed_login(request)
+            raise
 
 
 def api_client_of(request):

@@ -3,28 +3,38 @@ onboarded by apps. Each channel's own contact points (push subscriptions, webhoo
 Slack webhooks) have their API in their channel package, on the base class here."""
 
 import ipaddress
+import re
+import zoneinfo
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
-from rest_framework.exceptions import NotFound
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from channels_delivery.engine.netguard import BlockedAddressError, check_address
+from notifications.api import end_user_tokens
 from notifications.api.auth import api_client_of
-from notifications.api.permissions import CanManageRecipients, IsEndUser
+from notifications.api.permissions import CanManageRecipients, IsEndUser, recipients_of
 from notifications.models import RecipientProfile, Topic
 from notifications.phone import InvalidPhoneNumber, normalise_e164
 from notifications.planning.quiet_hours import is_known_time_zone
 from notifications.planning.templating import LOCALE
-from notifications.tenancy import grant, managed_users
+from notifications.tenancy import grant
 
 User = get_user_model()
+TIME_ZONES = zoneinfo.available_timezones()
+# International format: + and the country code, digits that may be grouped by spaces, dots,
+# dashes or parentheses (stored normalised to E.164).
+PHONE_PATTERN = re.compile(r"^\+[1-9][0-9 ().-]{5,30}$")
 
 
 def e164(value):
@@ -58,20 +68,35 @@ class OwnContactPoints(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets
     def get_queryset(self):
         return self.serializer_class.Meta.model.objects.filter(user=self.request.user).order_by("-created_at", "-id")
 
+    def refuse_beyond_cap(self, field):
+        """At most NOTIFY_MAX_CONTACT_POINTS_PER_USER of each kind: one user's hundred endpoints
+        would multiply every delivery. The user's row is locked so concurrent adds count in turn."""
+        User.objects.select_for_update().filter(pk=self.request.user.pk).first()
+        cap = settings.NOTIFY_MAX_CONTACT_POINTS_PER_USER
+        if self.get_queryset().count() >= cap:
+            raise serializers.ValidationError({field: [f"At most {cap} per user; delete one first."]})
+
 
 class ProfileSerializer(serializers.Serializer):
     id = serializers.CharField(source="username", read_only=True, help_text="The user id (username).")
     email = serializers.EmailField(required=False, allow_blank=True)
-    phone = serializers.CharField(required=False, allow_blank=True, max_length=32, help_text="E.164, e.g. +14155550100.")
-    locale = serializers.CharField(required=False, allow_blank=True, max_length=16, help_text="e.g. en, pt-BR.")
-    timezone = serializers.CharField(required=False, max_length=64, help_text="An IANA time zone, e.g. Europe/Paris.")
+    phone = serializers.RegexField(
+        PHONE_PATTERN, required=False, allow_blank=True, max_length=32,
+        error_messages={"invalid": "Not a phone number in international format (+ and the country code)."},
+        help_text="International format, stored as E.164, e.g. +14155550100 or +44 20 7946 0958; empty clears it.",
+    )
+    locale = serializers.RegexField(
+        LOCALE, required=False, allow_blank=True, max_length=16, help_text="e.g. en, pt-BR.",
+        error_messages={"invalid": "Not a locale (e.g. en, de-CH)."},
+    )
+    timezone = serializers.ChoiceField(
+        choices=sorted(TIME_ZONES), required=False, help_text="An IANA time zone, e.g. Europe/Paris."
+    )
 
     def validate_phone(self, value):
         return e164(value) if value else ""
 
     def validate_locale(self, value):
-        if value and not LOCALE.match(value):
-            raise serializers.ValidationError("Not a locale (e.g. en, de-CH).")
         return value.replace("_", "-")
 
     def validate_timezone(self, value):
@@ -162,6 +187,26 @@ class RecipientSerializer(ProfileSerializer):
         }
 
 
+class EndUserTokenRequestSerializer(serializers.Serializer):
+    expires_in = serializers.IntegerField(
+        min_value=30, default=lambda: min(900, settings.NOTIFY_END_USER_TOKEN_MAX_LIFETIME),
+        help_text="Seconds the token stays valid (at most NOTIFY_END_USER_TOKEN_MAX_LIFETIME).",
+    )
+
+    def validate_expires_in(self, value):
+        if value > settings.NOTIFY_END_USER_TOKEN_MAX_LIFETIME:
+            raise serializers.ValidationError(
+                f"At most {settings.NOTIFY_END_USER_TOKEN_MAX_LIFETIME} seconds: end-user tokens are short-lived."
+            )
+        return value
+
+
+class EndUserTokenSerializer(serializers.Serializer):
+    token = serializers.CharField()
+    token_type = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
 class RecipientViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Apps onboard their users: PUT creates or updates a recipient by user id (username).
 
@@ -172,14 +217,31 @@ class RecipientViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
 
     serializer_class = RecipientSerializer
     permission_classes = [IsAuthenticated, CanManageRecipients]
+    queryset = User.objects.none()  # for the schema; get_queryset() answers per caller
     lookup_field = "username"
     lookup_url_kwarg = "id"
     lookup_value_regex = r"[\w.@+-]{1,150}"
 
     def get_queryset(self):
-        # Operators' accounts are not recipients an app may read or change.
-        users = User.objects.filter(is_active=True, is_staff=False, is_superuser=False)
-        return managed_users(api_client_of(self.request), users).select_related("profile").order_by("pk")
+        return recipients_of(api_client_of(self.request)).select_related("profile").order_by("pk")
+
+    @extend_schema(
+        request=EndUserTokenRequestSerializer,
+        responses={201: EndUserTokenSerializer},
+        description="A short-lived end-user token (JWT, HS256, signed with the calling API client's token "
+        "secret) for this recipient: the app hands it to its front end for the inbox API and WebSocket.",
+    )
+    @action(detail=True, methods=["post"])
+    def token(self, request, id=None):
+        client = api_client_of(request)
+        if client is None:
+            raise PermissionDenied("End-user tokens are minted with an API key (send scope) for its own recipients.")
+        user = self.get_object()
+        ask = EndUserTokenRequestSerializer(data=request.data)
+        ask.is_valid(raise_exception=True)
+        token, expires = end_user_tokens.mint(client, user, ask.validated_data["expires_in"])
+        body = {"token": token, "token_type": "Bearer", "expires_at": datetime.fromtimestamp(expires, UTC)}
+        return Response(EndUserTokenSerializer(body).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=RecipientSerializer, responses={200: RecipientSerializer, 201: RecipientSerializer})
     @transaction.atomic

@@ -5,13 +5,24 @@ DRF's exceptions pass through exception_handler; Django's own 400/404/500 pages 
 answer the same shape through the handlers at the end (installed in config/urls.py).
 """
 
+import logging
+import sys
+
+import redis
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import DataError
+from django.db import InterfaceError as DatabaseInterfaceError
+from django.db import OperationalError as DatabaseOperationalError
 from django.http import JsonResponse
+from kombu.exceptions import OperationalError as BrokerOperationalError
 from django.views import defaults
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+
 
 
 class Conflict(APIException):
@@ -24,6 +35,48 @@ class Unprocessable(APIException):
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
     default_detail = "The request cannot be processed."
     default_code = "unprocessable"
+
+
+class ServiceUnavailable(APIException):
+    """Postgres, Redis or the broker cannot be reached: nothing was accepted, try again later."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "A backing service is unavailable; nothing was accepted. Try again shortly."
+    default_code = "unavailable"
+
+
+logger = logging.getLogger(__name__)
+
+# What a request meets when Postgres, Redis or the broker is down or restarting.
+BACKING_SERVICE_ERRORS = (
+    DatabaseOperationalError, DatabaseInterfaceError, redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError, BrokerOperationalError, ConnectionError,
+)
+
+
+def unavailable_response(exc):
+    logger.warning("answering 503: backing service unavailable (%s)", type(exc).__name__)
+    response = JsonResponse(
+        error_body(503, ServiceUnavailable.default_code, str(ServiceUnavailable.default_detail)), status=503
+    )
+    response["Retry-After"] = str(settings.NOTIFY_UNAVAILABLE_RETRY_AFTER)
+    return response
+
+
+class BackingServiceErrors:
+    """Middleware: outside DRF's views too (unsubscribe, callbacks, health), an unreachable
+    backing service is a 503 with Retry-After in the one error format, never a 500."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, BACKING_SERVICE_ERRORS):
+            return unavailable_response(exception)
+        return None
 
 
 def error_body(status_code, code, message, fields=None):
@@ -45,7 +98,15 @@ def _first_code(codes):
 def exception_handler(exc, context):
     if isinstance(exc, RequestDataTooBig):
         return Response(error_body(413, "too_large", "Request body is too large."), status=413)
+    if isinstance(exc, BACKING_SERVICE_ERRORS):
+        exc = ServiceUnavailable()
+    if isinstance(exc, DataError):
+        # Postgres refused a value as data (a NUL byte, a number out of range) that a field let
+        # through: the caller's input, so a 400, and the transaction is rolled back.
+        exc = serializers.ValidationError({"non_field_errors": ["A value cannot be stored (e.g. a NUL character)."]})
     response = drf_exception_handler(exc, context)
+    if isinstance(exc, ServiceUnavailable):
+        response["Retry-After"] = str(settings.NOTIFY_UNAVAILABLE_RETRY_AFTER)
     if response is None:
         return None
     detail = response.data
@@ -92,6 +153,11 @@ def not_found(request, exception):
 
 
 def server_error(request):
+    # Django calls this handler inside its `except` block, so the exception is still at hand.
+    # Outside DRF and the middleware (e.g. no pooled Postgres connection in time for a middleware
+    # query): shedding load with a 503 the client can act on, never a 500.
+    if isinstance(sys.exc_info()[1], BACKING_SERVICE_ERRORS):
+        return unavailable_response(sys.exc_info()[1])
     if not _is_api(request):
         return defaults.server_error(request)
     return JsonResponse(error_body(500, "server_error", "Internal server error."), status=500)

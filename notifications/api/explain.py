@@ -12,12 +12,13 @@ from django.db.models import Prefetch
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from notifications.api.auth import api_client_of
-from notifications.api.permissions import is_operator
-from notifications.api.serializers import DeliverySerializer
+from notifications.api.permissions import ClientScopes, is_operator
+from notifications.api.serializers import DeliverySerializer, public_reason
 from notifications.models import Delivery, DeliveryGroups, DeliveryStatus, Notification
 
 
@@ -77,6 +78,9 @@ def fallback_hops(deliveries):
 
 
 class ExplainView(APIView):
+    # An app's key needs the read scope: a trace shows the user's quiet hours and group names.
+    permission_classes = [IsAuthenticated, ClientScopes]
+
     @extend_schema(responses=ExplanationSerializer)
     def get(self, request, pk):
         notification = (
@@ -102,4 +106,8 @@ class ExplainView(APIView):
             "deliveries": deliveries,
             "fallback_hops": fallback_hops(deliveries),
         }
-        return Response(ExplanationSerializer(explanation).data)
+        hide = not is_operator(request)
+        if hide:
+            for hop in explanation["fallback_hops"]:
+                hop["reason"] = public_reason(hop["reason"])
+        return Response(ExplanationSerializer(explanation, context={"hide_provider_errors": hide}).data)

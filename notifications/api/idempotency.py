@@ -12,6 +12,7 @@ import hashlib
 import json
 
 from django.db import IntegrityError, transaction
+from kombu.exceptions import OperationalError as BrokerUnavailable
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -25,7 +26,7 @@ MAX_KEY_LENGTH = 255
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     HEADER,
-    type=str,
+    type={"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": r"\S"},
     location=OpenApiParameter.HEADER,
     required=False,
     description="Replays the first answer to a request with the same key for 24 hours; "
@@ -73,26 +74,35 @@ def idempotent(redact=()):
                 raise ValidationError({HEADER: [f"Give 1 to {MAX_KEY_LENGTH} characters."]})
             fingerprint = request_fingerprint(request)
             scope = _scope(request)
-            with transaction.atomic():
-                existing = _claim(scope, key, fingerprint)
-                if existing is not None:
-                    if existing.request_hash != fingerprint:
-                        raise KeyReused()
-                    replay = Response(existing.response_body, status=existing.response_status)
-                    replay["Idempotent-Replayed"] = "true"
-                    return replay
-                response = method(view, request, *args, **kwargs)
-                if response.status_code >= 500:
-                    transaction.set_rollback(True)
-                    return response
-                body = response.data
-                if isinstance(body, dict) and redact:
-                    body = {name: value for name, value in body.items() if name not in redact}
-                IdempotencyRecord.objects.filter(**scope, key=key).update(
-                    response_status=response.status_code, response_body=json.loads(json.dumps(body, default=str))
-                )
-                return response
+            try:
+                return _run_once(view, request, args, kwargs, method, scope, key, fingerprint, redact)
+            except BrokerUnavailable:
+                # The work was withdrawn after commit (the broker refused it): so is its answer.
+                IdempotencyRecord.objects.filter(**scope, key=key, request_hash=fingerprint).delete()
+                raise
 
         return wrapper
 
     return decorate
+
+
+def _run_once(view, request, args, kwargs, method, scope, key, fingerprint, redact):
+    with transaction.atomic():
+        existing = _claim(scope, key, fingerprint)
+        if existing is not None:
+            if existing.request_hash != fingerprint:
+                raise KeyReused()
+            replay = Response(existing.response_body, status=existing.response_status)
+            replay["Idempotent-Replayed"] = "true"
+            return replay
+        response = method(view, request, *args, **kwargs)
+        if response.status_code >= 500:
+            transaction.set_rollback(True)
+            return response
+        body = response.data
+        if isinstance(body, dict) and redact:
+            body = {name: value for name, value in body.items() if name not in redact}
+        IdempotencyRecord.objects.filter(**scope, key=key).update(
+            response_status=response.status_code, response_body=json.loads(json.dumps(body, default=str))
+        )
+        return response

@@ -8,9 +8,11 @@ from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from notifications.api.filters import StrictQuery
 from notifications.api.permissions import IsEndUser
 from notifications.api.serializers import NotificationSerializer
 from notifications.models import Notification, NotificationStatus, Priority
+from notifications import inbox_events
 
 PRIORITY_RANK = Case(
     *[When(priority=priority, then=Value(rank)) for rank, priority in enumerate(Priority.values)],
@@ -25,7 +27,7 @@ ORDERINGS = {
 MARKS = {"read": "read_at", "seen": "seen_at", "archived": "archived_at"}
 
 
-class InboxFilterSerializer(serializers.Serializer):
+class InboxFilterSerializer(StrictQuery):
     status = serializers.ChoiceField(choices=NotificationStatus.choices, required=False)
     category = serializers.SlugField(max_length=64, required=False)
     unread = serializers.BooleanField(required=False, allow_null=True, default=None)
@@ -57,6 +59,27 @@ def filter_inbox(queryset, params):
     return queryset.order_by(*ORDERINGS[ordering])
 
 
+def set_mark(notification, mark, on):
+    """Set (keeping the first time) or clear a mark; the user's open connections hear of a change."""
+    field = MARKS[mark]
+    before = getattr(notification, field)
+    if mark == "read" and on:
+        if before is None:
+            # Reading also cancels a pending escalation, at once.
+            Notification.objects.filter(pk=notification.pk).mark_all_read()
+            notification.refresh_from_db(fields=["read_at"])
+            inbox_events.mark_changed.send(sender=Notification, notification=notification, status="read",
+                                           at=notification.read_at)
+        return notification
+    value = (before or timezone.now()) if on else None
+    if value != before:
+        setattr(notification, field, value)
+        notification.save(update_fields=[field])
+        inbox_events.mark_changed.send(sender=Notification, notification=notification,
+                                       status=mark if on else f"un{mark}", at=value)
+    return notification
+
+
 MARK_SCHEMA = extend_schema(
     request=None,
     responses={200: NotificationSerializer},
@@ -70,16 +93,7 @@ class InboxActions:
     inbox_actions = {"read", "seen", "archived", "read_all", "unread_count"}
 
     def _mark(self, request, mark):
-        notification = self.get_object()
-        if mark == "read" and request.method == "PUT":
-            # Reading also cancels a pending escalation, at once.
-            Notification.objects.filter(pk=notification.pk).mark_all_read()
-            notification.refresh_from_db(fields=["read_at"])
-            return Response(self.get_serializer(notification).data)
-        field = MARKS[mark]
-        value = (getattr(notification, field) or timezone.now()) if request.method == "PUT" else None
-        setattr(notification, field, value)
-        notification.save(update_fields=[field])
+        notification = set_mark(self.get_object(), mark, on=request.method == "PUT")
         return Response(self.get_serializer(notification).data)
 
     @MARK_SCHEMA
@@ -105,6 +119,8 @@ class InboxActions:
     @action(detail=False, methods=["post"], url_path="read-all", permission_classes=[IsAuthenticated, IsEndUser])
     def read_all(self, request):
         updated = self.get_queryset().mark_all_read()
+        if updated:
+            inbox_events.marks_changed.send(sender=Notification, user_id=request.user.pk)
         return Response({"updated": updated}, status=status.HTTP_200_OK)
 
     @extend_schema(

@@ -1,6 +1,6 @@
 """Operator endpoints: the dead-letter list and re-driving a failed delivery."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, permissions, serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
@@ -8,10 +8,12 @@ from rest_framework.views import APIView
 
 from channels_delivery.engine.fallback import NotRedrivable, redrive
 from notifications.api.auth import api_client_of
-from notifications.api.errors import Conflict
+from notifications.api.errors import Conflict, ErrorSerializer
+from notifications.api.filters import StrictQuery
 from notifications.api.permissions import IsOperator
 from notifications.api.serializers import DeliverySerializer
 from notifications.models import Channel, Delivery
+from notifications.ops import audit
 
 
 def operator_name(request):
@@ -28,7 +30,7 @@ class DeadLetterSerializer(DeliverySerializer):
         fields = ["notification", "recipient", "updated_at", *DeliverySerializer.Meta.fields]
 
 
-class DeadLetterFilterSerializer(serializers.Serializer):
+class DeadLetterFilterSerializer(StrictQuery):
     channel = serializers.ChoiceField(choices=Channel.choices, required=False)
     since = serializers.DateTimeField(required=False, help_text="Failed at or after (ISO 8601).")
 
@@ -56,6 +58,8 @@ class DeadLetterList(generics.ListAPIView):
         if "channel" in wanted:
             queryset = queryset.filter(channel=wanted["channel"])
         if "since" in wanted:
+            # DRF's DateTimeField answers in UTC: an offset Python accepts and Postgres does not
+            # (beyond +-15:59) never reaches the database.
             queryset = queryset.filter(updated_at__gte=wanted["since"])
         return queryset
 
@@ -70,7 +74,10 @@ class Redrive(APIView):
 
     permission_classes = [permissions.IsAuthenticated, IsOperator]
 
-    @extend_schema(request=None, responses={202: RedriveResultSerializer})
+    @extend_schema(request=None, responses={
+        202: RedriveResultSerializer,
+        409: OpenApiResponse(ErrorSerializer, description="The delivery is not failed (nothing to re-drive)."),
+    })
     def post(self, request, delivery_id):
         try:
             delivery = redrive(delivery_id, by=operator_name(request))
@@ -78,4 +85,6 @@ class Redrive(APIView):
             raise NotFound("No such delivery.")
         except NotRedrivable as error:
             raise Conflict(str(error)) from error
+        audit.record_request(request, audit.Action.DELIVERY_REDRIVE, delivery, before={"status": "failed"},
+                             after={"status": delivery.status})
         return Response({"id": str(delivery.id), "status": delivery.status}, status=status.HTTP_202_ACCEPTED)

@@ -1,7 +1,9 @@
 """Who may call what: the one place the API's permission rules live."""
 
+from django.contrib.auth import get_user_model
 from rest_framework import permissions
 
+from notifications.tenancy import managed_users
 from notifications.api.auth import api_client_of
 
 
@@ -51,3 +53,22 @@ class ClientScopes(permissions.BasePermission):
         if client is None:
             return True
         return client.has_scope("read" if request.method in permissions.SAFE_METHODS else "send")
+
+
+class ManagesApiClients(permissions.BasePermission):
+    """Issuing or revoking API keys needs the Django permission on ApiClient (add / change), held
+    by the acting user (for an admin-scope key: its owner): being staff is not enough."""
+
+    message = "Managing API clients needs the 'notifications.add_apiclient' / 'change_apiclient' permission."
+
+    def has_permission(self, request, view):
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        needed = "notifications.add_apiclient" if view.action == "create" else "notifications.change_apiclient"
+        return bool(request.user and request.user.is_active and request.user.has_perm(needed))
+def recipients_of(client):
+    """The users an API client may manage: onboard, read, send to and mint end-user tokens for:
+    the ones its tenant created or was granted (notifications/tenancy.py). Operators' accounts are
+    never among them."""
+    users = get_user_model().objects.filter(is_active=True, is_staff=False, is_superuser=False)
+    return managed_users(client, users)

@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 
 from notifications.api.permissions import IsEndUser, IsOperator
 from notifications.models import Category, Channel, ChannelPreference, QuietHours
+from notifications.ops import audit
 from notifications.planning.preferences import PreferenceBook
 from notifications.planning.quiet_hours import is_known_time_zone
 
@@ -167,8 +168,12 @@ class PreferencesViewBase(APIView):
         user = self.target(request, **kwargs)
         serializer = PreferencesSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        before = document(user)
         apply(user, serializer.validated_data)
-        return Response(document(user))
+        after = document(user)
+        if after != before:
+            audit.record_request(request, audit.Action.PREFERENCES_CHANGE, user, before=before, after=after)
+        return Response(after)
 
     @extend_schema(request=PreferencesSerializer, responses=PreferencesSerializer)
     def patch(self, request, **kwargs):

@@ -14,6 +14,7 @@ ERRORS = {
     "415": "Unsupported media type.",
     "422": "Idempotency-Key reused with a different body.",
     "429": "Throttled; Retry-After says when to try again.",
+    "503": "Postgres, Redis or the broker is unavailable; nothing was accepted. Retry-After says when to try again.",
 }
 BODY_ERRORS = {"413", "415"}
 POST_ERRORS = {"422"}

@@ -1,4 +1,6 @@
 import json
+import base64
+import binascii
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -9,6 +11,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
 
 from notifications.api.auth import api_client_of
+from notifications.api.contacts import reachable_url
 from notifications.models import Broadcast, Category, Channel, Delivery, DeliveryAttempt, Notification, Priority, Topic
 from notifications.planning.templating import LOCALE, validate_send
 from notifications.tenancy import managed_users
@@ -135,6 +138,32 @@ class AudienceSerializer(serializers.Serializer):
         }
 
 
+class AttachmentSerializer(serializers.Serializer):
+    filename = serializers.RegexField(r"^[^/\\\x00-\x1f]{1,255}$", max_length=255,
+                                      error_messages={"invalid": "A file name without slashes or control characters."})
+    content_type = serializers.RegexField(r"^[\w.+-]+/[\w.+-]+$", max_length=127, default="application/octet-stream",
+                                          error_messages={"invalid": "A media type such as application/pdf."})
+    content = serializers.CharField(help_text="The file, base64. Give this or `url`.", trim_whitespace=True,
+                                    required=False)
+    url = serializers.URLField(max_length=1000, required=False,
+                               help_text="Fetched when the notification is planned, within the same caps.")
+
+    def validate_content(self, value):
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError) as error:
+            raise serializers.ValidationError("Not base64.") from error
+
+    def validate_url(self, url):
+        return reachable_url(url)
+
+    def to_internal_value(self, data):
+        values = super().to_internal_value(data)
+        if ("content" in values) == ("url" in values):
+            raise serializers.ValidationError({"content": ["Give either content or url."]})
+        return (values["filename"], values["content_type"], values.get("content"), values.get("url"))
+
+
 class SendNotificationSerializer(serializers.Serializer):
     recipients = serializers.ListField(
         child=serializers.CharField(max_length=150),
@@ -166,6 +195,17 @@ class SendNotificationSerializer(serializers.Serializer):
     # Timing
     scheduled_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    # --- channels: email attachments (stored once, sent by every email of the send) ---
+    attachments = AttachmentSerializer(many=True, required=False, help_text="Files for the email channel.")
+
+    def validate_attachments(self, files):
+        if len(files) > settings.NOTIFY_ATTACHMENTS_MAX_COUNT:
+            raise serializers.ValidationError(f"At most {settings.NOTIFY_ATTACHMENTS_MAX_COUNT} attachments.")
+        total = sum(len(content or b"") for _name, _type, content, _url in files)
+        if total > settings.NOTIFY_ATTACHMENTS_MAX_BYTES:
+            raise serializers.ValidationError(
+                f"Attachments total {total} bytes, over the {settings.NOTIFY_ATTACHMENTS_MAX_BYTES} allowed.")
+        return files
 
     def validate_recipients(self, usernames):
         return existing_users(usernames, client_in(self))
@@ -201,6 +241,8 @@ class SendNotificationSerializer(serializers.Serializer):
         if ("recipients" in attrs) == ("to" in attrs):
             raise serializers.ValidationError({"recipients": ["Give either recipients or to (not both)."]})
         check_send_scopes(client_in(self), attrs)
+        if attrs.get("attachments") and "to" in attrs:
+            raise serializers.ValidationError({"attachments": ["Attachments go with recipients, not with an audience."]})
         expires_at = attrs.get("expires_at")
         if expires_at is not None:
             if expires_at <= (attrs.get("scheduled_at") or timezone.now()):
@@ -232,6 +274,7 @@ class SendResultSerializer(serializers.Serializer):
 
 
 class BroadcastSerializer(serializers.ModelSerializer):
+    audience = serializers.SerializerMethodField(help_text="Who it reaches: user ids (usernames), groups, topics, all.")
     total = serializers.IntegerField(source="total_recipients", read_only=True)
     created = serializers.IntegerField(source="notifications_created", read_only=True)
     chunks_total = serializers.IntegerField(read_only=True)
@@ -243,15 +286,50 @@ class BroadcastSerializer(serializers.ModelSerializer):
             "id", "status", "audience", "total", "created", "chunks_total", "chunks_done", "created_at", "finished_at"
         ]
 
+    def get_audience(self, broadcast) -> dict:
+        # Stored with internal primary keys; answered with the user ids (usernames) the app sent.
+        audience = dict(broadcast.audience)
+        user_ids = audience.pop("user_ids", [])
+        usernames = User.objects.filter(pk__in=user_ids).order_by("username").values_list("username", flat=True)
+        return {"users": list(usernames), **audience}
+
+
+def public_reason(reason):
+    """A failure reason without the provider's own words (they may hold account ids, numbers or
+    URLs): our prefix ("retries exhausted (4 attempts)", "fallback from email") is kept."""
+    return reason.split(": ", 1)[0] if ": " in reason else reason
+
+
+def hides_provider_errors(serializer):
+    """Apps and end users see that a provider failed, not its raw error text (operators do)."""
+    return serializer.context.get("hide_provider_errors", False)
+
 
 class DeliveryAttemptSerializer(serializers.ModelSerializer):
     class Meta:
         model = DeliveryAttempt
-        fields = ["number", "provider", "started_at", "duration_ms", "outcome", "error", "provider_status_code", "note"]
+        fields = [
+            "number", "provider", "started_at", "duration_ms", "outcome", "error", "provider_status_code", "note",
+            "retry_policy", "retry_wait_seconds",
+        ]
+
+    def to_representation(self, attempt):
+        data = super().to_representation(attempt)
+        if hides_provider_errors(self):
+            data["error"] = "provider error" if data["error"] else ""
+            data["note"] = public_reason(data["note"])
+        return data
 
 
 class DeliverySerializer(serializers.ModelSerializer):
     attempts = DeliveryAttemptSerializer(many=True, read_only=True)
+
+    def to_representation(self, delivery):
+        data = super().to_representation(delivery)
+        if hides_provider_errors(self):
+            data["last_error"] = "provider error" if data["last_error"] else ""
+            data["reason"] = public_reason(data["reason"])
+        return data
 
     class Meta:
         model = Delivery

@@ -2,7 +2,6 @@
 
 from datetime import timedelta
 
-from django.db import connection
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
@@ -14,10 +13,13 @@ from rest_framework.views import APIView
 from notifications import lifecycle
 from notifications.api.auth import api_client_of
 from notifications.api.errors import Conflict, ErrorSerializer
+from notifications.api.filters import StrictQuery
 from notifications.api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from notifications.api.permissions import IsOperator
 from notifications.api.serializers import DeliverySerializer
-from notifications.models import Channel, Delivery, DeliveryStatus, Notification
+from notifications.models import Channel, Delivery, DeliveryStatus
+from notifications.ops import audit
+from notifications.ops.dashboard import delivery_summary
 
 
 class ResendSerializer(serializers.Serializer):
@@ -59,12 +61,14 @@ class OperatorActions:
             )
         except lifecycle.NotAllowed as refusal:
             raise Conflict(str(refusal)) from refusal
+        audit.record_request(request, audit.Action.NOTIFICATION_RESEND, notification, reason=record.reason,
+                             after={"channels": record.channels, "queued": [str(d.id) for d in queued]})
         result = {"id": record.id, "reason": record.reason, "channels": record.channels,
                   "queued": [str(d.id) for d in queued]}
         return Response(result, status=status.HTTP_202_ACCEPTED)
 
 
-class DeliveryFilterSerializer(serializers.Serializer):
+class DeliveryFilterSerializer(StrictQuery):
     status = serializers.ChoiceField(choices=DeliveryStatus.choices, required=False)
     channel = serializers.ChoiceField(choices=Channel.choices, required=False)
     provider = serializers.CharField(max_length=32, required=False)
@@ -100,7 +104,7 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return super().list(request, *args, **kwargs)
 
 
-class SummaryWindowSerializer(serializers.Serializer):
+class SummaryWindowSerializer(StrictQuery):
     since = serializers.DateTimeField(required=False, help_text="Default: 24 hours before until.")
     until = serializers.DateTimeField(required=False, help_text="Default: now.")
 
@@ -132,40 +136,6 @@ class SummarySerializer(serializers.Serializer):
     since = serializers.DateTimeField()
     until = serializers.DateTimeField()
     channels = ChannelSummarySerializer(many=True)
-
-
-SUMMARY_SQL = """
-SELECT d.channel, d.provider, count(*),
-       count(*) FILTER (WHERE d.sent_at IS NOT NULL),
-       count(*) FILTER (WHERE d.status = 'delivered'),
-       count(*) FILTER (WHERE d.status IN ('failed', 'bounced', 'undelivered')),
-       count(*) FILTER (WHERE d.status IN ('sent', 'delivered')),
-       percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (
-           ORDER BY extract(epoch FROM d.sent_at - n.created_at) * 1000
-       ) FILTER (WHERE d.sent_at IS NOT NULL)
-FROM {delivery} d JOIN {notification} n ON n.id = d.notification_id
-WHERE d.created_at >= %s AND d.created_at < %s
-GROUP BY d.channel, d.provider
-ORDER BY d.channel, d.provider
-"""
-
-
-def delivery_summary(since, until):
-    """Per channel and provider over deliveries created in [since, until): counts and latency."""
-    sql = SUMMARY_SQL.format(delivery=Delivery._meta.db_table, notification=Notification._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [since, until])
-        rows = cursor.fetchall()
-    summary = []
-    for channel, provider, total, sent, delivered, failed, succeeded, percentiles in rows:
-        decided = succeeded + failed
-        p50, p95, p99 = percentiles or (None, None, None)
-        summary.append({
-            "channel": channel, "provider": provider, "total": total, "sent": sent, "delivered": delivered,
-            "failed": failed, "success_rate": round(succeeded / decided, 4) if decided else None,
-            "latency_ms": {"p50": p50, "p95": p95, "p99": p99},
-        })
-    return summary
 
 
 class AnalyticsSummaryView(APIView):

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from notifications.api.errors import Conflict
 from notifications.api.permissions import IsOperator
 from notifications.models import Template
+from notifications.ops import audit
 from notifications.planning import templating
 
 
@@ -23,9 +24,9 @@ class TemplateSerializer(serializers.ModelSerializer):
         model = Template
         fields = [
             "id", "key", "channel", "locale", "version", "active", "subject", "body", "html_body", "blocks",
-            "variables", "created_at",
+            "variables", "created_at", "author",
         ]
-        read_only_fields = ["version", "active", "created_at"]
+        read_only_fields = ["version", "active", "created_at", "author"]
         validators = []  # publish() numbers versions; the unique constraints are its business
 
     def validate_locale(self, value):
@@ -49,14 +50,14 @@ class TemplateSerializer(serializers.ModelSerializer):
     def content_fields():
         return ["subject", "body", "html_body", "blocks", "variables"]
 
-    def publish(self):
+    def publish(self, author=""):
         instance, data = self.instance, self.validated_data
         identity = {name: data.get(name, getattr(instance, name, None)) for name in ("key", "channel", "locale")}
         content = {name: data.get(name, getattr(instance, name, "")) for name in self.content_fields()}
         content["blocks"] = content["blocks"] or []
         content["variables"] = list(dict.fromkeys(content["variables"] or []))
         try:
-            return templating.publish(**identity, **content)
+            return templating.publish(**identity, **content, author=author)
         except templating.VersionConflict as conflict:
             raise Conflict(str(conflict)) from conflict
 
@@ -92,15 +93,23 @@ class TemplateViewSet(
         return queryset
 
     def perform_create(self, serializer):
-        serializer.instance = serializer.publish()
+        serializer.instance = serializer.publish(author=audit.describe(*audit.actor_of(self.request)))
+        audit.record_request(self.request, audit.Action.TEMPLATE_CREATE, serializer.instance,
+                             after=audit.template_state(serializer.instance))
 
     def update(self, request, *args, **kwargs):
-        serializer = self.get_serializer(self.get_object(), data=request.data, partial=kwargs.get("partial", False))
+        current = self.get_object()
+        serializer = self.get_serializer(current, data=request.data, partial=kwargs.get("partial", False))
         serializer.is_valid(raise_exception=True)
-        return Response(self.get_serializer(serializer.publish()).data)
+        published = serializer.publish(author=audit.describe(*audit.actor_of(request)))
+        audit.record_request(request, audit.Action.TEMPLATE_UPDATE, published,
+                             before=audit.template_state(current), after=audit.template_state(published))
+        return Response(self.get_serializer(published).data)
 
     def perform_destroy(self, instance):
         Template.objects.filter(pk=instance.pk).update(active=False)
+        audit.record_request(self.request, audit.Action.TEMPLATE_DELETE, instance,
+                             before=audit.template_state(instance), after={"active": False})
 
     @extend_schema(request=PreviewSerializer, responses=PreviewResultSerializer)
     @action(detail=True, methods=["post"])
@@ -108,7 +117,7 @@ class TemplateViewSet(
         template = self.get_object()
         serializer = PreviewSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        context = {**sample_context(template), **templating.plain(serializer.validated_data["context"])}
+        context = {**templating.sample_context(template), **templating.plain(serializer.validated_data["context"])}
         placeholders = [name for name in template.variables if name not in context]
         context.update({name: f"[{name}]" for name in placeholders})
         try:
@@ -120,14 +129,3 @@ class TemplateViewSet(
             "version": rendered.version, "placeholders": placeholders,
         })
 
-
-def sample_context(template):
-    return {
-        "title": "[title]",
-        "message": "[message]",
-        "category": template.key,
-        "data": {},
-        "recipient": {"username": "[username]", "first_name": "[first_name]", "last_name": "[last_name]"},
-        "locale": template.locale,
-        "unsubscribe_url": "https://example.invalid/unsubscribe",
-    }

@@ -1,30 +1,106 @@
-"""Throttling per API client (or per user for end users), counted in Redis for every web process."""
+"""Throttling in Redis, shared by every web process: a fixed window per caller, counted with one
+INCR in a MULTI/EXEC, so concurrent requests can never overshoot the limit (a read-then-write
+counter lets every racer read the same count).
 
+- per API client, or per user for end users (`NOTIFY_THROTTLE_RATES["client"|"user"]`);
+- per client address on the unauthenticated paths (unsubscribe links, provider callbacks);
+- failed logins (a bad API key or token) per address: past the limit, that address is refused
+  before its credentials are even checked, until the window ends.
+"""
+
+import functools
+import logging
+import time
+
+import redis
 from django.conf import settings
-from django.core.cache import caches
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.exceptions import Throttled
+from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
-from notifications.api.auth import api_client_of
+from notifications.models import ApiClient
+
+logger = logging.getLogger(__name__)
+
+parse_rate = SimpleRateThrottle.parse_rate
 
 
-class ClientRateThrottle(SimpleRateThrottle):
-    scope = "client"
+@functools.lru_cache(maxsize=4)
+def _redis(url):
+    return redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
 
-    def __init__(self):
-        # The rate is chosen per request (client or user), so __init__ must not look it up.
-        self.cache = caches["throttle"]
+
+def counter():
+    return _redis(settings.CACHES["throttle"]["LOCATION"])
+
+
+def window_key(name, duration, now):
+    return f"throttle:{name}:{int(now // duration)}"
+
+
+def hit(name, rate, now=None):
+    """Count one request against `rate` ("N/period"); returns (allowed, seconds until the window ends)."""
+    limit, duration = parse_rate(SimpleRateThrottle, rate)
+    now = time.time() if now is None else now
+    key = window_key(name, duration, now)
+    pipe = counter().pipeline(transaction=True)
+    pipe.incr(key)
+    pipe.expire(key, duration + 1)
+    try:
+        count, _ = pipe.execute()
+    except redis.RedisError as error:
+        # Throttling is not worth an outage: with Redis unreachable, requests pass.
+        logger.warning("throttle %s not counted, Redis unreachable: %s", name, type(error).__name__)
+        return True, 0
+    return count <= limit, max(1, int(duration - now % duration))
+
+
+def exceeded(name, rate, now=None):
+    """Whether `name` is over `rate` in the current window, without counting; (over, wait)."""
+    limit, duration = parse_rate(SimpleRateThrottle, rate)
+    now = time.time() if now is None else now
+    try:
+        count = int(counter().get(window_key(name, duration, now)) or 0)
+    except redis.RedisError:
+        return False, 0
+    return count >= limit, max(1, int(duration - now % duration))
+
+
+def client_address(request):
+    return request.META.get("REMOTE_ADDR") or "unknown"
+
+
+class ClientRateThrottle(BaseThrottle):
+    """Per API client, or per user for end users; anonymous requests are left to the views
+    (which refuse them) and to the address throttles below."""
+
+    wait_seconds = None
 
     def allow_request(self, request, view):
         user = getattr(request, "user", None)
         if not (user and user.is_authenticated):
             return True
-        client = api_client_of(request)
-        self.scope = "client" if client is not None else "user"
-        self.rate = settings.NOTIFY_THROTTLE_RATES[self.scope]
-        self.num_requests, self.duration = self.parse_rate(self.rate)
-        return super().allow_request(request, view)
+        client = request.auth if isinstance(request.auth, ApiClient) else None
+        scope, ident = ("client", client.pk) if client is not None else ("user", user.pk)
+        rate = settings.NOTIFY_THROTTLE_RATES.get(scope)
+        if not rate:
+            return True
+        allowed, self.wait_seconds = hit(f"{scope}:{ident}", rate)
+        return allowed
 
-    def get_cache_key(self, request, view):
-        client = api_client_of(request)
-        ident = client.pk if client is not None else request.user.pk
-        return f"{self.scope}:{ident}"
+    def wait(self):
+        return self.wait_seconds
+
+
+def refuse_failed_logins(request):
+    """Raise Throttled when this address failed to log in too often in the current window."""
+    rate = settings.NOTIFY_THROTTLE_RATES.get("login_failures")
+    if rate:
+        over, wait = exceeded(f"login_failures:{client_address(request)}", rate)
+        if over:
+            raise Throttled(wait=wait, detail="Too many failed logins from this address; try again later.")
+
+
+def note_failed_login(request):
+    rate = settings.NOTIFY_THROTTLE_RATES.get("login_failures")
+    if rate:
+        hit(f"login_failures:{client_address(request)}", rate)

@@ -11,7 +11,7 @@ from notifications.api import quotas
 from notifications.api.errors import Conflict, ErrorSerializer
 from notifications.api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from notifications.api.inbox import InboxActions, InboxFilterSerializer, filter_inbox
-from notifications.api.permissions import ClientScopes
+from notifications.api.permissions import ClientScopes, is_operator
 from notifications.api.serializers import (
     NotificationDetailSerializer,
     NotificationSerializer,
@@ -20,6 +20,7 @@ from notifications.api.serializers import (
 )
 from notifications.api.staff import OperatorActions
 from notifications.models import Delivery, Notification
+from notifications.ops import audit
 from notifications.planning import audiences, sending
 
 # Actions where staff reach any notification; everywhere else a user sees only their own.
@@ -47,6 +48,9 @@ class NotificationViewSet(
         if self.action == "list":
             return filter_inbox(queryset, self.request.query_params)
         return queryset.order_by("-created_at", "-id")
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "hide_provider_errors": not is_operator(self.request)}
 
     def get_serializer_class(self):
         if self.action == "retrieve":
@@ -97,8 +101,11 @@ class NotificationViewSet(
     @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, CanSend])
     def cancel(self, request, pk=None):
         notification = self.get_object()
+        before = {"status": notification.status}
         try:
             notification = lifecycle.cancel(notification.id)
         except lifecycle.NotAllowed as refusal:
             raise Conflict(str(refusal)) from refusal
+        audit.record_request(request, audit.Action.NOTIFICATION_CANCEL, notification, before=before,
+                             after={"status": notification.status})
         return Response(NotificationSerializer(notification).data)

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from notifications.models import (
+    AuditEvent,
     Category,
     Delivery,
     DeliveryAttempt,
@@ -72,6 +73,9 @@ def purge(now=None, batch=None):
             batch,
         ),
         "idempotency keys": delete_in_chunks(IdempotencyRecord.objects.expired(now), batch),
+        "audit events": delete_in_chunks(
+            AuditEvent.objects.filter(created_at__lt=now - settings.NOTIFY_RETENTION_AUDIT_DAYS * days), batch
+        ),
     }
     for what, removed in report.items():
         if removed:  # an hour with nothing past retention says nothing
@@ -91,18 +95,26 @@ def dead_letter_counts(since):
 
 
 def operators():
-    """Active staff with an email, plus OPERATOR_EMAILS (an address without a user gets an inactive
-    recipient user, so the summary travels the normal, logged and retried email path)."""
+    """OPERATOR_EMAILS when set, else active staff with an email. A configured address is reached
+    through a recipient of its own (inactive, named `operator:<address>`), never through a user
+    whose email happens to match: users set their own email unverified. The summary then travels
+    the normal, logged and retried email path."""
     User = get_user_model()
-    users = {u.pk: u for u in User.objects.filter(is_staff=True, is_active=True).exclude(email="")}
-    for address in settings.OPERATOR_EMAILS:
-        user = User.objects.filter(email__iexact=address).order_by("pk").first()
-        if user is None:
-            user = User(username=f"operator:{address}"[:150], email=address, is_active=False)
+    if not settings.OPERATOR_EMAILS:
+        return list(User.objects.filter(is_staff=True, is_active=True).exclude(email="").order_by("pk"))
+    recipients = []
+    for address in dict.fromkeys(settings.OPERATOR_EMAILS):
+        user, created = User.objects.get_or_create(
+            username=f"operator:{address}"[:150], defaults={"email": address, "is_active": False}
+        )
+        if created:
             user.set_unusable_password()
-            user.save()
-        users[user.pk] = user
-    return list(users.values())
+            user.save(update_fields=["password"])
+        elif user.email != address or user.is_active:
+            user.email, user.is_active = address, False
+            user.save(update_fields=["email", "is_active"])
+        recipients.append(user)
+    return recipients
 
 
 def send_dead_letter_summary(now=None):

@@ -47,6 +47,9 @@ def declared():
                  doc="Scheduled sends and quiet-hours deferrals whose time has come go to dispatch."),
         Schedule("send due digests", "maintenance.send_due_digests", every=2, expires=expires,
                  doc="Digests whose window has ended go out as one message per channel."),
+        Schedule("send status events", "maintenance.send_status_events", every=1, expires=expires,
+                 doc="Status changes owed to API clients' status webhooks (new, lost or held by a dead worker) "
+                     "go to the webhook queue."),
         Schedule("escalate unread", "maintenance.escalate_unread", every=2, expires=expires,
                  doc="In-app notifications still unread after their category's delay go out on another channel."),
         Schedule("reap stuck deliveries", "maintenance.reap_stuck", every=30, expires=60,

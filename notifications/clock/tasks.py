@@ -3,12 +3,18 @@ calls into the module that does the work."""
 
 from celery import shared_task
 
+from channels_delivery.engine import status_events
 from notifications.clock import broadcasts, cleanup, digests, escalation, reaper, scheduled
 
 
 @shared_task(name="maintenance.dispatch_due_notifications")
 def dispatch_due_notifications():
     return scheduled.dispatch_due()
+
+
+@shared_task(name="maintenance.send_status_events")
+def send_status_events():
+    return status_events.enqueue_due()
 
 
 @shared_task(name="maintenance.send_due_digests")

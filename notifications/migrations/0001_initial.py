@@ -248,6 +248,7 @@ class Migration(migrations.Migration):
                 ('blocks', models.JSONField(blank=True, default=list)),
                 ('variables', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=100), blank=True, default=list, size=None)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('author', models.CharField(blank=True, help_text='Who published this version.', max_length=200)),
             ],
             options={
                 'constraints': [models.UniqueConstraint(fields=('key', 'channel', 'locale', 'version'), name='template_version_unique'), models.UniqueConstraint(condition=models.Q(('active', True)), fields=('key', 'channel', 'locale'), name='template_one_active')],
@@ -275,6 +276,29 @@ class Migration(migrations.Migration):
             ],
             options={
                 'abstract': False,
+            },
+        ),
+        migrations.CreateModel(
+            name='AuditEvent',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                ('action', models.CharField(choices=[('notification.cancel', 'Notification Cancel'), ('notification.resend', 'Notification Resend'), ('delivery.redrive', 'Delivery Redrive'), ('template.create', 'Template Create'), ('template.update', 'Template Update'), ('template.delete', 'Template Delete'), ('api_client.create', 'Api Client Create'), ('api_client.revoke', 'Api Client Revoke'), ('preferences.change', 'Preferences Change')], max_length=32)),
+                ('actor', models.CharField(max_length=200)),
+                ('via', models.CharField(help_text='admin, api or cli', max_length=16)),
+                ('target_type', models.CharField(max_length=64)),
+                ('target_id', models.CharField(max_length=64)),
+                ('target_repr', models.CharField(blank=True, max_length=200)),
+                ('reason', models.CharField(blank=True, max_length=500)),
+                ('before', models.JSONField(blank=True, null=True)),
+                ('after', models.JSONField(blank=True, null=True)),
+                ('request_id', models.CharField(blank=True, max_length=128)),
+                ('actor_client', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='notifications.apiclient')),
+                ('actor_user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+            ],
+            options={
+                'ordering': ['-created_at', '-id'],
+                'indexes': [models.Index(fields=['target_type', 'target_id'], name='audit_target_idx')],
             },
         ),
         migrations.CreateModel(
@@ -323,7 +347,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['started_at', 'id'],
-                'indexes': [models.Index(fields=['delivery', 'started_at'], name='attempt_delivery_idx')],
+                'indexes': [models.Index(fields=['delivery', 'started_at'], name='attempt_delivery_idx'), models.Index(fields=['-started_at'], name='attempt_started_idx')],
             },
         ),
         migrations.CreateModel(
@@ -371,6 +395,10 @@ class Migration(migrations.Migration):
             model_name='notification',
             index=models.Index(fields=['sender', '-created_at'], name='sender_sent_idx'),
         ),
+        migrations.AddIndex(
+            model_name='notification',
+            index=models.Index(fields=['-created_at'], name='notification_created_idx'),
+        ),
         migrations.AddConstraint(
             model_name='notification',
             constraint=models.UniqueConstraint(condition=models.Q(('idempotency_key__isnull', False)), fields=('sender', 'idempotency_key'), name='notification_idempotency_per_sender'),
@@ -402,6 +430,10 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name='delivery',
             index=models.Index(condition=models.Q(('status', 'retrying')), fields=['next_retry_at'], name='delivery_retry_idx'),
+        ),
+        migrations.AddIndex(
+            model_name='delivery',
+            index=models.Index(fields=['-created_at'], name='delivery_created_idx'),
         ),
         migrations.AddConstraint(
             model_name='delivery',

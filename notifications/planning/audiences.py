@@ -52,7 +52,10 @@ def start_broadcast(*, to, sender=None, scheduled_at=None, expires_at=None, **pa
     payload["scheduled_at"] = scheduled_at.isoformat() if scheduled_at else None
     payload["expires_at"] = expires_at.isoformat() if expires_at else None
     broadcast = Broadcast.objects.create(sender=sender, audience=to, payload=payload)
-    plan_broadcast_on_commit(broadcast.id)
+    plan_broadcast_on_commit(
+        broadcast.id,
+        withdraw=lambda: Broadcast.objects.filter(id=broadcast.id, status=Broadcast.Status.PENDING).delete(),
+    )
     audience = ", ".join(f"{key} {value if isinstance(value, bool) else len(value)}" for key, value in to.items())
     logger.info("accepted broadcast %s to %s: category %s, from %s", broadcast.id, audience,
                 payload["category"], sender.name if sender else "staff or internal")

@@ -19,7 +19,25 @@ PLAN_BROADCAST_TASK = "notifications.plan_broadcast"
 DISPATCH_BATCH = 500
 
 
-def dispatch_on_commit(notification_ids, priority=None):
+def on_commit_or_withdraw(send, withdraw=None):
+    """Run `send` after commit; if the broker cannot take it and `withdraw` is given, remove what
+    was just stored and let the error reach the caller (a 503): a request that answers an error
+    has accepted nothing half-way."""
+    if withdraw is None:
+        transaction.on_commit(send)
+        return
+
+    def send_or_withdraw():
+        try:
+            send()
+        except Exception:
+            withdraw()
+            raise
+
+    transaction.on_commit(send_or_withdraw)
+
+
+def dispatch_on_commit(notification_ids, priority=None, withdraw=None):
     """Enqueue dispatch of these notifications (all of one priority) after the current commit."""
     ids = [str(notification_id) for notification_id in notification_ids]
     if not ids:
@@ -30,12 +48,14 @@ def dispatch_on_commit(notification_ids, priority=None):
         for start in range(0, len(ids), DISPATCH_BATCH):
             current_app.signature(DISPATCH_TASK, args=(ids[start:start + DISPATCH_BATCH],)).apply_async(priority=lane)
 
-    transaction.on_commit(send)
+    on_commit_or_withdraw(send, withdraw)
 
 
-def plan_broadcast_on_commit(broadcast_id):
+def plan_broadcast_on_commit(broadcast_id, withdraw=None):
     """Enqueue planning of a broadcast's fan-out after the current commit."""
-    transaction.on_commit(lambda: current_app.signature(PLAN_BROADCAST_TASK, args=(str(broadcast_id),)).apply_async())
+    on_commit_or_withdraw(
+        lambda: current_app.signature(PLAN_BROADCAST_TASK, args=(str(broadcast_id),)).apply_async(), withdraw
+    )
 
 
 def dispatch_rows_on_commit(rows):

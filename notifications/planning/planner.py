@@ -37,8 +37,12 @@ def build_message(notification, channel):
     if address is None:
         return None
     common = {"notification_id": str(notification.id), "category": notification.category_id}
-    message = registry.kit(channel).message.from_dict({**common, **address, **render_content(notification, channel)})
-    return message.to_dict()
+    fields = {**common, **address, **render_content(notification, channel)}
+    message_type = registry.kit(channel).message
+    if message_type.accepts("attachment_ids"):
+        # By id: the files stay in storage, read by the channel at send time.
+        fields["attachment_ids"] = [attachment.id for attachment in notification.attachments.all()]
+    return message_type.from_dict(fields).to_dict()
 
 
 def plan(notification, preferences=None, now=None):

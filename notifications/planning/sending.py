@@ -6,6 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from notifications.models import Notification, NotificationStatus
+from notifications.planning.attachments import store as store_attachments
 from notifications.planning.dispatch import dispatch_on_commit
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ def log_accepted(notifications, category, priority, sender, held_until):
 @transaction.atomic
 def store_and_dispatch(
     *, recipients, category, title, message="", channels=None, priority, data, sender=None,
-    template_key="", context=None, locale="", scheduled_at=None, expires_at=None,
+    template_key="", context=None, locale="", scheduled_at=None, expires_at=None, attachments=(),
 ):
     held = is_held(scheduled_at)
     # Each item of `channels` is a channel (a route of its own) or a list of channels (a fallback chain).
@@ -55,8 +56,13 @@ def store_and_dispatch(
         )
         for user in recipients
     )
+    store_attachments(notifications, attachments)  # before dispatch can run: it goes on commit
     log_accepted(notifications, category, priority, sender, scheduled_at if held else None)
     if held:
         return notifications
-    dispatch_on_commit([n.id for n in notifications], priority)
+    ids = [n.id for n in notifications]
+    dispatch_on_commit(
+        ids, priority,
+        withdraw=lambda: Notification.objects.filter(id__in=ids, status=NotificationStatus.PENDING).delete(),
+    )
     return notifications

@@ -496,3 +496,16 @@ def publish(key, channel, locale, **content):
             )
     except IntegrityError as error:
         raise VersionConflict(f"{key}/{channel}/{locale} was changed at the same time; try again.") from error
+
+
+def sample_context(template):
+    """Placeholders for what a send would fill in, for previews."""
+    return {
+        "title": "[title]",
+        "message": "[message]",
+        "category": template.key,
+        "data": {},
+        "recipient": {"username": "[username]", "first_name": "[first_name]", "last_name": "[last_name]"},
+        "locale": template.locale,
+        "unsubscribe_url": "https://example.invalid/unsubscribe",
+    }

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -82,3 +83,65 @@ class BeatProcess(WorkerProcess):
                 raise RuntimeError(f"beat exited early:\n{self.log()}")
             time.sleep(0.1)
         raise RuntimeError(f"beat not ticking in {timeout}s:\n{self.log()}")
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class AsgiServerProcess(WorkerProcess):
+    """A real uvicorn serving config.asgi (HTTP and WebSocket) on a free port."""
+
+    def __init__(self, env, log_dir, name="asgi", ping_interval=20.0, ping_timeout=20.0):
+        super().__init__(env, log_dir, queues=(), name=name)
+        self.port = free_port()
+        self.ping_interval, self.ping_timeout = ping_interval, ping_timeout
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self):
+        return f"ws://127.0.0.1:{self.port}/ws/notifications/"
+
+    def start(self, timeout=60):
+        seen = len(self.log())  # a restart appends to the log: only what follows counts
+        self.log_file = open(self.log_path, "a")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
+             "--port", str(self.port), "--ws-ping-interval", str(self.ping_interval),
+             "--ws-ping-timeout", str(self.ping_timeout), "--log-level", "info"],
+            cwd=ROOT, env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if "Uvicorn running on" in self.log()[seen:]:  # logged once the socket listens
+                return self
+            if self.process.poll() is not None:
+                raise RuntimeError(f"ASGI server exited early:\n{self.log()}")
+            time.sleep(0.1)
+        raise RuntimeError(f"ASGI server not ready in {timeout}s:\n{self.log()}")
+
+
+class WebServerProcess(AsgiServerProcess):
+    """The Procfile's HTTP tier: gunicorn with config/gunicorn.py (gthread, pooled Postgres)."""
+
+    def start(self, timeout=60):
+        seen = len(self.log())
+        self.log_file = open(self.log_path, "a")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi:application"],
+            cwd=ROOT, env={**self.env, "WEB_PORT": str(self.port)}, stdout=self.log_file,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if "Booting worker" in self.log()[seen:]:
+                return self
+            if self.process.poll() is not None:
+                raise RuntimeError(f"web server exited early:\n{self.log()}")
+            time.sleep(0.1)
+        raise RuntimeError(f"web server not ready in {timeout}s:\n{self.log()}")

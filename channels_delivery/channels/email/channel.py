@@ -15,6 +15,7 @@ class EmailMessage(Message):
     text: str = ""
     html: str = ""
     headers: dict = field(default_factory=dict)  # e.g. List-Unsubscribe, planned with the message
+    attachment_ids: list = field(default_factory=list)  # stored once (notifications.models.Attachment)
 
 
 def address(user):

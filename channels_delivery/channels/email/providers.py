@@ -1,5 +1,6 @@
 """Email through SendGrid's v3 API (when a key is set) or Django's email backend (SMTP or console)."""
 
+import base64
 import smtplib
 import socket
 import urllib.error
@@ -10,10 +11,20 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.utils import DNS_NAME
 from python_http_client import exceptions as http_exceptions
 from sendgrid import SendGridAPIClient
-from sendgrid.helpers.mail import CustomArg, Header, Mail
+from sendgrid.helpers.mail import (
+    Attachment,
+    CustomArg,
+    Disposition,
+    FileContent,
+    FileName,
+    FileType,
+    Header,
+    Mail,
+)
 
 from channels_delivery.engine.base import Provider, SendResult
 from channels_delivery.engine.errors import PermanentDeliveryError, TransientDeliveryError, error_for_status
+from notifications.models import Attachment as StoredAttachment
 
 
 class SendGridEmail(Provider):
@@ -41,6 +52,10 @@ class SendGridEmail(Provider):
         mail.custom_arg = CustomArg("delivery_id", str(delivery_id), p=0)
         for name, value in message.headers.items():
             mail.header = Header(name, value)
+        stored = StoredAttachment.objects.filter(id__in=message.attachment_ids).contents()
+        for filename, content_type, content in stored:
+            mail.attachment = Attachment(FileContent(base64.b64encode(content).decode()), FileName(filename),
+                                         FileType(content_type), Disposition("attachment"))
         return mail
 
     def send(self, delivery_id, message):
@@ -98,6 +113,9 @@ class DjangoEmail(Provider):
         )
         if message.html:
             email.attach_alternative(message.html, "text/html")
+        stored = StoredAttachment.objects.filter(id__in=message.attachment_ids).contents()
+        for filename, content_type, content in stored:
+            email.attach(filename, content, content_type)  # a MIME part, base64 transfer-encoded
         try:
             email.send()
         except (socket.timeout, TimeoutError, ConnectionError, smtplib.SMTPServerDisconnected) as error:

@@ -3,9 +3,16 @@
 from channels_delivery.engine.base import Provider, SendResult
 
 
+# Called with (delivery_id, message) once the notification is in the inbox; the realtime app
+# (notifications/realtime) registers its publisher here, so the engine never imports it.
+inbox_listeners = []
+
+
 class InApp(Provider):
     name = "inbox"
     channel = "inapp"
 
     def send(self, delivery_id, message):
+        for listener in inbox_listeners:
+            listener(delivery_id, message)
         return SendResult(provider_message_id=str(delivery_id), status_code="stored", confirmed=True)

@@ -2,7 +2,9 @@
 
 import base64
 import binascii
+import re
 
+from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
@@ -11,6 +13,7 @@ from rest_framework.response import Response
 
 from notifications.api.contacts import OwnContactPoints, reachable_url
 from notifications.api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
+from channels_delivery.channels.push.models import MobileDevice
 from notifications.models import PushSubscription
 
 
@@ -65,6 +68,12 @@ class PushSubscriptionViewSet(OwnContactPoints):
         serializer = PushSubscriptionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        with transaction.atomic():
+            if not self.get_queryset().filter(endpoint=data["endpoint"]).exists():
+                self.refuse_beyond_cap("endpoint")
+            return self.upsert(request, data)
+
+    def upsert(self, request, data):
         subscription, created = PushSubscription.objects.update_or_create(
             user=request.user,
             endpoint=data["endpoint"],
@@ -86,3 +95,51 @@ class PushSubscriptionViewSet(OwnContactPoints):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+DEVICE_TOKENS = {
+    "fcm": (re.compile(r"^[A-Za-z0-9_:\-.]{20,1024}$"), "an FCM registration token"),
+    "apns": (re.compile(r"^[0-9a-f]{64}$"), "an APNs device token (64 hex digits)"),
+}
+
+
+class MobileDeviceSerializer(serializers.ModelSerializer):
+    token = serializers.CharField(max_length=1024, help_text="The token the app got from Firebase or from APNs.")
+
+    class Meta:
+        model = MobileDevice
+        fields = ["id", "provider", "token", "platform", "active", "created_at", "deactivated_reason"]
+        read_only_fields = ["id", "active", "created_at", "deactivated_reason"]
+        validators = []  # a known token is an upsert, not a validation error
+
+    def validate(self, data):
+        provider = data.get("provider", MobileDevice.Provider.FCM)
+        token = data["token"].lower() if provider == "apns" else data["token"]
+        pattern, what = DEVICE_TOKENS[provider]
+        if not pattern.match(token):
+            raise serializers.ValidationError({"token": [f"Must be {what}."]})
+        return {**data, "provider": provider, "token": token}
+
+
+class MobileDeviceViewSet(OwnContactPoints):
+    """The caller's phones for native push (FCM or APNs): register (upsert by token) and remove."""
+
+    serializer_class = MobileDeviceSerializer
+
+    @extend_schema(parameters=[IDEMPOTENCY_PARAMETER], responses={201: MobileDeviceSerializer,
+                                                                 200: MobileDeviceSerializer})
+    @idempotent()
+    def create(self, request):
+        serializer = MobileDeviceSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        # A token names one app install: signing in as someone else on the phone moves it to them.
+        device, created = MobileDevice.objects.update_or_create(
+            provider=data["provider"], token=data["token"],
+            defaults={"user": request.user, "platform": data.get("platform", ""), "active": True,
+                      "deactivated_reason": ""},
+        )
+        answer = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(MobileDeviceSerializer(device).data, status=answer)
+
+
+HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,100}$")  # an RFC 9110 token
+MAX_EXTRA_HEADERS = 10

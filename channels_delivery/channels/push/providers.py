@@ -37,6 +37,9 @@ class WebPush(Provider):
     def is_configured(self):
         return bool(settings.VAPID_PRIVATE_KEY)
 
+    def has_targets(self, message):
+        return bool(message.subscriptions)
+
     def vapid(self):
         if self._vapid is None:
             try:

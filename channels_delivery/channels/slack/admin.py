@@ -3,6 +3,8 @@ from urllib.parse import urlsplit
 from django import forms
 from django.contrib import admin
 
+from channels_delivery.channels.slack.providers import url_problem
+from channels_delivery.channels.slack.models import SlackBotTarget, SlackWorkspace
 from notifications import models
 
 
@@ -21,6 +23,8 @@ class SlackWebhookForm(forms.ModelForm):
     def clean_url(self):
         url = self.cleaned_data["url"]
         if url:
+            if problem := url_problem(url):
+                raise forms.ValidationError(problem)
             return url
         if self.instance.pk:
             return self.instance.url
@@ -35,3 +39,35 @@ class SlackWebhookAdmin(admin.ModelAdmin):
     @admin.display(description="host")
     def host(self, webhook):
         return urlsplit(webhook.url).hostname
+
+
+class SlackWorkspaceForm(forms.ModelForm):
+    """A bot token is a credential: it can be set here but is never shown again."""
+
+    bot_token = forms.CharField(
+        required=False, max_length=300, widget=forms.PasswordInput(render_value=False),
+        help_text="xoxb-...; leave empty to keep the current token.",
+    )
+
+    class Meta:
+        model = SlackWorkspace
+        fields = ["team_id", "name", "bot_token", "active"]
+
+    def clean_bot_token(self):
+        token = self.cleaned_data["bot_token"]
+        if token:
+            return token
+        if self.instance.pk:
+            return self.instance.bot_token
+        raise forms.ValidationError("This field is required.")
+
+
+@admin.register(SlackWorkspace)
+class SlackWorkspaceAdmin(admin.ModelAdmin):
+    form = SlackWorkspaceForm
+    list_display = ["team_id", "name", "active", "created_at"]
+
+
+@admin.register(SlackBotTarget)
+class SlackBotTargetAdmin(admin.ModelAdmin):
+    list_display = ["user", "workspace", "kind", "target_id", "active", "deactivated_reason"]

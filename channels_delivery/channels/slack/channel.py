@@ -1,8 +1,10 @@
-"""Slack incoming webhooks, formatted with Block Kit. The message names webhook ids: a webhook
-URL is a credential, read from its row at send time."""
+"""Slack incoming webhooks and the Slack bot (Web API, a token per workspace) side by side,
+formatted with Block Kit. The message names webhook and bot-target ids: webhook URLs and bot
+tokens are credentials, read from their rows at send time."""
 
 from dataclasses import dataclass, field
 
+from channels_delivery.channels.slack.bot import SlackBot
 from channels_delivery.channels.slack.providers import SlackIncomingWebhook
 from channels_delivery.engine.base import ChannelKit, Message
 from notifications.models import active_contact_points
@@ -14,14 +16,21 @@ SLACK_SECTION_MAX = 3000
 
 @dataclass(frozen=True, kw_only=True)
 class SlackMessage(Message):
-    slack_webhook_ids: list
+    slack_webhook_ids: list = field(default_factory=list)
+    slack_bot_target_ids: list = field(default_factory=list)
     text: str
     blocks: list = field(default_factory=list)
 
 
 def address(user):
+    found = {}
     ids = [webhook.id for webhook in active_contact_points(user.slack_webhooks)]
-    return {"slack_webhook_ids": ids} if ids else None
+    if ids:
+        found["slack_webhook_ids"] = ids
+    bot_ids = [target.id for target in active_contact_points(user.slack_bot_targets)]
+    if bot_ids:
+        found["slack_bot_target_ids"] = bot_ids
+    return found or None
 
 
 def layout(notification):
@@ -41,9 +50,12 @@ def layout(notification):
             ],
         }
     )
-    return {"text": clip(text, SLACK_SECTION_MAX), "blocks": blocks}
+    # The fallback text (notifications, clients without blocks) is mrkdwn too: `<!channel>` in a
+    # title must arrive as text, not as a mention.
+    return {"text": clip(slack_escape(text), SLACK_SECTION_MAX), "blocks": blocks}
 
 
 CHANNEL = ChannelKit(
-    name="slack", providers=[SlackIncomingWebhook()], message=SlackMessage, address=address, layout=layout
+    name="slack", providers=[SlackIncomingWebhook(), SlackBot()], message=SlackMessage, address=address,
+    layout=layout, side_by_side=True,
 )

@@ -27,9 +27,22 @@ def slack_host(url):
     return host if host in settings.SLACK_WEBHOOK_HOSTS else None
 
 
+def url_problem(url):
+    """Why a URL is not a Slack incoming webhook we will call, or None: HTTPS only (the URL is
+    the credential, and plain HTTP shows it to the network), on SLACK_WEBHOOK_HOSTS."""
+    if urlsplit(url).scheme not in settings.SLACK_WEBHOOK_SCHEMES:
+        return "Slack webhook URLs must use https."
+    if slack_host(url) is None:
+        return f"Not a Slack webhook host (allowed: {', '.join(settings.SLACK_WEBHOOK_HOSTS)})."
+    return None
+
+
 class SlackIncomingWebhook(Provider):
     name = "slack"
     channel = "slack"
+
+    def has_targets(self, message):
+        return bool(message.slack_webhook_ids)
 
     def send(self, delivery_id, message):
         webhooks = SlackWebhook.objects.filter(id__in=message.slack_webhook_ids, active=True)
@@ -38,9 +51,8 @@ class SlackIncomingWebhook(Provider):
         return SendResult(provider_message_id=str(delivery_id), status_code="200", payload=payload)
 
     def send_one(self, webhook, message):
-        if slack_host(webhook.url) is None:
-            host = (urlsplit(webhook.url).hostname or "").lower()
-            return PermanentDeliveryError(f"slack webhook {webhook.id}: host {host!r} is not a Slack webhook host")
+        if problem := url_problem(webhook.url):
+            return PermanentDeliveryError(f"slack webhook {webhook.id}: {problem}")
         # Adapters never retry: the Celery task does, with backoff.
         client = WebhookClient(webhook.url, timeout=settings.PROVIDER_TIMEOUT_SECONDS, retry_handlers=[])
         try:

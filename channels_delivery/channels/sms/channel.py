@@ -1,4 +1,4 @@
-"""SMS through Twilio, to the number in the user's profile."""
+"""SMS through Twilio, then Vonage, to the number in the user's profile."""
 
 from dataclasses import dataclass
 
@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 
 from channels_delivery.channels.sms.providers import TwilioSMS
+from channels_delivery.channels.sms.vonage import VonageSMS
 from channels_delivery.engine.base import ChannelKit, Message
 from notifications.phone import InvalidPhoneNumber, normalise_e164
 from notifications.planning.text import clip
@@ -43,6 +44,6 @@ def template_layout(rendered):
 
 
 CHANNEL = ChannelKit(
-    name="sms", providers=[TwilioSMS()], message=SmsMessage, address=address, layout=layout,
+    name="sms", providers=[TwilioSMS(), VonageSMS()], message=SmsMessage, address=address, layout=layout,
     template_layout=template_layout,
 )

@@ -6,33 +6,32 @@ secret or a deactivated endpoint takes effect on the next try.
 """
 
 import binascii
-import json
-from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
-from standardwebhooks.webhooks import Webhook
 
 from channels_delivery.engine.base import Provider, SendResult
 from channels_delivery.engine.circuit import through_destination_breaker
 from channels_delivery.engine.errors import PermanentDeliveryError, TransientDeliveryError, error_for_status
 from channels_delivery.engine.fanout import settle
 from channels_delivery.engine.netguard import BlockedAddressError, bounded_post
-from notifications.models import WebhookEndpoint
+from channels_delivery.engine.standard_webhooks import CONTENT_TYPES, RESERVED_HEADERS, encode, signed_headers
+from notifications.models import Delivery, WebhookEndpoint
 
 
-def signed_headers(delivery_id, secret, body, now=None):
-    timestamp = now or datetime.now(timezone.utc)
-    return {
-        "Content-Type": "application/json",
-        "User-Agent": "notify-webhooks/1",
-        "webhook-id": str(delivery_id),
-        "webhook-timestamp": str(int(timestamp.timestamp())),
-        "webhook-signature": Webhook(secret).sign(str(delivery_id), timestamp, body),
-        # Receivers that do not speak Standard Webhooks still get a de-duplication key.
-        "Idempotency-Key": str(delivery_id),
-    }
+ACCEPTED = "accepted_endpoint_ids"
+
+
+def accepted_endpoints(delivery_id):
+    payload = Delivery.objects.filter(id=delivery_id).values_list("provider_payload", flat=True).first() or {}
+    return set(payload.get(ACCEPTED, []))
+
+
+def remember_accepted(delivery_id, accepted):
+    """Kept on the row across retries (the attempt's own outcome is written by the engine)."""
+    if accepted:
+        Delivery.objects.filter(id=delivery_id).update(provider_payload={ACCEPTED: sorted(accepted)})
 
 
 class SignedWebhook(Provider):
@@ -41,15 +40,28 @@ class SignedWebhook(Provider):
     shared_breaker = False
 
     def send(self, delivery_id, message):
-        body = json.dumps(message.event, separators=(",", ":"), sort_keys=True, default=str)
-        endpoints = WebhookEndpoint.objects.filter(id__in=message.endpoint_ids, active=True)
+        """A retry posts only to the endpoints that have not accepted this delivery yet: one
+        failing endpoint must not make us re-POST to every other one on each retry."""
+        accepted = accepted_endpoints(delivery_id)
+        endpoints = WebhookEndpoint.objects.filter(
+            id__in=[i for i in message.endpoint_ids if i not in accepted], active=True
+        )
         outcomes = []
         for endpoint in endpoints:
+            body = encode(message.event, endpoint.content_type)
             error, detail = through_destination_breaker(
-                self.name, endpoint.url, lambda endpoint=endpoint: self.send_one(delivery_id, endpoint, body)
+                self.name, endpoint.url,
+                lambda endpoint=endpoint, body=body: self.send_one(delivery_id, endpoint, body),
             )
             outcomes.append((endpoint.id, error, detail))
-        payload = settle(self.name, outcomes, require_all=True)
+            if error is None:
+                accepted.add(endpoint.id)
+        remember_accepted(delivery_id, accepted)
+        if outcomes or not accepted:
+            payload = settle(self.name, outcomes, require_all=True)
+        else:
+            payload = {"targets": []}  # every endpoint accepted it on an earlier try
+        payload[ACCEPTED] = sorted(accepted)
         return SendResult(provider_message_id=str(delivery_id), status_code="2xx", payload=payload)
 
     def send_one(self, delivery_id, endpoint, body):
@@ -57,12 +69,16 @@ class SignedWebhook(Provider):
         # Errors name the endpoint and host, never the URL: its path or query may hold a token.
         where = f"endpoint {endpoint.id} ({host})"
         try:
-            headers = signed_headers(delivery_id, endpoint.secret, body)
+            signed = signed_headers(delivery_id, endpoint.secret, body, content_type=CONTENT_TYPES[endpoint.content_type])
         except (binascii.Error, ValueError):
             return PermanentDeliveryError(f"webhook {where}: signing secret is not base64, rotate it"), {}
+        # The endpoint's own headers (an API key, a bearer token) never override ours, and their
+        # values never appear in an error text.
+        headers = {**{name: value for name, value in (endpoint.extra_headers or {}).items()
+                      if name.lower() not in RESERVED_HEADERS}, **signed}
         try:
             response, answer = bounded_post(
-                endpoint.url, data=body.encode(), headers=headers,
+                endpoint.url, data=body.encode(), headers=headers, method=endpoint.method,
                 timeout=(settings.WEBHOOK_CONNECT_TIMEOUT, settings.WEBHOOK_READ_TIMEOUT),
                 deadline=settings.OUTBOUND_DEADLINE_SECONDS, limit=settings.OUTBOUND_RESPONSE_MAX_BYTES,
             )
@@ -77,6 +93,9 @@ class SignedWebhook(Provider):
             return PermanentDeliveryError(f"webhook {where}: {type(error).__name__}"), {}
         if 200 <= response.status_code < 300:
             return None, {"status": response.status_code}
+        # A receiver that echoes our request must not put its credentials into our error texts.
+        for value in (endpoint.extra_headers or {}).values():
+            text = text.replace(value, "[redacted]") if value else text
         return self.error_for(endpoint, where, response, text), {"status": response.status_code}
 
     @staticmethod

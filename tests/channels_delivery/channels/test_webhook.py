@@ -181,11 +181,32 @@ def test_every_endpoint_must_accept_or_the_delivery_retries(receiver, user):
     delivery_id = uuid.uuid4()
     with pytest.raises(TransientDeliveryError, match="1 of 2 failed"):
         send(user, delivery_id)
-    # The retry sends both again under the same webhook-id, so the receiver that had it can
-    # de-duplicate.
+    # Without a Delivery row to remember who accepted, the retry sends both again under the same
+    # webhook-id, so the receiver that had it can de-duplicate (with a row: the test below).
     send(user, delivery_id)
     ids = [headers["webhook-id"] for _, _, headers in receiver.events]
     assert ids == [str(delivery_id)] * 3
+
+
+def test_a_retry_posts_only_to_the_endpoints_that_have_not_accepted(receiver, user):
+    """One failing endpoint must not turn each retry into a POST to every endpoint (a reflector)."""
+    from notifications.models import Delivery, Notification
+
+    good = [add_endpoint(receiver, user) for _ in range(4)]
+    with socket.socket() as closed:  # an endpoint nobody answers: each try fails transiently
+        closed.bind(("127.0.0.1", 0))
+        dead_port = closed.getsockname()[1]
+    WebhookEndpoint.objects.create(user=user, url=f"http://127.0.0.1:{dead_port}/hook")
+    delivery = Delivery.objects.create(
+        notification=Notification.objects.create(recipient=user, category_id="orders", title="x"), channel="webhook"
+    )
+    for _ in range(3):
+        with pytest.raises(TransientDeliveryError):
+            send(user, delivery.id)
+    paths = [request.path for request in receiver.received]
+    assert sorted(paths) == sorted("/" + endpoint.url.split("/", 3)[3] for endpoint in good)
+    delivery.refresh_from_db()
+    assert delivery.provider_payload == {"accepted_endpoint_ids": sorted(e.id for e in good)}
 
 
 # --- the SSRF guard ------------------------------------------------------------------------

@@ -258,11 +258,13 @@ def test_admin_action_redrives_selected_deliveries(client, make_user, failed_cha
     client.force_login(admin_user)
 
     with django_capture_on_commit_callbacks(execute=False):
+        # The action asks for a reason first (recorded in the audit trail), then re-drives.
         response = client.post("/admin/notifications/delivery/", {
             "action": "redrive", "_selected_action": [str(last.id), str(email.id)],
+            "apply": "1", "reason": "provider back",
         }, follow=True)
 
     assert response.status_code == 200
     assert Delivery.objects.get(id=last.id).status == DeliveryStatus.QUEUED
     assert Delivery.objects.get(id=email.id).status == DeliveryStatus.QUEUED
-    assert "Re-queued 2 deliveries." in response.content.decode()
+    assert "2 re-driven." in response.content.decode()

@@ -73,7 +73,7 @@ def test_explains_a_quiet_hours_deferral(app_api, user_api, ada):
     assert explanation["deliveries"] == []
 
 
-def test_explains_attempts_and_fallback_hops(user_api, ada):
+def test_explains_attempts_and_fallback_hops(user_api, ada, make_user):
     notification = Notification.objects.create(recipient=ada, category_id="orders", title="Hi")
     email = Delivery.objects.create(notification=notification, channel="email", position=0, status="failed",
                                     reason="permanent error: SendGrid 400: bad address", attempt_count=1)
@@ -84,11 +84,16 @@ def test_explains_attempts_and_fallback_hops(user_api, ada):
 
     explanation = explain(user_api(ada), notification.id).json()
 
-    assert explanation["fallback_hops"] == [
-        {"route": 0, "source": "email", "target": "sms", "reason": "permanent error: SendGrid 400: bad address"}
-    ]
-    [attempt] = [d for d in explanation["deliveries"] if d["channel"] == "email"][0]["attempts"]
+    # The recipient (like a sending app) sees that the provider failed, not the provider's words.
+    assert explanation["fallback_hops"] == [{"route": 0, "source": "email", "target": "sms", "reason": "permanent error"}]
+    [email_shown] = [d for d in explanation["deliveries"] if d["channel"] == "email"]
+    [attempt] = email_shown["attempts"]
     assert attempt["outcome"] == "permanent_error" and attempt["provider_status_code"] == "400"
+    assert attempt["error"] == "provider error" and "SendGrid" not in str(explanation)
+    # Operators see everything.
+    full = explain(user_api(make_user("ops", is_staff=True)), notification.id).json()
+    assert full["fallback_hops"][0]["reason"] == "permanent error: SendGrid 400: bad address"
+    assert [d for d in full["deliveries"] if d["channel"] == "email"][0]["attempts"][0]["error"] == "SendGrid 400: bad address"
 
 
 def test_visible_to_recipient_sender_and_staff_only(app_api, user_api, make_user, ada):

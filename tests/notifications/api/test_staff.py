@@ -21,7 +21,12 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def operator(make_user, user_api):
-    return user_api(make_user("operator", is_staff=True))
+    """Staff allowed to manage API clients (a Django permission: being staff is not enough)."""
+    from django.contrib.auth.models import Permission
+
+    staff = make_user("operator", is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=["add_apiclient", "change_apiclient"]))
+    return user_api(staff)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ import logging
 import time
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from channels_delivery.engine import delivery as delivery_engine
@@ -20,6 +21,8 @@ from notifications.models import (
 )
 from notifications.planning import planner
 from tests.support import wait_until
+
+User = get_user_model()
 
 
 def planned(user, title, status, age_seconds=0, channel="email", **fields):
@@ -169,17 +172,22 @@ def test_purge_removes_only_what_is_past_retention_and_logs_it(make_user, settin
 def test_daily_dead_letter_summary_reaches_operators_by_email(celery_worker, sendgrid, make_user, settings):
     settings.OPERATOR_EMAILS = ["oncall@example.com"]
     make_user("root", email="root@example.com", is_staff=True)
+    # A user who set the on-call address as their own (emails are not verified) gets nothing.
+    intruder = make_user("intruder", email="ONCALL@example.com")
     ada = make_user("ada", email="ada@example.com")
     for title, reason in [("a", "permanent error: SendGrid 400"), ("b", "permanent error: SendGrid 400"),
                           ("c", "retries exhausted: SendGrid 503")]:
         row = planned(ada, title, DeliveryStatus.FAILED)
         Delivery.objects.filter(id=row.id).update(reason=reason)
 
-    assert cleanup.send_dead_letter_summary() == {"dead_letters": 3, "recipients": 2}
+    assert cleanup.send_dead_letter_summary() == {"dead_letters": 3, "recipients": 1}
 
-    mails = [r.json() for r in sendgrid.wait_for(2, timeout=30)]
-    assert sorted(m["personalizations"][0]["to"][0]["email"] for m in mails) == [
-        "oncall@example.com", "root@example.com"]
+    mails = [r.json() for r in sendgrid.wait_for(1, timeout=30)]
+    assert [m["personalizations"][0]["to"][0]["email"] for m in mails] == ["oncall@example.com"]
+    assert not Notification.objects.filter(recipient=intruder).exists()
+    # With no configured address, active staff get it.
+    settings.OPERATOR_EMAILS = []
+    assert cleanup.operators() == [User.objects.get(username="root")]
     text = next(c["value"] for c in mails[0]["content"] if c["type"] == "text/plain")
     print("\n" + mails[0]["subject"] + "\n" + text)
     assert mails[0]["subject"] == "Dead letters: 3 failed deliveries in the last 24 hours"

@@ -44,19 +44,23 @@ class FakeProvider:
     # How long a `timeout` fault holds the connection; clients under test time out well before.
     hang_seconds = 3.0
 
-    def __init__(self):
+    def __init__(self, tls=None):
         self.requests = []
         self.received = []  # every request, answered by a fault or not
         self.faults = []
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler_class())
+        self.scheme = "http"
+        if tls is not None:  # an SDK that only speaks https: serve it with tls.TestCertificate
+            self.server.socket = tls.server_context().wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def url(self):
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self.scheme}://{host}:{port}"
 
     def start(self):
         self.thread.start()

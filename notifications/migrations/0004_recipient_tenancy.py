@@ -20,7 +20,7 @@ def grant_recipients_already_notified(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('notifications', '0001_initial'),
+        ('notifications', '0003_apiclient_end_user_tokens'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

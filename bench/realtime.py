@@ -1,0 +1,277 @@
+"""The WebSocket tier: API -> WebSocket latency, many connections on one ASGI process, a broadcast
+reaching all of them, and everyone back after a restart.
+
+    python -m bench.realtime latency [--rate 100] [--seconds 20] [--clients 200]
+    python -m bench.realtime connections [--clients 10000]
+
+Starts the Procfile's `web` (gunicorn), `realtime` (uvicorn, config.asgi) and the dispatch and
+inapp workers against the bench database and Redis db. Clients are `websockets` connections in
+this process, each authenticated with its own end-user token (HS256, as an app signs them).
+
+latency: one notification per 1/rate s (open loop, `channels: ["inapp"]`) to a random connected
+user; latency runs from the moment the POST was scheduled to the moment the `notification`
+message reached that user's client. Errors are non-202 answers and notifications never seen.
+
+connections: opens --clients connections (64 at a time), prints the realtime process's RSS,
+then sends one `"to": {"all": true}` in-app broadcast through the API and times until every
+client got it (end to end: fan-out, planning and in-app delivery included), and the same number
+of events pushed straight through the channel layer from this process (the push path alone).
+Finally it restarts the realtime process and times until every client is connected again
+(clients retry with the inbox page's policy: full jitter, 0.5 s doubling to 30 s).
+"""
+
+import argparse
+import asyncio
+import json
+import random
+import resource
+import sys
+import time
+
+import aiohttp
+import jwt
+from websockets.asyncio.client import connect
+
+from bench import harness as h
+
+CONNECT_CONCURRENCY = 64
+
+
+def raise_file_limit():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def signing_client():
+    """The bench API client, with an HS256 secret for its users' tokens."""
+    from notifications.api.end_user_tokens import new_token_secret
+    from notifications.models import ApiClient
+
+    client = ApiClient.objects.get(name="bench")
+    client.token_secret = new_token_secret()
+    client.save(update_fields=["token_secret"])
+    return client
+
+
+def token(client, username):
+    now = int(time.time())
+    return jwt.encode({"sub": username, "aud": "notifications", "exp": now + 3000}, client.token_secret,
+                      algorithm="HS256", headers={"kid": client.key_prefix})
+
+
+def rss_mib(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+        except (FileNotFoundError, StopIteration):
+            pass
+    return total / 1024
+
+
+class Client:
+    """One user's device: connects, keeps reconnecting with backoff + full jitter, records arrivals."""
+
+    def __init__(self, url, username, token_value):
+        self.url, self.username, self.token = url, username, token_value
+        self.arrivals = {}  # notification title -> perf_counter
+        self.wall_arrivals = {}  # notification title -> time.time(), to compare with Postgres timestamps
+        self.connected = asyncio.Event()
+        self.connections = 0
+        self.task = None
+
+    async def run(self):
+        attempts = 0
+        while True:
+            try:
+                async with connect(self.url, subprotocols=["notifications", f"bearer.{self.token}"],
+                                   open_timeout=60, ping_interval=None, max_queue=None) as ws:
+                    attempts = 0
+                    self.connections += 1
+                    self.connected.set()
+                    async for raw in ws:
+                        message = json.loads(raw)
+                        if message["type"] == "notification":
+                            self.arrivals.setdefault(message["title"], time.perf_counter())
+                            self.wall_arrivals.setdefault(message["title"], time.time())
+            except (OSError, asyncio.TimeoutError, Exception):  # noqa: BLE001 - any drop: reconnect
+                pass
+            self.connected.clear()
+            await asyncio.sleep(random.random() * min(30.0, 0.5 * 2 ** attempts))
+            attempts += 1
+
+
+async def open_clients(url, client, usernames):
+    clients = [Client(url, name, token(client, name)) for name in usernames]
+    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+
+    async def start(c):
+        async with gate:
+            c.task = asyncio.create_task(c.run())
+            await c.connected.wait()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(start(c) for c in clients))
+    return clients, time.perf_counter() - started
+
+
+async def post(session, url, key, body):
+    async with session.post(url, data=json.dumps(body), headers={
+        "Authorization": f"Bearer {key}", "Content-Type": "application/json"}) as response:
+        await response.read()
+        return response.status
+
+
+async def latency(args, api_url, ws_url, key, client, usernames):
+    clients, took = await open_clients(ws_url, client, usernames)
+    print(f"{len(clients)} clients connected in {took:.1f}s")
+    by_name = {c.username: c for c in clients}
+    sent, statuses = [], []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32)) as session:
+        start = time.perf_counter()
+        tasks = []
+        for i in range(int(args.rate * args.seconds)):
+            scheduled = start + i / args.rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            name = random.choice(usernames)
+            title = f"n{i}"
+            sent.append((by_name[name], title, scheduled))
+            tasks.append(asyncio.create_task(post(session, api_url, key, {
+                "recipients": [name], "category": "orders", "title": title, "channels": ["inapp"]})))
+        statuses = await asyncio.gather(*tasks, return_exceptions=True)
+    deadline = time.perf_counter() + 30
+    while time.perf_counter() < deadline and any(title not in c.arrivals for c, title, _ in sent):
+        await asyncio.sleep(0.2)
+    values = [(c.arrivals[title] - scheduled) * 1000 for c, title, scheduled in sent if title in c.arrivals]
+    errors = sum(1 for s in statuses if s != 202)
+    print(f"API -> WebSocket: {len(sent)} notifications at {args.rate:.0f}/s; seen {len(values)}, "
+          f"API errors {errors}, never seen {len(sent) - len(values)}")
+    print(f"  latency ms: p50 {h.percentile(values, 50):.1f}  p95 {h.percentile(values, 95):.1f}  "
+          f"p99 {h.percentile(values, 99):.1f}  max {max(values, default=float('nan')):.1f}; load {h.loadavg()}")
+    return sent
+
+
+def breakdown(sent):
+    """Where the time went: the delivery engine (notification stored -> the in-app provider called,
+    from Postgres) and the push (provider called -> the client had it; includes recording the
+    attempt, which happens before the publish)."""
+    from notifications.models import DeliveryAttempt
+
+    called = dict(DeliveryAttempt.objects.filter(delivery__channel="inapp", outcome="sent").values_list(
+        "delivery__notification__title", "started_at"))
+    created = dict(DeliveryAttempt.objects.filter(delivery__channel="inapp").values_list(
+        "delivery__notification__title", "delivery__notification__created_at"))
+    engine = [(called[t] - created[t]).total_seconds() * 1000 for _, t, _ in sent if t in called and t in created]
+    push = [(c.wall_arrivals[t] - called[t].timestamp()) * 1000 for c, t, _ in sent if t in c.wall_arrivals and t in called]
+    for label, part in (("stored -> in-app call", engine), ("in-app call -> client", push)):
+        print(f"  {label:22} ms: p50 {h.percentile(part, 50):.1f}  p95 {h.percentile(part, 95):.1f}  "
+              f"p99 {h.percentile(part, 99):.1f}")
+
+
+async def connections(args, api_url, ws_url, key, client, usernames, realtime, ids):
+    clients, took = await open_clients(ws_url, client, usernames)
+    print(f"{len(clients)} connections opened in {took:.1f}s ({len(clients) / took:.0f}/s); "
+          f"realtime process RSS {rss_mib(realtime.pids):.0f} MiB; load {h.loadavg()}")
+    sys.stdout.flush()
+
+    if args.broadcast_timeout:
+        async with aiohttp.ClientSession() as session:
+            started = time.perf_counter()
+            status = await post(session, api_url, key, {"to": {"all": True}, "category": "orders",
+                                                        "title": "broadcast", "channels": ["inapp"]})
+        answered = time.perf_counter() - started
+        reached = await wait_for_all(clients, "broadcast", args.broadcast_timeout)
+        print(f"broadcast through the API (status {status}, answered in {answered * 1000:.0f} ms): "
+              f"{reached[0]} of {len(clients)} clients had it after {reached[1]:.1f}s; load {h.loadavg()}")
+
+    from notifications.realtime import events
+
+    started = time.perf_counter()
+    layer = events.get_channel_layer()
+    message = {"type": "notification", "id": "0", "category": "orders", "title": "pushed", "message": "",
+               "priority": "medium", "data": {}, "created_at": "", "read_at": None, "seen_at": None}
+    gate = asyncio.Semaphore(50)  # within the channel layer's Redis connection pool
+
+    async def push(c):
+        async with gate:
+            await layer.group_send(events.group_name(ids[c.username]), {"type": "inbox.push", "message": message})
+
+    await asyncio.gather(*(push(c) for c in clients))
+    sent = time.perf_counter() - started
+    reached = await wait_for_all(clients, "pushed", 60, since=started)
+    print(f"push straight through the channel layer: {len(clients)} group_send in {sent:.1f}s; "
+          f"{reached[0]} clients had it after {reached[1]:.1f}s")
+
+    realtime.stop()
+    before = {id(c): c.connections for c in clients}
+    realtime.start(ready=h.WEB_READY["realtime"])
+    back = time.perf_counter()
+    deadline = back + args.reconnect_timeout
+    while time.perf_counter() < deadline:
+        again = sum(1 for c in clients if c.connections > before[id(c)] and c.connected.is_set())
+        if again == len(clients):
+            break
+        await asyncio.sleep(0.2)
+    print(f"restart: {again} of {len(clients)} reconnected {time.perf_counter() - back:.1f}s after the realtime "
+          f"process was back; RSS {rss_mib(realtime.pids):.0f} MiB; load {h.loadavg()}")
+    for c in clients:
+        c.task.cancel()
+
+
+async def wait_for_all(clients, title, timeout, since=None):
+    started = since or time.perf_counter()
+    deadline = started + timeout
+    while time.perf_counter() < deadline:
+        count = sum(1 for c in clients if title in c.arrivals)
+        if count == len(clients):
+            break
+        await asyncio.sleep(0.1)
+    count = sum(1 for c in clients if title in c.arrivals)
+    last = max((c.arrivals[title] for c in clients if title in c.arrivals), default=started)
+    return count, last - started
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("mode", choices=["latency", "connections"])
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--clients", type=int, default=None, help="latency: 200; connections: 10000")
+    parser.add_argument("--broadcast-timeout", type=float, default=300.0, help="0 skips the API broadcast")
+    parser.add_argument("--reconnect-timeout", type=float, default=120.0)
+    args = parser.parse_args()
+    args.clients = args.clients or (200 if args.mode == "latency" else 10000)
+    limit = raise_file_limit()
+    h.header(f"realtime {args.mode}", clients=args.clients, rate=args.rate, seconds=args.seconds, nofile=limit)
+
+    h.ensure_database()
+    h.reset_database()
+    h.reset_redis()
+    usernames = h.create_users(args.clients, email=False)
+    key = h.issue_api_key()
+    client = signing_client()
+    web_port, ws_port = h.free_port(), h.free_port()
+    web, realtime = h.web(web_port), h.web(ws_port, "realtime")
+    processes = [web, realtime, h.worker("dispatch"), h.worker("inapp")]
+    for process in processes:
+        process.start(ready=h.WEB_READY.get(process.name, " ready."))
+    print(f"processes: {h.describe(processes)}")
+    sys.stdout.flush()
+    api_url = f"http://127.0.0.1:{web_port}/api/notifications/"
+    ws_url = f"ws://127.0.0.1:{ws_port}/ws/notifications/"
+    if args.mode == "latency":
+        breakdown(asyncio.run(latency(args, api_url, ws_url, key, client, usernames)))
+    else:
+        from django.contrib.auth import get_user_model
+
+        ids = dict(get_user_model().objects.filter(username__in=usernames).values_list("username", "id"))
+        asyncio.run(connections(args, api_url, ws_url, key, client, usernames, realtime, ids))
+    h.stop_all()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Log records carry the correlation id and the running task; secrets never reach the output.
+
+Formatting is python-json-logger's JsonFormatter (LOG_FORMAT=json) or plain text for people
+(the default in development); see config/settings.py LOGGING.
+"""
+
+import logging
+import re
+
+from notifications.ops import correlation
+
+# What a credential looks like in this service: API keys, bearer/token headers, webhook
+# signing secrets, Slack webhook paths, URL passwords and key=value pairs naming a secret.
+SECRET_PATTERNS = [
+    (re.compile(r"\bnk_[0-9a-f]{8}\.[A-Za-z0-9_\-]+"), "nk_[redacted]"),
+    (re.compile(r"(?i)\b(bearer|token|basic)\s+[A-Za-z0-9._~+/=\-]{8,}"), r"\1 [redacted]"),
+    (re.compile(r"\bwhsec_[A-Za-z0-9+/=]+"), "whsec_[redacted]"),
+    (re.compile(r"(hooks\.slack\.com/services/)[A-Za-z0-9/_\-]+"), r"\1[redacted]"),
+    (re.compile(r"(://[^:/@\s]+:)[^@\s]+@"), r"\1[redacted]@"),
+    (re.compile(r"(?i)\b(password|passwd|secret|token|access_token|auth_token|api_key|apikey|authorization|signature)(\"?\s*[:=]\s*\"?)[^\s\",&]+"),
+     r"\1\2[redacted]"),
+    (re.compile(r"\bSG\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"), "SG.[redacted]"),
+]
+
+
+def redact(text):
+    for pattern, replacement in SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactSecrets(logging.Filter):
+    """Rewrites the formatted message (and exception text) with credentials masked."""
+
+    def filter(self, record):
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message or record.args:
+            record.msg, record.args = cleaned, ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            # Formatters print exc_text when exc_info is gone; otherwise they would format the
+            # traceback again, secrets and all.
+            record.exc_text, record.exc_info = redact(record.exc_text), None
+        return True
+
+
+class ContextFilter(logging.Filter):
+    """Adds request_id (the correlation id, "-" outside a request or task) and the Celery task."""
+
+    def filter(self, record):
+        record.request_id = correlation.current() or "-"
+        try:
+            from celery import current_task
+
+            task = current_task._get_current_object() if current_task else None
+        except Exception:  # outside Celery
+            task = None
+        if task is not None and getattr(task, "request", None) is not None and task.request.id:
+            record.task_id, record.task_name = task.request.id, task.name
+        return True
+
+
+def configure_from_settings(**_kwargs):
+    """Celery's setup_logging: workers and beat log like the web process (settings.LOGGING)."""
+    import logging.config
+
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)

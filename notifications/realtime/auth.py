@@ -1,0 +1,84 @@
+"""Who is on a WebSocket: an app-signed end-user token, else the Django session.
+
+Browsers cannot set headers on a WebSocket, so the token travels as a subprotocol offer
+(`new WebSocket(url, ["notifications", "bearer." + token])`); other clients may send
+`Authorization: Bearer <token>`. Never in the query string: servers log the path.
+"""
+
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from channels.auth import AuthMiddlewareStack
+from channels.db import database_sync_to_async
+
+from notifications.api import end_user_tokens
+
+SUBPROTOCOL = "notifications"
+TOKEN_SUBPROTOCOL_PREFIX = "bearer."
+
+
+def token_from(scope):
+    scheme, _, token = (header(scope, b"authorization") or "").partition(" ")
+    if scheme == "Bearer" and token:
+        return token
+    for offered in scope.get("subprotocols", []):
+        if offered.startswith(TOKEN_SUBPROTOCOL_PREFIX):
+            return offered[len(TOKEN_SUBPROTOCOL_PREFIX):]
+    return None
+
+
+@database_sync_to_async
+def authenticate(token, path):
+    try:
+        return end_user_tokens.authenticate(token, f"WebSocket {path}")
+    except end_user_tokens.RefusedToken:
+        return None, None
+
+
+def header(scope, name):
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def same_origin(scope):
+    """A session cookie rides along on any site's WebSocket to us: only our own pages may use it
+    (served by this host, or by the web tier at PUBLIC_BASE_URL)."""
+    origin, host = header(scope, b"origin"), header(scope, b"host")
+    if not origin:
+        return False
+    return urlsplit(origin).netloc in {host, urlsplit(settings.PUBLIC_BASE_URL).netloc}
+
+
+class EndUserTokenMiddleware:
+    """Puts the token's user in scope["user"], or scope["auth_refused"] = True for a bad token;
+    a session user counts only on a same-origin connection."""
+
+    def __init__(self, app):
+        self.app = app
+
+    pending = 0  # handshakes of this process waiting for their database work
+
+    async def __call__(self, scope, receive, send):
+        token = token_from(scope)
+        if token is not None:
+            # After a restart every client comes back at once. Work on a bounded number and turn
+            # the rest away at once (they retry with backoff): queued without bound, handshakes
+            # outlive their clients' timeouts and none completes.
+            if EndUserTokenMiddleware.pending >= settings.NOTIFY_WS_MAX_PENDING_HANDSHAKES:
+                await send({"type": "websocket.close", "code": 1013})
+                return
+            EndUserTokenMiddleware.pending += 1
+            try:
+                user, auth = await authenticate(token, scope.get("path", ""))
+            finally:
+                EndUserTokenMiddleware.pending -= 1
+            scope = {**scope, "user": user, "auth": auth, "auth_refused": user is None}
+        elif not same_origin(scope):
+            scope = {**scope, "user": None}
+        return await self.app(scope, receive, send)
+
+
+def WebSocketAuthStack(app):  # noqa: N802 (named like Channels' own stacks)
+    return AuthMiddlewareStack(EndUserTokenMiddleware(app))

@@ -1,0 +1,250 @@
+"""`/ws/notifications/`: one connection of one user's device.
+
+client -> server (JSON with a `type`; an optional `requestId` is echoed in the answer):
+  subscribe {categories: [...] | "all"}      which categories this connection is pushed
+  ack {id}                                   marks the notification seen
+  read {id}                                  marks it read
+  updatePreferences {preferences: {...}}     the REST preferences document, validated alike
+  requestMissedNotifications {since | after} what was sent since a time or after a notification
+  ping                                       answered by pong (protocol pings run underneath)
+server -> client:
+  notification, notificationStatus {id, status, at}, unreadCount {count}, subscribed,
+  preferences, missedNotifications {count}, pong, error {code, message, errors?}
+
+A bad message gets an `error` and the connection lives on; a flood of them (or of anything)
+closes it with 1008. A missing or refused token closes it with 4401 right after the handshake,
+so that browsers see the code.
+"""
+
+import json
+import time
+from collections import deque
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from rest_framework import serializers
+
+from notifications.api.inbox import set_mark
+from notifications.api.preferences import PreferencesSerializer, apply, document
+from notifications.models import Category, Notification
+from notifications.realtime import events
+from notifications.realtime.auth import SUBPROTOCOL
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_POLICY_VIOLATION = 1008
+
+
+class BadMessage(Exception):
+    def __init__(self, code, message, errors=None):
+        super().__init__(message)
+        self.code, self.errors = code, errors
+
+
+class SubscribeSerializer(serializers.Serializer):
+    categories = serializers.JSONField(required=False, default="all")
+
+    def validate_categories(self, value):
+        if value == "all":
+            return value
+        if not isinstance(value, list) or not all(isinstance(key, str) for key in value) or len(value) > 100:
+            raise serializers.ValidationError('A list of category keys, or "all".')
+        return value
+
+
+class MarkSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+
+
+class MissedSerializer(serializers.Serializer):
+    since = serializers.DateTimeField(required=False)
+    after = serializers.UUIDField(required=False)
+
+    def validate(self, attrs):
+        if "since" in attrs and "after" in attrs:
+            raise serializers.ValidationError("Give `since` or `after`, not both.")
+        return attrs
+
+
+class PreferencesMessageSerializer(serializers.Serializer):
+    preferences = serializers.DictField()
+
+
+def validated(serializer_class, message):
+    body = {key: value for key, value in message.items() if key not in ("type", "requestId")}
+    serializer = serializer_class(data=body)
+    if not serializer.is_valid():
+        raise BadMessage("invalid", "The message has field errors.", serializer.errors)
+    return serializer.validated_data
+
+
+class Flood:
+    """Counts events in a sliding window; True once there are more than `limit`."""
+
+    def __init__(self, limit, window):
+        self.limit, self.window, self.times = limit, window, deque()
+
+    def hit(self):
+        now = time.monotonic()
+        self.times.append(now)
+        while self.times and self.times[0] < now - self.window:
+            self.times.popleft()
+        return len(self.times) > self.limit
+
+
+class InboxConsumer(AsyncWebsocketConsumer):
+    user_id = None
+
+    async def connect(self):
+        offered = self.scope.get("subprotocols", [])
+        await self.accept(SUBPROTOCOL if SUBPROTOCOL in offered else None)
+        user = self.scope.get("user")
+        if self.scope.get("auth_refused") or user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.user_id = user.pk
+        self.categories = None  # all
+        self.bad_messages = Flood(settings.NOTIFY_WS_MAX_BAD_MESSAGES, settings.NOTIFY_WS_FLOOD_WINDOW)
+        self.messages = Flood(settings.NOTIFY_WS_MAX_MESSAGES, settings.NOTIFY_WS_FLOOD_WINDOW)
+        await self.channel_layer.group_add(events.group_name(self.user_id), self.channel_name)
+        # Joined first, then read the inbox: a notification arriving in between comes twice at
+        # worst (clients keep one per id), never not at all.
+        await self.send_missed({})
+
+    async def disconnect(self, code):
+        if self.user_id is not None:
+            await self.channel_layer.group_discard(events.group_name(self.user_id), self.channel_name)
+
+    async def send_json(self, message):
+        await self.send(text_data=json.dumps(message, separators=(",", ":")))
+
+    # --- from the client -------------------------------------------------------------------
+    async def receive(self, text_data=None, bytes_data=None):
+        if self.user_id is None:
+            return
+        if self.messages.hit():
+            await self.close(code=CLOSE_POLICY_VIOLATION)
+            return
+        request_id = None
+        try:
+            message = self.parse(text_data, bytes_data)
+            request_id = message.get("requestId")
+            handler = self.HANDLERS.get(message["type"])
+            if handler is None:
+                raise BadMessage("unknown_type", f"Unknown message type {message['type'][:50]!r}.")
+            answers = await handler(self, message)
+        except BadMessage as bad:
+            if self.bad_messages.hit():
+                await self.close(code=CLOSE_POLICY_VIOLATION)
+                return
+            answers = [{"type": "error", "code": bad.code, "message": str(bad), **({"errors": bad.errors} if bad.errors else {})}]
+        for answer in answers:
+            if request_id is not None and answer["type"] != "notification":
+                answer = {**answer, "requestId": request_id}
+            await self.send_json(answer)
+
+    def parse(self, text_data, bytes_data):
+        if text_data is None:
+            raise BadMessage("invalid_message", "Messages are JSON text frames.")
+        if len(text_data) > settings.NOTIFY_WS_MAX_MESSAGE_BYTES:
+            raise BadMessage("too_large", f"Messages are at most {settings.NOTIFY_WS_MAX_MESSAGE_BYTES} bytes.")
+        try:
+            message = json.loads(text_data)
+        except ValueError as error:
+            raise BadMessage("invalid_json", "Not JSON.") from error
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            raise BadMessage("invalid_message", "A message is a JSON object with a string `type`.")
+        request_id = message.get("requestId")
+        if request_id is not None and not (isinstance(request_id, (str, int)) and len(str(request_id)) <= 100):
+            raise BadMessage("invalid_message", "`requestId` is a string or number of at most 100 characters.")
+        return message
+
+    async def on_subscribe(self, message):
+        categories = validated(SubscribeSerializer, message)["categories"]
+        if categories == "all":
+            self.categories = None
+        else:
+            known = await database_sync_to_async(
+                lambda: set(Category.objects.filter(key__in=categories).values_list("key", flat=True))
+            )()
+            unknown = sorted(set(categories) - known)
+            if unknown:
+                raise BadMessage("invalid", "Unknown categories.", {"categories": [f"Unknown category '{key}'." for key in unknown]})
+            self.categories = set(categories)
+        return [{"type": "subscribed", "categories": "all" if self.categories is None else sorted(self.categories)}]
+
+    async def on_ack(self, message):
+        return await self.mark(message, "seen")
+
+    async def on_read(self, message):
+        return await self.mark(message, "read")
+
+    async def mark(self, message, mark):
+        notification_id = validated(MarkSerializer, message)["id"]
+        found = await database_sync_to_async(self.set_mark)(notification_id, mark)
+        if not found:
+            raise BadMessage("not_found", "No such notification in your inbox.")
+        return []  # every device, this one included, hears the change from the group
+
+    def set_mark(self, notification_id, mark):
+        notification = Notification.objects.filter(id=notification_id, recipient_id=self.user_id).first()
+        if notification is None:
+            return False
+        set_mark(notification, mark, on=True)
+        return True
+
+    async def on_update_preferences(self, message):
+        body = validated(PreferencesMessageSerializer, message)["preferences"]
+        return [{"type": "preferences", "preferences": await database_sync_to_async(self.update_preferences)(body)}]
+
+    def update_preferences(self, body):
+        serializer = PreferencesSerializer(data=body)
+        if not serializer.is_valid():
+            raise BadMessage("invalid", "The preferences have field errors.", serializer.errors)
+        user = self.scope["user"]
+        apply(user, serializer.validated_data)
+        return document(user)
+
+    async def on_request_missed(self, message):
+        wanted = validated(MissedSerializer, message)
+        return await self.missed_answers(wanted)
+
+    async def send_missed(self, wanted):
+        for answer in await self.missed_answers(wanted):
+            await self.send_json(answer)
+
+    async def missed_answers(self, wanted):
+        found = await database_sync_to_async(self.load_missed)(wanted)
+        if found is None:
+            raise BadMessage("not_found", "No such notification in your inbox.", {"after": ["Unknown notification."]})
+        notifications, count = found
+        shown = [n for n in notifications if self.wants(n["category"])]
+        return [*shown, {"type": "missedNotifications", "count": len(shown)}, events.unread_count_message(count)]
+
+    def load_missed(self, wanted):
+        notifications = events.missed(self.user_id, since=wanted.get("since"), after_id=wanted.get("after"))
+        if notifications is None:
+            return None
+        return notifications, events.unread_count(self.user_id)
+
+    async def on_ping(self, message):
+        return [{"type": "pong"}]
+
+    HANDLERS = {
+        "subscribe": on_subscribe,
+        "ack": on_ack,
+        "read": on_read,
+        "updatePreferences": on_update_preferences,
+        "requestMissedNotifications": on_request_missed,
+        "ping": on_ping,
+    }
+
+    # --- from the channel layer ------------------------------------------------------------
+    def wants(self, category):
+        return self.categories is None or category in self.categories
+
+    async def inbox_push(self, event):
+        message = event["message"]
+        if message["type"] == "notification" and not self.wants(message["category"]):
+            return
+        await self.send_json(message)

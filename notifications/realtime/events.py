@@ -1,0 +1,152 @@
+"""What the server pushes to a user's open WebSockets, through the Redis channel layer.
+
+Every connection of a user (any device, any ASGI process) is in the group `inbox.<user id>`;
+a worker or web process anywhere reaches them with one group_send. Postgres stays the truth:
+an event lost here (Redis down, client offline, backlog full) is found again by the client's
+missed-notifications request, so publishing never fails the caller.
+"""
+
+import asyncio
+import logging
+import os
+import threading
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from notifications.models import Channel, Delivery, DeliveryGroups, Notification
+
+logger = logging.getLogger(__name__)
+
+# A publish waits at most this long (seconds) for Redis; past it the event is dropped and logged.
+PUBLISH_TIMEOUT = 2.0
+
+
+def group_name(user_id):
+    return f"inbox.{user_id}"
+
+
+def notification_message(notification):
+    """The `notification` message of the protocol."""
+    return {
+        "type": "notification",
+        "id": str(notification.id),
+        "category": notification.category_id,
+        "title": notification.title,
+        "message": notification.body,
+        "priority": notification.priority,
+        "data": notification.data,
+        "created_at": notification.created_at.isoformat(),
+        "read_at": notification.read_at.isoformat() if notification.read_at else None,
+        "seen_at": notification.seen_at.isoformat() if notification.seen_at else None,
+    }
+
+
+def status_message(notification_id, status, at):
+    return {"type": "notificationStatus", "id": str(notification_id), "status": status,
+            "at": at.isoformat() if at else None}
+
+
+def unread_count_message(count):
+    return {"type": "unreadCount", "count": count}
+
+
+def shown_in_app(queryset):
+    """Notifications whose in-app delivery went out: the ones a client was (or would have been) sent."""
+    delivered = Delivery.objects.filter(notification=OuterRef("pk"), channel=Channel.INAPP, status__in=DeliveryGroups.REACHED)
+    return queryset.filter(Exists(delivered))
+
+
+def unread_count(user_id):
+    return Notification.objects.filter(recipient_id=user_id, archived_at__isnull=True).unread().count()
+
+
+def missed(user_id, since=None, after_id=None):
+    """What a client missed, oldest first: unread ones of the last NOTIFY_INBOX_MISSED_DAYS days;
+    with `since` (a time) or `after_id` (a notification), everything newer than that, read or not."""
+    horizon = timezone.now() - timezone.timedelta(days=settings.NOTIFY_INBOX_MISSED_DAYS)
+    rows = shown_in_app(Notification.objects.filter(recipient_id=user_id, created_at__gte=horizon))
+    if after_id is not None:
+        anchor = Notification.objects.filter(recipient_id=user_id, id=after_id).values("created_at", "id").first()
+        if anchor is None:
+            return None
+        rows = rows.filter(created_at__gte=anchor["created_at"]).exclude(id=anchor["id"])
+    elif since is not None:
+        rows = rows.filter(created_at__gt=since)
+    else:
+        rows = rows.unread().filter(archived_at__isnull=True)
+    rows = rows.order_by("-created_at", "-id")[: settings.NOTIFY_WS_MISSED_LIMIT]
+    return [notification_message(n) for n in reversed(list(rows))]
+
+
+class PublishingLoop:
+    """One event loop per process, in a daemon thread, for publishing from sync code (workers,
+    WSGI threads). async_to_sync would start a new loop, and so a new Redis connection, on every
+    call; this one keeps the channel layer's connections open. Made again after a fork (Celery's
+    prefork children)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.pid, self.loop = None, None
+
+    def run(self, coroutine, timeout):
+        with self.lock:
+            if self.pid != os.getpid():
+                self.loop = asyncio.new_event_loop()
+                threading.Thread(target=self.loop.run_forever, name="channel-layer-publisher", daemon=True).start()
+                self.pid = os.getpid()
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+
+publishing_loop = PublishingLoop()
+
+
+async def group_send_all(layer, user_id, messages):
+    for message in messages:
+        await layer.group_send(group_name(user_id), {"type": "inbox.push", "message": message})
+
+
+def send_to_user(user_id, *messages):
+    """Hand messages to every connection of the user; never raises (the inbox has them anyway)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        publishing_loop.run(group_send_all(layer, user_id, messages), timeout=PUBLISH_TIMEOUT)
+    except Exception:
+        logger.warning("could not push %d message(s) to user %s's connections", len(messages), user_id, exc_info=True)
+
+
+def send_to_user_on_commit(user_id, *messages):
+    transaction.on_commit(lambda: send_to_user(user_id, *messages))
+
+
+def publish_inapp_delivery(delivery_id, message):
+    """The in-app provider's listener: runs in the worker once the notification is in the inbox."""
+    notification = Notification.objects.filter(deliveries__id=delivery_id).first()
+    if notification is None:
+        return
+    send_to_user_on_commit(notification.recipient_id, notification_message(notification))
+
+
+def publish_mark(notification, status, at):
+    """A read/seen/archived mark changed (over REST or WebSocket): every device hears it."""
+    messages = [status_message(notification.id, status, at)]
+    if status in ("read", "unread", "archived", "unarchived"):
+        messages.append(unread_count_message(unread_count(notification.recipient_id)))
+    send_to_user_on_commit(notification.recipient_id, *messages)
+
+
+def publish_unread_count(user_id):
+    send_to_user_on_commit(user_id, unread_count_message(unread_count(user_id)))
+
+
+def on_mark_changed(sender, notification, status, at, **kwargs):
+    publish_mark(notification, status, at)
+
+
+def on_marks_changed(sender, user_id, **kwargs):
+    publish_unread_count(user_id)

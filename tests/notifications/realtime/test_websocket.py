@@ -1,0 +1,434 @@
+"""`/ws/notifications/` end to end: a real `websockets` client, real uvicorn processes serving
+config.asgi, a real Celery worker delivering in-app, Redis as the channel layer, Postgres."""
+
+import json
+import logging
+import socket
+import time
+
+import pytest
+from rest_framework.test import APIClient
+from websockets.exceptions import ConnectionClosed
+
+from notifications.models import Delivery, DeliveryGroups, DeliveryStatus, Notification
+
+from tests.support import wait_until
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+
+
+def receive(ws, timeout=15):
+    return json.loads(ws.recv(timeout=timeout))
+
+
+def until(ws, kind, timeout=15):
+    """The next message of this type; the ones before it are returned too."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while True:
+        message = receive(ws, timeout=max(0.1, deadline - time.monotonic()))
+        if message["type"] == kind:
+            return message, seen
+        seen.append(message)
+
+
+def greeting(ws):
+    """What the server sends on connect: the missed notifications, their count, the unread count."""
+    unread, before = until(ws, "unreadCount")
+    assert before[-1]["type"] == "missedNotifications"
+    notifications = [m for m in before if m["type"] == "notification"]
+    assert before[-1]["count"] == len(notifications)
+    return notifications, unread["count"]
+
+
+def sender(shop):
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {shop.key}")
+    return api
+
+
+def send(shop, *recipients, title="Order 123 shipped", category="orders", **extra):
+    response = sender(shop).post(
+        "/api/notifications/",
+        {"recipients": list(recipients), "category": category, "title": title, "message": "On its way.",
+         "priority": "high", "data": {"order": 123}, "channels": ["inapp"], **extra},
+        format="json",
+    )
+    assert response.status_code == 202, response.content
+    return response.json()["ids"]
+
+
+def wait_delivered(notification_id):
+    wait_until(
+        lambda: Delivery.objects.filter(
+            notification_id=notification_id, channel="inapp", status__in=DeliveryGroups.REACHED
+        ).exists(),
+        message="in-app delivery sent",
+    )
+
+
+def test_online_user_gets_the_notification_live(celery_worker, asgi_server, open_socket, shop, token_for, make_user):
+    make_user("ada")
+    ws = open_socket(token_for("ada"))
+    assert greeting(ws) == ([], 0)
+
+    [notification_id] = send(shop, "ada")
+
+    message, _ = until(ws, "notification")
+    assert message == {
+        "type": "notification", "id": notification_id, "category": "orders", "title": "Order 123 shipped",
+        "message": "On its way.", "priority": "high", "data": {"order": 123},
+        "created_at": message["created_at"], "read_at": None, "seen_at": None,
+    }
+    assert message["created_at"].startswith(str(Notification.objects.get(id=notification_id).created_at.date()))
+
+
+def test_two_devices_on_two_asgi_processes_both_get_it(
+    celery_worker, asgi_server, second_asgi_server, open_socket, shop, token_for, make_user
+):
+    make_user("ada")
+    make_user("bob")
+    phone = open_socket(token_for("ada"))
+    laptop = open_socket(token_for("ada"), server=second_asgi_server, via="subprotocol")
+    assert laptop.subprotocol == "notifications"
+    bob = open_socket(token_for("bob"), server=second_asgi_server)
+    for ws in (phone, laptop, bob):
+        greeting(ws)
+
+    [notification_id] = send(shop, "ada")
+
+    assert until(phone, "notification")[0]["id"] == notification_id
+    assert until(laptop, "notification")[0]["id"] == notification_id
+    # Bob's connection hears nothing of Ada's inbox.
+    with pytest.raises(TimeoutError):
+        receive(bob, timeout=1.0)
+
+
+def test_missed_notifications_after_reconnect(celery_worker, asgi_server, open_socket, shop, token_for, make_user):
+    make_user("ada")
+    ws = open_socket(token_for("ada"))
+    greeting(ws)
+    [first] = send(shop, "ada", title="first")
+    until(ws, "notification")
+    ws.close()
+
+    # Offline: these wait in the inbox.
+    second, third = send(shop, "ada", title="second")[0], send(shop, "ada", title="third")[0]
+    wait_delivered(second)
+    wait_delivered(third)
+
+    ws = open_socket(token_for("ada"))
+    missed, unread = greeting(ws)
+    assert [m["title"] for m in missed] == ["first", "second", "third"]  # unread ones, oldest first
+    assert unread == 3
+
+    ws.send(json.dumps({"type": "requestMissedNotifications", "after": first, "requestId": "r1"}))
+    end, answers = until(ws, "missedNotifications")
+    assert [m["id"] for m in answers] == [second, third]
+    assert end["requestId"] == "r1" and end["count"] == 2
+    assert until(ws, "unreadCount")[0] == {"type": "unreadCount", "count": 3, "requestId": "r1"}
+
+    since = Notification.objects.get(id=second).created_at.isoformat()
+    ws.send(json.dumps({"type": "requestMissedNotifications", "since": since}))
+    _, answers = until(ws, "missedNotifications")
+    assert [m["id"] for m in answers] == [third]
+
+
+def test_missed_notifications_keep_only_the_configured_days(asgi_server, open_socket, token_for, make_user):
+    from django.utils import timezone
+
+    ada = make_user("ada")
+    for days, title in [(8, "too old"), (6, "recent")]:
+        notification = Notification.objects.create(
+            recipient=ada, category_id="orders", title=title, created_at=timezone.now() - timezone.timedelta(days=days)
+        )
+        Delivery.objects.create(notification=notification, channel="inapp", status=DeliveryStatus.SENT)
+    missed, unread = greeting(open_socket(token_for("ada")))
+    assert [m["title"] for m in missed] == ["recent"]
+    assert unread == 2  # the count is the inbox's, as over REST
+
+
+def test_read_and_ack_are_persisted_seen_by_every_device_and_over_rest(
+    celery_worker, asgi_server, second_asgi_server, open_socket, shop, token_for, make_user
+):
+    ada = make_user("ada")
+    first, second = send(shop, "ada", title="one")[0], send(shop, "ada", title="two")[0]
+    wait_delivered(first)
+    wait_delivered(second)
+    phone = open_socket(token_for("ada"))
+    laptop = open_socket(token_for("ada"), server=second_asgi_server)
+    assert greeting(phone)[1] == 2
+    greeting(laptop)
+
+    phone.send(json.dumps({"type": "read", "id": first}))
+    for ws in (phone, laptop):
+        status, _ = until(ws, "notificationStatus")
+        assert status["id"] == first and status["status"] == "read" and status["at"]
+        assert until(ws, "unreadCount")[0]["count"] == 1
+
+    laptop.send(json.dumps({"type": "ack", "id": second}))
+    for ws in (phone, laptop):
+        status, _ = until(ws, "notificationStatus")
+        assert (status["id"], status["status"]) == (second, "seen")
+
+    rest = APIClient()
+    rest.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for('ada')}")
+    by_id = {n["id"]: n for n in rest.get("/api/notifications/").json()["results"]}
+    assert by_id[first]["read_at"] is not None and by_id[second]["seen_at"] is not None
+    assert by_id[second]["read_at"] is None
+    assert rest.get("/api/notifications/unread-count/").json() == {"unread": 1}
+
+    # A read over REST reaches the open connections too.
+    assert rest.put(f"/api/notifications/{second}/read").status_code == 200
+    status, _ = until(laptop, "notificationStatus")
+    assert (status["id"], status["status"]) == (second, "read")
+    assert until(laptop, "unreadCount")[0]["count"] == 0
+    assert Notification.objects.filter(recipient=ada, read_at__isnull=True).count() == 0
+
+
+def test_subscribe_filters_categories(celery_worker, asgi_server, open_socket, shop, token_for, make_user):
+    make_user("ada")
+    ws = open_socket(token_for("ada"))
+    greeting(ws)
+    ws.send(json.dumps({"type": "subscribe", "categories": ["messages"], "requestId": 7}))
+    assert receive(ws) == {"type": "subscribed", "categories": ["messages"], "requestId": 7}
+
+    send(shop, "ada", title="an order", category="orders")
+    [wanted] = send(shop, "ada", title="a message", category="messages")
+
+    assert until(ws, "notification")[0]["id"] == wanted
+    ws.send(json.dumps({"type": "subscribe", "categories": "all"}))
+    assert receive(ws)["categories"] == "all"
+
+
+def test_update_preferences_is_validated_like_rest(asgi_server, open_socket, token_for, make_user):
+    make_user("ada")
+    ws = open_socket(token_for("ada"))
+    greeting(ws)
+    rest = APIClient()
+    rest.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for('ada')}")
+    bad = {"email": "yes", "fax": True, "channels": {"system": {"email": False}, "nope": {"sms": True}},
+           "quietHours": {"timezone": "Mars/Olympus", "start": "22:00", "end": "22:00"}}
+
+    ws.send(json.dumps({"type": "updatePreferences", "preferences": bad, "requestId": "p1"}))
+    error = receive(ws)
+    rest_error = rest.put("/api/notifications/preferences/", bad, format="json")
+    assert rest_error.status_code == 400
+    assert error["type"] == "error" and error["code"] == "invalid" and error["requestId"] == "p1"
+    assert error["errors"] == rest_error.json()["error"]["fields"]
+
+    good = {"email": False, "channels": {"orders": {"inApp": True}},
+            "quietHours": {"timezone": "Europe/Paris", "start": "22:00", "end": "07:00"}}
+    ws.send(json.dumps({"type": "updatePreferences", "preferences": good}))
+    answer = receive(ws)
+    assert answer["type"] == "preferences"
+    assert answer["preferences"] == rest.get("/api/notifications/preferences/").json()
+    assert answer["preferences"]["email"] is False and answer["preferences"]["quietHours"]["end"] == "07:00"
+
+
+def test_bad_messages_get_errors_and_the_connection_lives_on(asgi_server, open_socket, token_for, make_user):
+    make_user("ada")
+    stranger = Notification.objects.create(recipient=make_user("bob"), category_id="orders", title="bob's")
+    ws = open_socket(token_for("ada"))
+    greeting(ws)
+    cases = [
+        ("{not json", "invalid_json"),
+        (json.dumps([1, 2]), "invalid_message"),
+        (json.dumps({"type": "shout"}), "unknown_type"),
+        (json.dumps({"type": "read"}), "invalid"),
+        (json.dumps({"type": "ack", "id": "not-a-uuid"}), "invalid"),
+        (json.dumps({"type": "read", "id": str(stranger.id)}), "not_found"),  # someone else's
+    ]
+    for text, code in cases:
+        ws.send(text)
+        error = receive(ws)
+        assert (error["type"], error["code"]) == ("error", code), text
+    ws.send(b"\x00binary")
+    assert receive(ws)["code"] == "invalid_message"
+    ws.send(json.dumps({"type": "ping", "requestId": "still-here"}))
+    assert receive(ws) == {"type": "pong", "requestId": "still-here"}
+    assert Notification.objects.get(id=stranger.id).read_at is None
+
+
+def test_a_flood_of_bad_messages_closes_the_connection(asgi_server, open_socket, token_for, make_user):
+    make_user("ada")
+    ws = open_socket(token_for("ada"))
+    greeting(ws)
+    with pytest.raises(ConnectionClosed) as closed:
+        for _ in range(50):
+            ws.send("{junk")
+            receive(ws, timeout=5)
+    assert closed.value.rcvd.code == 1008
+
+
+def test_other_rules_per_message_type(asgi_server, open_socket, token_for, make_user):
+    make_user("ada")
+    ws = open_socket(token_for("ada"))
+    greeting(ws)
+    for text, code in [
+        (json.dumps({"type": "ack", "id": "not-a-uuid"}), "invalid"),
+        (json.dumps({"type": "subscribe", "categories": ["nope"]}), "invalid"),
+        (json.dumps({"type": "requestMissedNotifications", "since": "yesterday"}), "invalid"),
+        (json.dumps({"type": "requestMissedNotifications", "after": "00000000-0000-0000-0000-000000000000"}), "not_found"),
+    ]:
+        ws.send(text)
+        error = receive(ws)
+        assert (error["type"], error["code"]) == ("error", code), text
+        assert error["message"]
+
+
+def token_refusals(shop, token_for, make_user):
+    make_user("root", is_staff=True)
+    return {
+        "garbage": "abc.def.ghi",
+        "expired": token_for("ada", lifetime=-120),
+        "wrong audience": token_for("ada", audience="elsewhere"),
+        "wrong client secret": token_for("ada", key="x" * 64),
+        "unknown client": token_for("ada", kid="ffffffff"),
+        "operator account": token_for("root"),
+    }
+
+
+@pytest.mark.parametrize("via", ["header", "subprotocol"])
+def test_bad_tokens_close_with_4401_and_are_logged_without_the_token(
+    asgi_server, open_socket, shop, token_for, make_user, via
+):
+    make_user("ada")
+    for name, token in token_refusals(shop, token_for, make_user).items():
+        ws = open_socket(token, via=via)
+        with pytest.raises(ConnectionClosed) as closed:
+            receive(ws, timeout=5)
+        assert closed.value.rcvd.code == 4401, name
+        assert token not in asgi_server.log()
+    assert "end-user token refused on WebSocket /ws/notifications/: expired" in asgi_server.log()
+
+
+def test_no_credentials_or_a_foreign_session_close_with_4401(asgi_server, open_socket, make_user, client):
+    ada = make_user("ada", password="pw-for-ada")
+    with pytest.raises(ConnectionClosed) as closed:
+        receive(open_socket(), timeout=5)
+    assert closed.value.rcvd.code == 4401
+    # A session cookie sent by another site's page (cross-site WebSocket hijacking) counts for nothing.
+    client.force_login(ada)
+    cookie = f"sessionid={client.cookies['sessionid'].value}"
+    foreign = open_socket(additional_headers={"Cookie": cookie}, origin="https://evil.example")
+    with pytest.raises(ConnectionClosed) as closed:
+        receive(foreign, timeout=5)
+    assert closed.value.rcvd.code == 4401
+    # The same cookie from our own page is Ada.
+    ours = open_socket(additional_headers={"Cookie": cookie}, origin=asgi_server.url)
+    assert greeting(ours) == ([], 0)
+
+
+def test_dead_connection_is_closed_by_the_heartbeat(worker_env, tmp_path, token_for, make_user):
+    """A client that stops answering pings (a phone that lost its network) is dropped."""
+    from tests.support.workers import AsgiServerProcess
+
+    make_user("ada")
+    server = AsgiServerProcess(worker_env, log_dir=tmp_path, name="asgi-ping", ping_interval=0.5, ping_timeout=0.5).start()
+    try:
+        raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        raw.sendall(
+            (f"GET /ws/notifications/ HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nUpgrade: websocket\r\n"
+             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+             f"Authorization: Bearer {token_for('ada')}\r\n\r\n").encode()
+        )
+        started = time.monotonic()
+        received = b""
+        while True:  # read (pings included) and never answer: the server must hang up
+            chunk = raw.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        assert received.startswith(b"HTTP/1.1 101")
+        assert time.monotonic() - started < 8
+    finally:
+        server.stop()
+
+
+def test_push_failure_never_fails_a_rest_mark(settings, make_user, token_for, caplog):
+    """Redis unreachable: the mark is still stored; the event is logged as lost (the inbox has it)."""
+    from channels.layers import channel_layers
+
+    ada = make_user("ada")
+    notification = Notification.objects.create(recipient=ada, category_id="orders", title="x")
+    settings.CHANNEL_LAYERS = {"default": {**settings.CHANNEL_LAYERS["default"],
+                                           "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]}}}
+    channel_layers.backends.pop("default", None)
+    try:
+        rest = APIClient()
+        rest.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for('ada')}")
+        with caplog.at_level(logging.WARNING, logger="notifications.realtime.events"):
+            assert rest.put(f"/api/notifications/{notification.id}/read").status_code == 200
+    finally:
+        channel_layers.backends.pop("default", None)
+    assert Notification.objects.get(id=notification.id).read_at is not None
+    assert "could not push" in caplog.text
+
+
+def raw_websocket(server, token):
+    """A client that completes the handshake and then never reads: a stalled phone on a bad network."""
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.sendall(
+        (f"GET /ws/notifications/ HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nUpgrade: websocket\r\n"
+         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+         f"Authorization: Bearer {token}\r\n\r\n").encode()
+    )
+    assert raw.recv(12) == b"HTTP/1.1 101"
+    return raw
+
+
+def test_a_slow_client_never_holds_up_the_others(asgi_server, open_socket, token_for, make_user):
+    from notifications.realtime import events
+
+    ada_user = make_user("ada")
+    slow_user = make_user("slow")
+    stalled = raw_websocket(asgi_server, token_for("slow"))
+    ada = open_socket(token_for("ada"))
+    greeting(ada)
+    try:
+        # Far more than the kernel buffers and the channel layer's per-connection backlog hold.
+        big = {"type": "notificationStatus", "id": "x", "status": "read", "at": None, "padding": "x" * 20000}
+        events.send_to_user(slow_user.pk, *[big] * 400)
+        started = time.monotonic()
+        events.send_to_user(ada_user.pk, events.unread_count_message(42))
+        assert receive(ada, timeout=5) == {"type": "unreadCount", "count": 42}
+        assert time.monotonic() - started < 2
+    finally:
+        stalled.close()
+
+
+def test_a_reconnect_storm_is_turned_away_not_queued(worker_env, tmp_path, token_for, make_user):
+    """With room for one handshake at a time, a burst of connects gets quick refusals (the
+    clients retry with backoff) instead of a queue that outlives their timeouts."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect as ws_connect
+
+    from tests.support.workers import AsgiServerProcess
+
+    make_user("ada")
+    token = token_for("ada")
+    server = AsgiServerProcess({**worker_env, "NOTIFY_WS_MAX_PENDING_HANDSHAKES": "1"}, log_dir=tmp_path,
+                               name="asgi-storm").start()
+
+    def attempt(_):
+        started = time.monotonic()
+        try:
+            with ws_connect(server.ws_url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=20) as ws:
+                greeting(ws)
+                return "connected", time.monotonic() - started
+        except InvalidStatus as refused:
+            return refused.response.status_code, time.monotonic() - started
+
+    try:
+        with ThreadPoolExecutor(max_workers=30) as pool:
+            outcomes = list(pool.map(attempt, range(30)))
+    finally:
+        server.stop()
+    kinds = {kind for kind, _ in outcomes}
+    assert "connected" in kinds and 403 in kinds, outcomes
+    assert kinds <= {"connected", 403}
+    assert max(took for kind, took in outcomes if kind == 403) < 10
