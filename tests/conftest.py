@@ -96,8 +96,8 @@ def sendgrid(fake_sendgrid):
 
 # The processes refuse the public development key (config/checks.py): this process and its
 # workers share one random key, so what one signs (unsubscribe links) the other verifies.
-WORKER_SECRET_KEY = secrets.token_urlsafe(50)
-settings.SECRET_KEY = WORKER_SECRET_KEY
+WORKER_SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50)
+settings.SECRET_KEY = os.environ["DJANGO_SECRET_KEY"] = WORKER_SECRET_KEY  # child processes too
 TEST_RETRY_POLICIES = {
     "test-fixed": {"shape": "fixed", "delays": [0.2, 0.6, 1.0], "max_attempts": 4, "cap": 5, "jitter": 0},
     "test-linear": {"shape": "linear", "factor": 0.3, "max_attempts": 4, "cap": 5, "jitter": 0},

@@ -2,6 +2,7 @@
 and refuses what its own deny table names, whatever the interpreter's `is_global` says."""
 
 import ipaddress
+import uuid
 
 import pytest
 
@@ -93,7 +94,7 @@ def test_a_webhook_to_a_name_resolving_to_nat64_loopback_is_refused_before_conne
     endpoint = WebhookEndpoint.objects.create(user=user, url="http://nat64.customer.test:9/hook")
     message = WebhookMessage.from_dict({"event": {"type": "t"}, "endpoint_ids": [endpoint.id]})
     with pytest.raises(PermanentDeliveryError, match=r"64:ff9b::7f00:1, a non-public address \(it embeds 127.0.0.1\)"):
-        SignedWebhook().send("d-1", message)
+        SignedWebhook().send(uuid.uuid4(), message)
 
 
 @pytest.mark.django_db
