@@ -6,11 +6,12 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
 from notifications.api.end_user_tokens import new_token_secret
 from notifications.models import ApiClient, Notification
-
+from notifications.tenancy import grant
 from tests.support import end_user_token
 
 pytestmark = pytest.mark.django_db
@@ -38,9 +39,17 @@ def ec_keys():
     return pem_pair(ec.generate_private_key(ec.SECP256R1()))
 
 
+def client_manager(user):
+    """An operator who may manage API clients (the Django permissions, not only staff)."""
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["add_apiclient", "change_apiclient"]))
+    return user.__class__.objects.get(pk=user.pk)  # a fresh object: permissions are cached
+
+
 @pytest.fixture
-def shop(make_user, rsa_keys, ec_keys):
+def shop(make_user, rsa_keys, ec_keys, django_user_model, test_app_clients):
     client, key = ApiClient.issue("Shop", make_user("shop-owner"), scopes=["send", "read"])
+    grant(client, django_user_model.objects.all())  # the test's users are the app's recipients
+    test_app_clients.append(client)
     client.token_secret = new_token_secret()
     client.save()
     client.key = key
@@ -82,7 +91,7 @@ def test_registered_public_key_verifies_rs256_and_es256(shop, ada, rsa_keys, ec_
     private, public = rsa_keys if kind == "rsa" else ec_keys
     algorithm = "RS256" if kind == "rsa" else "ES256"
     operator = APIClient()
-    operator.force_authenticate(ada.__class__.objects.create_user("op", is_staff=True))
+    operator.force_authenticate(client_manager(ada.__class__.objects.create_user("op", is_staff=True)))
     response = operator.put(f"/api/clients/{shop.id}/token-public-key/", {"public_key": public}, format="json")
     assert response.status_code == 200, response.content
     assert response.json()["algorithm"] == algorithm
@@ -95,7 +104,7 @@ def test_registered_public_key_verifies_rs256_and_es256(shop, ada, rsa_keys, ec_
 
 def test_public_key_registration_refuses_bad_keys(shop, make_user):
     operator = APIClient()
-    operator.force_authenticate(make_user("op", is_staff=True))
+    operator.force_authenticate(client_manager(make_user("op", is_staff=True)))
     weak = pem_pair(rsa.generate_private_key(public_exponent=65537, key_size=1024))[1]
     for pem, words in [("not a key", "PEM"), (weak, "2048")]:
         response = operator.put(f"/api/clients/{shop.id}/token-public-key/", {"public_key": pem}, format="json")
@@ -106,7 +115,7 @@ def test_public_key_registration_refuses_bad_keys(shop, make_user):
 def test_token_secret_rotation_is_shown_once_and_retires_the_old_one(shop, ada, make_user):
     old = end_user_token(shop, "ada")
     operator = APIClient()
-    operator.force_authenticate(make_user("op", is_staff=True))
+    operator.force_authenticate(client_manager(make_user("op", is_staff=True)))
     response = operator.post(f"/api/clients/{shop.id}/token-secret/")
     assert response.status_code == 200
     secret = response.json()["token_secret"]
@@ -167,8 +176,9 @@ def test_send_key_mints_a_token_for_its_recipient(shop, ada):
 
 
 def test_minting_creates_the_secret_when_the_client_has_none(make_user):
-    make_user("ada")
+    ada = make_user("ada")
     client, key = ApiClient.issue("New app", make_user("new-owner"), scopes=["send"])
+    grant(client, [ada])
     response = bearer(key).post("/api/recipients/ada/token/", {}, format="json")
     assert response.status_code == 201
     client.refresh_from_db()
@@ -188,7 +198,7 @@ def test_minting_refusals(shop, ada, make_user, settings):
     _reader, read_key = ApiClient.issue("Reader", make_user("reader-owner"), scopes=["read"])
     assert bearer(read_key).post("/api/recipients/ada/token/").status_code == 403
     staff = APIClient()
-    staff.force_authenticate(make_user("op", is_staff=True))
+    staff.force_authenticate(client_manager(make_user("op", is_staff=True)))
     assert staff.post("/api/recipients/ada/token/").status_code == 403
     # An end user cannot mint tokens, not even for themselves.
     assert bearer(end_user_token(shop, "ada")).post("/api/recipients/ada/token/").status_code == 403

@@ -11,8 +11,16 @@ from rest_framework.test import APIClient
 
 from notifications.api import throttling
 from notifications.models import (
-    ApiClient, Broadcast, Delivery, DeliveryAttempt, Notification, PushSubscription, SlackWebhook, WebhookEndpoint,
+    ApiClient,
+    Broadcast,
+    Delivery,
+    DeliveryAttempt,
+    Notification,
+    PushSubscription,
+    SlackWebhook,
+    WebhookEndpoint,
 )
+from notifications.tenancy import grant
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[3]
@@ -32,8 +40,8 @@ def send(api, **body):
 
 def test_a_key_stops_working_when_its_owner_is_deactivated(make_user):
     owner = make_user("shop-owner")
-    make_user("42")
-    _client, key = ApiClient.issue("Shop", owner, scopes=["send", "read"])
+    client, key = ApiClient.issue("Shop", owner, scopes=["send", "read"])
+    grant(client, [make_user("42")])  # the shop's recipient
     assert send(key_api(key), recipients=["42"]).status_code == 202
     owner.is_active = False
     owner.save()
@@ -74,8 +82,8 @@ def test_keys_are_not_minted_for_a_deactivated_owner(make_user, user_api):
 # --- what apps may read -------------------------------------------------------------------------
 
 def test_a_send_only_key_cannot_read_explanations(make_user):
-    make_user("42")
-    _client, send_only = ApiClient.issue("Sender", make_user("sender-app"), scopes=["send"])
+    client, send_only = ApiClient.issue("Sender", make_user("sender-app"), scopes=["send"])
+    grant(client, [make_user("42")])
     [notification_id] = send(key_api(send_only), recipients=["42"]).json()["ids"]
     response = key_api(send_only).get(f"/api/notifications/{notification_id}/explain/")
     assert response.status_code == 403 and response.json()["error"]["code"] == "permission_denied"

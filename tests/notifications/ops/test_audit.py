@@ -2,11 +2,17 @@
 its actor, and operators read it back; it is purged past its retention."""
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from notifications.clock import cleanup
-from notifications.models import ApiClient, AuditEvent, DeliveryStatus, NotificationStatus, Template
-
+from notifications.models import (
+    ApiClient,
+    AuditEvent,
+    DeliveryStatus,
+    NotificationStatus,
+    Template,
+)
 from tests.support import chain
 
 pytestmark = pytest.mark.django_db
@@ -14,7 +20,10 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def operator(make_user, user_api):
-    return user_api(make_user("op-olga", is_staff=True))
+    olga = make_user("op-olga", is_staff=True)
+    # Managing API clients takes the Django permissions, not only staff.
+    olga.user_permissions.add(*Permission.objects.filter(codename__in=["add_apiclient", "change_apiclient"]))
+    return user_api(olga)
 
 
 def test_operator_actions_over_the_api_are_recorded_with_their_actor(operator, app_api, make_user, settings):

@@ -3,7 +3,7 @@ from websockets.sync.client import connect as ws_connect
 
 from notifications.api.end_user_tokens import new_token_secret
 from notifications.models import ApiClient
-
+from notifications.tenancy import grant
 from tests.support import end_user_token
 from tests.support.workers import AsgiServerProcess
 
@@ -26,9 +26,12 @@ def second_asgi_server(worker_env, tmp_path_factory):
 
 
 @pytest.fixture
-def shop(make_user):
-    """An app with a send key and an HS256 token secret; `shop.key` is its API key."""
+def shop(make_user, django_user_model, test_app_clients):
+    """An app with a send key and an HS256 token secret; `shop.key` is its API key. The users the
+    test makes (before or after) are its recipients."""
     client, key = ApiClient.issue("Shop", make_user("shop-owner"), scopes=["send", "read"])
+    grant(client, django_user_model.objects.all())
+    test_app_clients.append(client)
     client.token_secret = new_token_secret()
     client.save(update_fields=["token_secret"])
     client.key = key
