@@ -9,7 +9,6 @@ counter lets every racer read the same count).
 """
 
 import functools
-import logging
 import time
 
 import redis
@@ -19,7 +18,6 @@ from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 from notifications.models import ApiClient
 
-logger = logging.getLogger(__name__)
 
 parse_rate = SimpleRateThrottle.parse_rate
 
@@ -45,12 +43,9 @@ def hit(name, rate, now=None):
     pipe = counter().pipeline(transaction=True)
     pipe.incr(key)
     pipe.expire(key, duration + 1)
-    try:
-        count, _ = pipe.execute()
-    except redis.RedisError as error:
-        # Throttling is not worth an outage: with Redis unreachable, requests pass.
-        logger.warning("throttle %s not counted, Redis unreachable: %s", name, type(error).__name__)
-        return True, 0
+    # Redis unreachable: the RedisError becomes a 503 with Retry-After (api/errors.py), as for the
+    # database: abuse protection that silently switched itself off would invite the abuse.
+    count, _ = pipe.execute()
     return count <= limit, max(1, int(duration - now % duration))
 
 
@@ -58,10 +53,7 @@ def exceeded(name, rate, now=None):
     """Whether `name` is over `rate` in the current window, without counting; (over, wait)."""
     limit, duration = parse_rate(SimpleRateThrottle, rate)
     now = time.time() if now is None else now
-    try:
-        count = int(counter().get(window_key(name, duration, now)) or 0)
-    except redis.RedisError:
-        return False, 0
+    count = int(counter().get(window_key(name, duration, now)) or 0)
     return count >= limit, max(1, int(duration - now % duration))
 
 

@@ -66,7 +66,7 @@ def reset_producers():
 def test_postgres_unreachable_answers_503_on_every_kind_of_path(app_api, make_user, closed_port, client):
     from notifications.planning.unsubscribe import token_for
 
-    token = token_for(make_user("42").pk, "orders", "email")
+    token = token_for(make_user("42").pk, "orders", "email", "42@example.com")
     with postgres_unreachable(closed_port):
         assert_unavailable(app_api.post("/api/notifications/", SEND, format="json"))
         assert_unavailable(app_api.get("/api/notifications/"))
