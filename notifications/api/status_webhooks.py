@@ -35,7 +35,9 @@ class StatusWebhookSerializer(serializers.ModelSerializer):
 
 
 class NewStatusWebhookSerializer(StatusWebhookSerializer):
-    secret = serializers.CharField(read_only=True, help_text="The signing secret (Standard Webhooks), shown this once.")
+    secret = serializers.CharField(
+        required=False, help_text="The signing secret (Standard Webhooks), shown this once (not in replays)."
+    )
 
     class Meta(StatusWebhookSerializer.Meta):
         fields = [*StatusWebhookSerializer.Meta.fields, "secret"]

@@ -40,6 +40,7 @@ def browser():
 @pytest.fixture
 def operator_session(browser, live_server, django_user_model):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     django_user_model.objects.create_user("ops-olga", password="a-long-test-password", is_staff=True,
                                           is_superuser=True)
@@ -47,7 +48,8 @@ def operator_session(browser, live_server, django_user_model):
     browser.find_element(By.NAME, "username").send_keys("ops-olga")
     browser.find_element(By.NAME, "password").send_keys("a-long-test-password")
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    assert "Site administration" in browser.page_source
+    # The click navigates; on a busy machine the index may take a moment to arrive.
+    WebDriverWait(browser, 30).until(lambda driver: "Site administration" in driver.page_source)
     return browser
 
 
