@@ -33,6 +33,11 @@ class ChannelEntry:
     def task_name(self):
         return f"channels_delivery.deliver_{self.name}"
 
+    @property
+    def chunk_task_name(self):
+        """The task that takes a chunk of first tries (engine/chunks.py)."""
+        return f"channels_delivery.deliver_{self.name}_chunk"
+
 
 CHANNELS = [
     ChannelEntry("email", concurrency=2),

@@ -33,6 +33,7 @@ app.conf.update(
         "notifications.*": {"queue": "dispatch"},
         "maintenance.*": {"queue": "maintenance"},
         **{entry.task_name: {"queue": entry.queue} for entry in registry.CHANNELS},
+        **{entry.chunk_task_name: {"queue": entry.queue} for entry in registry.CHANNELS},
         # status events to API clients' status webhooks go out like webhooks
         "channels_delivery.send_status_event": {"queue": "webhook"},
     },

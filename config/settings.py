@@ -218,6 +218,13 @@ SPECTACULAR_SETTINGS = {
         "ChannelEnum": "notifications.models.Channel",
     },
 }
+# Delivery chunks (channels_delivery/engine/chunks.py): first tries of one channel per message
+# (1 sends each delivery as its own message), and the threads per worker process that make a
+# chunk's provider calls side by side.
+NOTIFY_DELIVERY_CHUNK_SIZE = env_int("NOTIFY_DELIVERY_CHUNK_SIZE", 100)
+NOTIFY_CHUNK_THREADS = env_int("NOTIFY_CHUNK_THREADS", 16)
+# A chunk records what is done after this many seconds; slower calls are recorded when they end.
+NOTIFY_CHUNK_RECORD_WAIT = env_float("NOTIFY_CHUNK_RECORD_WAIT", 1.0)
 # Broadcast fan-out: recipients per chunk task (one bulk insert and one dispatch task each).
 NOTIFY_BROADCAST_CHUNK_SIZE = env_int("NOTIFY_BROADCAST_CHUNK_SIZE", 1000)
 # A broadcast still fanning out after this many seconds is planned again (its done chunks skipped).

@@ -628,6 +628,9 @@ class Delivery(models.Model):
     route = models.PositiveSmallIntegerField(default=0)
     position = models.PositiveSmallIntegerField(default=0)
     attempt_count = models.PositiveIntegerField(default=0)
+    # Which run of a delivery task holds the `sending` claim: a message that task re-queues after
+    # losing its database connection carries it, so it resumes its own claim at once.
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
     next_retry_at = models.DateTimeField(null=True, blank=True)
     provider_message_id = models.CharField(max_length=200, blank=True)
     reason = models.CharField(max_length=500, blank=True, help_text="Why it was skipped, failed or fell back.")

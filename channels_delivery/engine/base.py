@@ -22,6 +22,8 @@ class Provider:
     # False for channels whose destinations users choose: they keep a breaker per destination
     # host (circuit.through_destination_breaker) instead of the provider's shared one.
     shared_breaker = True
+    # Whether a chunk may call it from several threads at once (engine/chunks.py).
+    concurrent = True
 
     def is_configured(self):
         return True

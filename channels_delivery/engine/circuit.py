@@ -66,9 +66,12 @@ class CircuitBreaker:
 
     def allow(self):
         """May we call the provider now? Claims the probe when the circuit is half-open."""
+        return self.answer() != "open"
+
+    def answer(self):
+        """allow()'s answer in full: "closed", "probe" (this caller probes) or "open"."""
         ttl = int(settings.NOTIFY_CIRCUIT_PROBE_SECONDS * 1000)
-        answer = client().eval(ALLOW, 3, self.open_key, self.tripped_key, self.probe_key, ttl)
-        return answer.decode() != "open"
+        return client().eval(ALLOW, 3, self.open_key, self.tripped_key, self.probe_key, ttl).decode()
 
     def is_open(self):
         """Peek without claiming the probe: True while no call would be allowed."""
@@ -111,6 +114,9 @@ class NoBreaker:
 
     def allow(self):
         return True
+
+    def answer(self):
+        return CLOSED
 
     def is_open(self):
         return False

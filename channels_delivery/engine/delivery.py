@@ -10,6 +10,7 @@ Returns the provider's result, None when there was nothing to do, or raises:
 
 import logging
 import time
+import uuid
 
 from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F
@@ -43,15 +44,22 @@ class CircuitOpen(TransientDeliveryError):
     """No provider of the channel may be called now."""
 
 
-def claim(delivery_id, expected):
-    """Move a delivery from `expected` to `sending`; returns it, or None if someone else has it.
+def claim(delivery_id, expected, token, resume=None):
+    """Move a delivery from `expected` to `sending` under this run's claim token; returns it, or
+    None if someone else has it.
 
     A first message claims `queued` rows, a retry claims `retrying` rows: so a duplicate of a
     first message cannot jump the queue of a delivery that is already waiting for its retry.
+    resume: the token of an earlier run of this same message, which lost its database connection
+    around its claim and re-queued the message; its `sending` row is taken over without counting
+    another attempt, instead of waiting for the reaper.
     """
-    claimed = Delivery.objects.filter(id=delivery_id).move(
-        DeliveryStatus.SENDING, source=expected, attempt_count=F("attempt_count") + 1
+    rows = Delivery.objects.filter(id=delivery_id)
+    claimed = rows.move(
+        DeliveryStatus.SENDING, source=expected, attempt_count=F("attempt_count") + 1, claim_token=token
     )
+    if not claimed and resume:
+        claimed = rows.filter(status=DeliveryStatus.SENDING, claim_token=resume).note(claim_token=token)
     if not claimed:
         return None
     return Delivery.objects.select_related("notification").only(
@@ -59,7 +67,8 @@ def claim(delivery_id, expected):
     ).get(id=delivery_id)
 
 
-def attempt(delivery_id, *, retry=False):
+def attempt(delivery_id, *, retry=False, token=None, resume=None):
+    """token: this run's claim token; resume: the token of the run that re-queued this message."""
     expected = DeliveryStatus.RETRYING if retry else DeliveryStatus.QUEUED
     row = Delivery.objects.filter(id=delivery_id).values("status", "channel", "notification__expires_at").first()
     if row is None:
@@ -68,7 +77,7 @@ def attempt(delivery_id, *, retry=False):
         # Run as the errback of the channel before it: start only if that one really failed.
         if not fallback.activate(delivery_id):
             return None
-    elif row["status"] != expected:
+    elif row["status"] != expected and not (resume and row["status"] == DeliveryStatus.SENDING):
         logger.info("delivery %s is %s, not %s: nothing to do", delivery_id, row["status"], expected)
         return None
 
@@ -80,7 +89,7 @@ def attempt(delivery_id, *, retry=False):
         if wait:
             raise RateLimited(usable[0].name, wait)
 
-    delivery = claim(delivery_id, expected)
+    delivery = claim(delivery_id, expected, token or uuid.uuid4(), resume)
     if delivery is None:
         logger.info("delivery %s already claimed by another task", delivery_id)
         return None
@@ -158,29 +167,31 @@ def call_side_by_side(delivery, message, providers, token_for):
     retry_later(delivery, transient[0])
 
 
-def call_one(delivery, message, provider, token_for):
-    """One provider's try, recorded as an attempt: (result, None) or (None, the error)."""
-    circuit = breaker_for(provider)
+def call_one(delivery, message, provider, token_for, into=None, circuit=None):
+    """One provider's try, recorded as an attempt: (result, None) or (None, the error).
+    into: a list that collects the attempts unsaved, for a chunk that writes them all at once;
+    circuit: the breaker to ask (a chunk's, asked once per chunk), else the provider's."""
+    circuit = circuit or breaker_for(provider)
     started, started_at = time.monotonic(), timezone.now()
     if not circuit.allow():
         # The provider is known to be down: fail over without calling it.
         error = CircuitOpen(f"{provider.name}: circuit open, not called", retry_after=circuit.remaining())
-        record_attempt(delivery, provider.name, error, started_at, started)
+        record_attempt(delivery, provider.name, error, started_at, started, into=into)
         return None, error
     if provider is not token_for and ratelimit.take(provider.name, delivery.id, reserve=False):
         error = TransientDeliveryError(f"{provider.name}: over its rate limit, not called")
-        record_attempt(delivery, provider.name, error, started_at, started)
+        record_attempt(delivery, provider.name, error, started_at, started, into=into)
         return None, error
     try:
         result = provider.send(delivery.id, message)
     except TransientDeliveryError as error:
         # The provider is in trouble, not the message: the next provider may still get it out.
         circuit.record_failure()
-        record_attempt(delivery, provider.name, error, started_at, started)
+        record_attempt(delivery, provider.name, error, started_at, started, into=into)
         return None, error
     except PermanentDeliveryError as error:
         circuit.record_success()  # it answered; the message is what is wrong
-        record_attempt(delivery, provider.name, error, started_at, started)
+        record_attempt(delivery, provider.name, error, started_at, started, into=into)
         return None, error
     except (OperationalError, InterfaceError):
         raise  # our database, not the provider: the task re-queues the message
@@ -189,10 +200,10 @@ def call_one(delivery, message, provider, token_for):
         # have accepted the message), but recorded, so the chain moves on instead of stalling.
         logger.exception("delivery %s: unexpected error from %s", delivery.id, provider.name)
         failure = PermanentDeliveryError(f"{provider.name}: unexpected {type(error).__name__}: {error}")
-        record_attempt(delivery, provider.name, failure, started_at, started)
+        record_attempt(delivery, provider.name, failure, started_at, started, into=into)
         return None, failure
     circuit.record_success()
-    record_attempt(delivery, provider.name, None, started_at, started, result.status_code)
+    record_attempt(delivery, provider.name, None, started_at, started, result.status_code, into=into)
     return result, None
 
 
@@ -214,7 +225,7 @@ def skip_expired(delivery):
     settle_notifications([delivery.notification_id])
 
 
-def record_attempt(delivery, provider_name, error, started_at, started, status_code=""):
+def record_attempt(delivery, provider_name, error, started_at, started, status_code="", into=None):
     if error is None:
         outcome = AttemptOutcome.SENT
     elif isinstance(error, TransientDeliveryError):
@@ -226,7 +237,7 @@ def record_attempt(delivery, provider_name, error, started_at, started, status_c
     signals.attempt_recorded.send(
         DeliveryAttempt, channel=delivery.channel, provider=provider_name, outcome=outcome, duration=duration
     )
-    return DeliveryAttempt.objects.create(**clip_fields(DeliveryAttempt, dict(
+    attempt = DeliveryAttempt(**clip_fields(DeliveryAttempt, dict(
         delivery=delivery,
         number=delivery.attempt_count,
         provider=provider_name,
@@ -237,6 +248,11 @@ def record_attempt(delivery, provider_name, error, started_at, started, status_c
         provider_status_code=str(getattr(error, "status_code", None) or status_code or ""),
         note=delivery.reason if first_of_fallback else "",
     )))
+    if into is not None:
+        into.append(attempt)
+    else:
+        attempt.save(force_insert=True)
+    return attempt
 
 
 def record_sent(delivery, provider_name, result):

@@ -15,6 +15,7 @@ import logging
 from collections import defaultdict
 
 from celery import current_app
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 
@@ -95,6 +96,8 @@ def enqueue_deliveries(deliveries, *, whole_plan=False):
         key = (head.notification_id, head.route)
         first[key] = min(first.get(key, head.position), head.position)
     heads = [h for h in heads if h.status != DeliveryStatus.PENDING or h.position == first[(h.notification_id, h.route)]]
+    if whole_plan:
+        heads = send_in_chunks(heads, timing)
     for head in heads:
         after = sorted(
             (row for row in waiting[(head.notification_id, head.route)] if row.position > head.position),
@@ -105,6 +108,32 @@ def enqueue_deliveries(deliveries, *, whole_plan=False):
         # A notification's expires_at becomes every step's: a worker discards it unrun after that.
         expires, priority = timing.get(head.notification_id, (None, None))
         chain_signature([head, *after], expires=expires, priority=priority).apply_async(retries=retries)
+
+
+def send_in_chunks(heads, timing):
+    """First tries of the same channel and lane travel together, NOTIFY_DELIVERY_CHUNK_SIZE per
+    message (engine/chunks.py); returns the heads left to send one by one (a lone delivery, a
+    side-by-side channel's). A chunk's chains are not in its message: a delivery that fails in
+    the chunk starts its own (chunks.end, chunks.retry)."""
+    size = settings.NOTIFY_DELIVERY_CHUNK_SIZE
+    if size < 2:
+        return heads
+    groups = defaultdict(list)
+    alone = []
+    for head in heads:
+        if head.status == DeliveryStatus.QUEUED and not registry.kit(head.channel).side_by_side:
+            groups[(head.channel, message_priority(timing.get(head.notification_id, (None, None))[1]))].append(head)
+        else:
+            alone.append(head)
+    for (channel, lane), members in groups.items():
+        if len(members) < 2:
+            alone.extend(members)
+            continue
+        task = registry.BY_NAME[channel].chunk_task_name
+        for start in range(0, len(members), size):
+            ids = [str(member.id) for member in members[start:start + size]]
+            current_app.signature(task, args=(ids,)).apply_async(priority=lane)
+    return alone
 
 
 def same_route(row):

@@ -63,3 +63,31 @@ def take(provider, holder, reserve=True):
     rate, burst = limit
     keys = (f"notify:rate:{provider}", f"notify:rate:{provider}:slot:{holder}")
     return float(client().eval(TAKE, 2, *keys, rate, burst, 1 if reserve else 0))
+
+
+# KEYS: bucket. ARGV: rate, capacity, wanted. Takes up to `wanted` whole tokens at once, never
+# going into debt (slots are booked one holder at a time, by take()). Returns how many it took.
+TAKE_MANY = """
+local rate, capacity, wanted = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local now_parts = redis.call('time')
+local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
+local state = redis.call('hmget', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or capacity
+local at = tonumber(state[2]) or now
+tokens = math.min(capacity, tokens + math.max(0, now - at) * rate)
+local granted = math.max(0, math.min(wanted, math.floor(tokens)))
+tokens = tokens - granted
+redis.call('hset', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('pexpire', KEYS[1], math.ceil((capacity - math.min(tokens, 0)) / rate * 1000) + 1000)
+return granted
+"""
+
+
+def take_many(provider, wanted):
+    """Tokens for up to `wanted` calls to `provider` now, in one round trip (a chunk's): how many
+    may go. The others wait their turn one by one, each booking its own slot through take()."""
+    limit = limit_for(provider)
+    if limit is None:
+        return wanted
+    rate, burst = limit
+    return int(client().eval(TAKE_MANY, 1, f"notify:rate:{provider}", rate, burst, wanted))

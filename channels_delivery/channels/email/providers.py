@@ -3,6 +3,7 @@
 import base64
 import smtplib
 import socket
+import threading
 import urllib.error
 from email.utils import make_msgid
 
@@ -88,6 +89,7 @@ class DjangoEmail(Provider):
         "django.core.mail.backends.filebased.EmailBackend": "file",
     }
     channel = "email"
+    local = threading.local()  # each thread's open SMTP connection
 
     @property
     def name(self):
@@ -109,7 +111,6 @@ class DjangoEmail(Provider):
                 "X-Notify-Delivery-Id": str(delivery_id),
                 "Message-ID": message_id,
             },
-            connection=get_connection(timeout=settings.EMAIL_TIMEOUT),
         )
         if message.html:
             email.attach_alternative(message.html, "text/html")
@@ -117,7 +118,7 @@ class DjangoEmail(Provider):
         for filename, content_type, content in stored:
             email.attach(filename, content, content_type)  # a MIME part, base64 transfer-encoded
         try:
-            email.send()
+            self.send_reusing_connection(email)
         except (socket.timeout, TimeoutError, ConnectionError, smtplib.SMTPServerDisconnected) as error:
             raise TransientDeliveryError(f"SMTP unreachable: {error}") from error
         except smtplib.SMTPResponseException as error:
@@ -129,6 +130,47 @@ class DjangoEmail(Provider):
         except smtplib.SMTPException as error:
             raise PermanentDeliveryError(f"SMTP: {error}") from error
         return SendResult(provider_message_id=message_id, status_code="250" if self.name == "smtp" else "")
+
+    def send_reusing_connection(self, email):
+        """Send over this thread's connection to the SMTP server, kept open for the next mails."""
+        email.connection = self.connection()
+        try:
+            email.connection.open()  # opens it only if it is not open yet
+            email.send()
+        except Exception:
+            self.forget_connection()  # in an unknown state: the next mail starts afresh
+            raise
+
+    def connection(self):
+        """This thread's connection: made on first use, and again when the mail settings changed
+        or the server hung up on it since the last mail (a NOOP asks)."""
+        wanted = (settings.EMAIL_BACKEND, settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_HOST_USER)
+        kept = getattr(self.local, "connection", None)
+        if kept is not None and (self.local.settings != wanted or not self.alive(kept)):
+            self.forget_connection()
+            kept = None
+        if kept is None:
+            kept = self.local.connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
+            self.local.settings = wanted
+        return kept
+
+    @staticmethod
+    def alive(backend):
+        smtp = getattr(backend, "connection", None)
+        if smtp is None:
+            return True  # not open (yet), or a backend without a connection (console, locmem)
+        try:
+            return smtp.noop()[0] == 250
+        except (smtplib.SMTPException, OSError):
+            return False
+
+    def forget_connection(self):
+        connection, self.local.connection = getattr(self.local, "connection", None), None
+        if connection is not None:
+            try:
+                connection.close()
+            except Exception:  # closing a broken connection: nothing left to save
+                pass
 
     @staticmethod
     def error_for(code, reply):

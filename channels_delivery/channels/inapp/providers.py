@@ -11,6 +11,9 @@ inbox_listeners = []
 class InApp(Provider):
     name = "inbox"
     channel = "inapp"
+    # Nothing to wait on: the inbox is Postgres, and the listeners publish to the channel layer,
+    # whose clients belong to the calling thread's event loop.
+    concurrent = False
 
     def send(self, delivery_id, message):
         for listener in inbox_listeners:

@@ -152,3 +152,20 @@ def test_the_console_backend_is_recorded_as_what_it_is(settings, make_user, caps
         ("console", "sent", "")]
     printed = capsys.readouterr().out
     assert "Subject: Order 123 shipped" in printed and f"X-Notify-Delivery-Id: {delivery.id}" in printed
+
+
+def test_smtp_keeps_its_connection_and_reopens_it_when_the_server_hangs_up(smtp):
+    provider = DjangoEmail()
+    provider.forget_connection()
+    message = EmailMessage.from_dict(MESSAGE)
+
+    for _ in range(3):
+        provider.send(uuid.uuid4(), message)
+    assert len(smtp.messages) == 3 and len(smtp.sessions) == 1  # one connection for three mails
+
+    smtp.drop_connections()  # the server hangs up between two mails
+    provider.send(uuid.uuid4(), message)
+    provider.send(uuid.uuid4(), message)
+
+    assert len(smtp.messages) == 5 and len(smtp.sessions) == 2  # reopened once, the mail not lost
+    assert provider.send(uuid.uuid4(), message).status_code == "250"

@@ -19,6 +19,7 @@ class FakeSMTP:
     def __init__(self):
         self.messages = []
         self.replies = []
+        self.sessions = []  # the transport of every connection that said EHLO, in order
         self.lock = threading.Lock()
         self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
 
@@ -41,10 +42,24 @@ class FakeSMTP:
         with self.lock:
             self.messages.clear()
             self.replies.clear()
+            self.sessions.clear()
 
     def fail_next(self, reply=None, count=1, delay=0.0, drop=False):
         with self.lock:
             self.replies.extend([(reply, delay, drop)] * count)
+
+    def drop_connections(self):
+        """Hang up on every client connection, as a server restarting or timing idle ones out does."""
+        with self.lock:
+            transports = list(self.sessions)
+        for transport in transports:
+            self.controller.loop.call_soon_threadsafe(transport.close)
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        with self.lock:
+            self.sessions.append(server.transport)
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         with self.lock:

@@ -1,0 +1,307 @@
+"""Deliveries of one channel travelling and claimed in chunks: one broker message carries up to
+NOTIFY_DELIVERY_CHUNK_SIZE first tries; one conditional UPDATE ... RETURNING claims them; the
+provider calls go out together (concurrently, for providers that allow it); one transaction
+records every attempt (one INSERT) and every success (one UPDATE ... FROM (VALUES ...)) with the
+notifications' status.
+
+Each delivery stays its own unit for whatever goes wrong: a transient failure is handed to the
+per-delivery task as its first retry (the same policy, backoff and jitter, with the rest of its
+chain as errbacks); a permanent one fails that delivery and starts its own fallback; deliveries
+for which the provider's token bucket has no token now go out one by one, each booking its own
+slot. The others of the chunk are not held up by any of them.
+"""
+
+import json
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.utils import timezone
+
+from channels_delivery import registry
+from channels_delivery.engine import backoff, delivery as single, fallback, ratelimit, signals
+from channels_delivery.engine.base import InvalidMessage, SendResult
+from channels_delivery.engine.circuit import CLOSED, breaker_for
+from channels_delivery.engine.errors import PermanentDeliveryError
+from notifications.models import Delivery, DeliveryAttempt, DeliveryStatus, settle_notifications
+
+logger = logging.getLogger(__name__)
+
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def pool():
+    """One thread pool per worker process for the chunks' provider calls."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=settings.NOTIFY_CHUNK_THREADS, thread_name_prefix="chunk")
+        return _pool
+
+
+def chunkable(channel):
+    """Whether a channel's first tries may travel in chunks: one provider list called in failover
+    order (a side-by-side channel, push, calls several per delivery and keeps its own path)."""
+    return settings.NOTIFY_DELIVERY_CHUNK_SIZE > 1 and not registry.kit(channel).side_by_side
+
+
+def split(ids):
+    size = settings.NOTIFY_DELIVERY_CHUNK_SIZE
+    return [ids[start:start + size] for start in range(0, len(ids), size)]
+
+
+class ChunkBreaker:
+    """A provider's shared breaker asked once per chunk: a closed circuit stays closed for the
+    chunk's calls (a failure still counts at once, and reopens the question); a probe or an open
+    circuit is asked again call by call, so exactly one call probes."""
+
+    def __init__(self, provider):
+        self.breaker = breaker_for(provider)
+        self.closed = False
+        self.succeeded = False
+        self.lock = threading.Lock()
+
+    def allow(self):
+        with self.lock:
+            if self.closed:
+                return True
+        answer = self.breaker.answer()
+        with self.lock:
+            self.closed = answer == CLOSED
+        return answer != "open"
+
+    def remaining(self):
+        return self.breaker.remaining()
+
+    def record_failure(self):
+        with self.lock:
+            self.closed = False
+        return self.breaker.record_failure()
+
+    def record_success(self):
+        with self.lock:
+            if self.succeeded:
+                return
+            self.succeeded = True
+        self.breaker.record_success()
+
+
+@dataclass
+class Outcome:
+    delivery: Delivery
+    result: SendResult | None = None
+    provider: str = ""
+    error: Exception | None = None
+    attempts: list = field(default_factory=list)
+
+
+def claim(ids, token, resume=None):
+    """Claim the `queued` rows among ids (and, for a re-queued message, the `sending` rows its
+    earlier run holds) in one UPDATE ... RETURNING; the claimed rows with their notification's
+    expiry and creation time."""
+    table = Delivery._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""UPDATE {table} SET status = %s, claim_token = %s, updated_at = now(),
+                    attempt_count = attempt_count + CASE WHEN status = %s THEN 1 ELSE 0 END
+                WHERE id = ANY(%s) AND (status = %s OR (status = %s AND claim_token = %s))
+                RETURNING id""",
+            [DeliveryStatus.SENDING, token, DeliveryStatus.QUEUED, [uuid.UUID(str(i)) for i in ids],
+             DeliveryStatus.QUEUED, DeliveryStatus.SENDING, resume],
+        )
+        claimed = [row[0] for row in cursor.fetchall()]
+    if not claimed:
+        return []
+    return list(Delivery.objects.select_related("notification").only(
+        *(f.name for f in Delivery._meta.concrete_fields), "notification__expires_at", "notification__created_at",
+        "notification__category_id", "notification__priority",
+    ).filter(id__in=claimed))
+
+
+def run(channel, ids, token, resume=None):
+    """Deliver one chunk. Returns {"sent": n, "retrying": n, "failed": n, "skipped": n, "waiting": n}."""
+    providers = registry.providers_for(channel)
+    breakers = {provider.name: ChunkBreaker(provider) for provider in providers}
+    usable = [provider for provider in providers if not breakers[provider.name].breaker.is_open()]
+    waiting = []
+    if usable and not resume:
+        # Tokens for the whole chunk in one round trip; the rest go out one by one, booking slots.
+        granted = ratelimit.take_many(usable[0].name, len(ids))
+        ids, waiting = ids[:granted], ids[granted:]
+        if waiting:
+            fallback.enqueue_deliveries(list(Delivery.objects.filter(id__in=waiting, status=DeliveryStatus.QUEUED)))
+            for _ in waiting:
+                signals.rate_limited.send(Delivery, provider=usable[0].name, wait=0.0)
+    claimed = claim(ids, token, resume) if ids else []
+    now = timezone.now()
+    expired = [d for d in claimed if d.notification.expires_at is not None and d.notification.expires_at <= now]
+    for row in expired:
+        single.skip_expired(row)
+    live = [d for d in claimed if d not in expired]
+    token_for = usable[0] if usable else None
+    outcomes = [Outcome(d) for d in live]
+    concurrent = all(provider.concurrent for provider in providers)
+    if concurrent and len(outcomes) > 1:
+        calls = {pool().submit(send, outcome, providers, breakers, token_for): outcome for outcome in outcomes}
+        # What is done after NOTIFY_CHUNK_RECORD_WAIT is recorded at once, so a slow provider
+        # call (up to its timeout) holds up only itself; the rest are recorded when they finish.
+        done, slow = wait(calls, timeout=settings.NOTIFY_CHUNK_RECORD_WAIT)
+        for batch in (done, slow):
+            if batch is slow:
+                wait(slow)
+            for call in batch:
+                call.result()  # a bug in a channel module surfaces here, not silently
+            record([calls[call] for call in batch])
+    else:
+        for outcome in outcomes:
+            send(outcome, providers, breakers, token_for)
+        record(outcomes)
+    counts = {"sent": 0, "retrying": 0, "failed": 0, "skipped": len(expired), "waiting": len(waiting)}
+    for outcome in outcomes:
+        if outcome.result is not None:
+            counts["sent"] += 1
+        elif isinstance(outcome.error, PermanentDeliveryError):
+            counts["failed"] += 1
+            end(outcome)
+        else:
+            counts["retrying"] += 1
+            retry(outcome)
+    return counts
+
+
+def send(outcome, providers, breakers, token_for):
+    """One delivery's providers in failover order (as delivery.call_providers), its attempts kept
+    unsaved on the outcome."""
+    row = outcome.delivery
+    if not providers:
+        outcome.error = PermanentDeliveryError(f"no provider configured for {row.channel}")
+        single.record_attempt(row, "", outcome.error, timezone.now(), time.monotonic(), into=outcome.attempts)
+        return
+    try:
+        message = registry.kit(row.channel).message.from_dict(row.message)
+    except InvalidMessage as invalid:
+        outcome.error = PermanentDeliveryError(f"message does not fit its channel: {invalid}")
+        single.record_attempt(row, "", outcome.error, timezone.now(), time.monotonic(), into=outcome.attempts)
+        return
+    circuit_waits = []
+    for provider in providers:
+        result, error = single.call_one(row, message, provider, token_for, into=outcome.attempts,
+                                        circuit=breakers[provider.name])
+        if result is not None:
+            outcome.result, outcome.provider, outcome.error = result, provider.name, None
+            return
+        outcome.error = error
+        if isinstance(error, PermanentDeliveryError):
+            return
+        if isinstance(error, single.CircuitOpen):
+            circuit_waits.append(error.retry_after)
+    if len(circuit_waits) == len(providers):
+        outcome.error = single.CircuitOpen(str(outcome.error), retry_after=min(circuit_waits))
+
+
+def record(outcomes):
+    """Every attempt in one INSERT, every success in one UPDATE, the notifications' status after
+    them: one transaction."""
+    if not outcomes:
+        return
+    sent = [outcome for outcome in outcomes if outcome.result is not None]
+    with transaction.atomic():
+        DeliveryAttempt.objects.bulk_create([attempt for outcome in outcomes for attempt in outcome.attempts])
+        if sent:
+            mark_sent(sent)
+        transient = [o for o in outcomes if o.result is None and not isinstance(o.error, PermanentDeliveryError)]
+        for outcome in transient:
+            Delivery.objects.filter(id=outcome.delivery.id).move(
+                DeliveryStatus.RETRYING, source=DeliveryStatus.SENDING, last_error=str(outcome.error)
+            )
+        settle_notifications({outcome.delivery.notification_id for outcome in sent})
+    for outcome in sent:
+        row = outcome.delivery
+        status = DeliveryStatus.DELIVERED if outcome.result.confirmed else DeliveryStatus.SENT
+        logger.info("delivery %s %s: %s via %s, attempt %d (notification %s)", row.id, status, row.channel,
+                    outcome.provider, row.attempt_count, row.notification_id)
+        latency = (timezone.now() - row.notification.created_at).total_seconds()
+        signals.delivery_sent.send(Delivery, channel=row.channel, provider=outcome.provider, latency=latency)
+
+
+def mark_sent(sent):
+    """`sent` or `delivered` (as delivery.record_sent) for all of them in one UPDATE ... FROM
+    (VALUES ...); a row a status callback already moved past `sending` only gets the details."""
+    table = Delivery._meta.db_table
+    values, params = [], []
+    for outcome in sent:
+        confirmed = outcome.result.confirmed
+        values.append("(%s::uuid, %s, %s, %s, %s::jsonb, %s)")
+        params += [outcome.delivery.id, DeliveryStatus.DELIVERED if confirmed else DeliveryStatus.SENT,
+                   outcome.provider[:32], outcome.result.provider_message_id[:200],
+                   json.dumps(outcome.result.payload, cls=DjangoJSONEncoder), confirmed]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""UPDATE {table} AS d SET status = v.status, provider = v.provider,
+                    provider_message_id = v.message_id, provider_payload = v.payload, sent_at = now(),
+                    delivered_at = CASE WHEN v.confirmed THEN now() ELSE d.delivered_at END,
+                    next_retry_at = NULL, last_error = '', updated_at = now()
+                FROM (VALUES {", ".join(values)}) AS v(id, status, provider, message_id, payload, confirmed)
+                WHERE d.id = v.id AND d.status = %s
+                RETURNING d.id""",
+            [*params, DeliveryStatus.SENDING],
+        )
+        moved = {row[0] for row in cursor.fetchall()}
+    for outcome in sent:
+        if outcome.delivery.id not in moved:
+            Delivery.objects.filter(id=outcome.delivery.id).note(
+                provider=outcome.provider, provider_message_id=outcome.result.provider_message_id,
+                provider_payload=outcome.result.payload, sent_at=timezone.now(), next_retry_at=None, last_error="",
+            )
+
+
+def end(outcome):
+    """A permanent failure: this delivery fails, and its chain's next channel starts."""
+    row = outcome.delivery
+    fallback.fail(row.id, f"permanent error: {outcome.error}", str(outcome.error))
+    start_successor(row)
+
+
+def start_successor(row):
+    after = fallback.successor(row)
+    if after is not None:
+        fallback.enqueue_deliveries([after])
+
+
+def retry(outcome):
+    """A transient failure: the per-delivery task takes over as this delivery's first retry, with
+    its policy's wait and the rest of its chain as errbacks; as the task would, an open circuit
+    on a delivery with a next channel falls back at once."""
+    row = outcome.delivery
+    error = outcome.error
+    if isinstance(error, single.CircuitOpen) and fallback.successor(row) is not None:
+        fallback.fail(row.id, f"circuit open, falling back: {error}", str(error))
+        start_successor(row)
+        return
+    policy, chosen_by = backoff.policy_for(row.channel, row.notification.category_id, row.notification.priority)
+    named = f"{policy.describe()} (by {chosen_by})"
+    if policy.max_retries < 1:
+        single.schedule_retry(row.id, None, None, named)
+        fallback.fail(row.id, f"retries exhausted (1 attempt): {error}", str(error))
+        start_successor(row)
+        return
+    wait = policy.wait(0, retry_after=getattr(error, "retry_after", None))
+    single.schedule_retry(row.id, wait, f"retry 1 in {wait:.2f}s", named)
+    logger.info("delivery %s retried: retry 1 of %d in %.1fs (%s) after %s", row.id, policy.max_retries, wait,
+                policy.name, error)
+    signals.retry_scheduled.send(Delivery, channel=row.channel, wait=wait)
+    if wait > settings.NOTIFY_MAX_COUNTDOWN:
+        return  # parked in Postgres with next_retry_at: the reaper re-enqueues it
+    chain = [row, *sorted(fallback.same_route(row).filter(position__gt=row.position, status=DeliveryStatus.PENDING),
+                          key=lambda later: later.position)]
+    fallback.chain_signature(
+        chain, expires=row.notification.expires_at, priority=row.notification.priority
+    ).apply_async(retries=1, countdown=wait)
+
