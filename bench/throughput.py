@@ -7,7 +7,8 @@ and handed to dispatch exactly as the API's view does (existing_users, then stor
 1,000 recipients per call, without HTTP),
 and the clock runs from the first store until the last Delivery is `sent` (max(sent_at) in
 Postgres). In-app needs no network; email goes through the SendGrid SDK to the fake SendGrid
-server (tests/fakes/sendgrid.py) running in this process. The workers are the Procfile's:
+server (tests/support/fakes/sendgrid.py) and webhooks to a local receiver that verifies each
+signature (tests/support/fakes/webhook_receiver.py), both running in this process. The workers are the Procfile's:
 dispatch, inapp and email, each its own `celery worker -Q <queue>` process group.
 
 In the same run, N no-op tasks (bench/noop.py) are published to that channel's queue while its
@@ -30,6 +31,7 @@ from notifications.api.serializers import existing_users  # noqa: E402
 from notifications.models import Category  # noqa: E402
 from notifications.planning.sending import store_and_dispatch  # noqa: E402
 from tests.support.fakes.sendgrid import FakeSendGrid  # noqa: E402
+from tests.support.fakes.webhook_receiver import FakeWebhookReceiver  # noqa: E402
 
 CHUNK = 1000  # recipients per store_and_dispatch call: the API's MAX_RECIPIENTS_PER_REQUEST
 
@@ -38,6 +40,19 @@ def empty_sent_tables():
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE notifications_notification, notifications_delivery, "
                        "notifications_deliveryattempt, notifications_escalation CASCADE")
+
+
+def give_webhook_endpoints(users, receiver):
+    """Every user one endpoint at the local receiver (one URL and secret, which it verifies)."""
+    from django.contrib.auth import get_user_model
+
+    from notifications.models import WebhookEndpoint, new_webhook_secret
+
+    secret = new_webhook_secret()
+    url = receiver.endpoint(secret)
+    ids = get_user_model().objects.filter(username__in=users).values_list("id", flat=True)
+    WebhookEndpoint.objects.bulk_create([WebhookEndpoint(user_id=i, url=url, secret=secret) for i in ids],
+                                        batch_size=5000)
 
 
 def delivery_run(channel, users, timeout):
@@ -101,7 +116,11 @@ def main():
     h.reset_redis()
     users = h.create_users(args.notifications)
     sendgrid = FakeSendGrid().start()
-    worker_env = {"SENDGRID_API_KEY": sendgrid.api_key, "SENDGRID_HOST": sendgrid.url}
+    receiver = FakeWebhookReceiver().start()
+    if "webhook" in channels:
+        give_webhook_endpoints(users, receiver)
+    worker_env = {"SENDGRID_API_KEY": sendgrid.api_key, "SENDGRID_HOST": sendgrid.url,
+                  "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"}
     if args.worker_settings:
         worker_env["DJANGO_SETTINGS_MODULE"] = args.worker_settings
     processes = [h.worker("dispatch")] + [h.worker(channel) for channel in channels]
@@ -116,11 +135,14 @@ def main():
     for run in range(1, args.runs + 1):
         for channel in channels:
             sendgrid.reset()
+            receiver.requests.clear()
+            receiver.events.clear()
             deliveries = delivery_run(channel, users, args.timeout)
             empty = noop_run(channel, noops, args.timeout)
             ratio = deliveries["rate"] / empty["rate"]
             results[channel].append((deliveries, empty, ratio))
-            extra = f", fake SendGrid got {len(sendgrid.requests)} mails" if channel == "email" else ""
+            extra = {"email": f", fake SendGrid got {len(sendgrid.requests)} mails",
+                     "webhook": f", the receiver verified {len(receiver.events)} events"}.get(channel, "")
             print(
                 f"run {run} {channel:5}: {deliveries['sent']} sent ({deliveries['failed']} not) in "
                 f"{deliveries['elapsed']:.2f}s = {deliveries['rate']:.0f} deliveries/s (storing took "
@@ -139,6 +161,7 @@ def main():
         )
     h.stop_all()
     sendgrid.stop()
+    receiver.stop()
 
 
 if __name__ == "__main__":

@@ -276,6 +276,9 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TIMEZONE = "UTC"
 # Task events cost every message a second publish; Flower switches them on while it watches.
+# Celery's Django fixup closes a worker's database connection after every task unless this is
+# set (CONN_MAX_AGE does not apply there): keep it for this many tasks, as a pool would.
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 CELERY_WORKER_SEND_TASK_EVENTS = env_bool("CELERY_WORKER_SEND_TASK_EVENTS", False)
 CELERY_TASK_SEND_SENT_EVENT = env_bool("CELERY_TASK_SEND_SENT_EVENT", False)
 # Reconnect to the broker forever after a Redis or RabbitMQ restart instead of exiting.

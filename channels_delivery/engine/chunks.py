@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from channels_delivery import registry
@@ -149,7 +149,8 @@ def run(channel, ids, token, resume=None):
     outcomes = [Outcome(d) for d in live]
     concurrent = all(provider.concurrent for provider in providers)
     if concurrent and len(outcomes) > 1:
-        calls = {pool().submit(send, outcome, providers, breakers, token_for): outcome for outcome in outcomes}
+        calls = {pool().submit(send_in_thread, outcome, providers, breakers, token_for): outcome
+                 for outcome in outcomes}
         # What is done after NOTIFY_CHUNK_RECORD_WAIT is recorded at once, so a slow provider
         # call (up to its timeout) holds up only itself; the rest are recorded when they finish.
         done, slow = wait(calls, timeout=settings.NOTIFY_CHUNK_RECORD_WAIT)
@@ -174,6 +175,13 @@ def run(channel, ids, token, resume=None):
             counts["retrying"] += 1
             retry(outcome)
     return counts
+
+
+def send_in_thread(*args):
+    """send() in a pool thread, whose own database connection (providers may read contact points)
+    is dropped first if it broke, e.g. when Postgres restarted since this thread last used it."""
+    close_old_connections()
+    send(*args)
 
 
 def send(outcome, providers, breakers, token_for):

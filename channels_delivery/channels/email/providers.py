@@ -35,10 +35,15 @@ class SendGridEmail(Provider):
     def is_configured(self):
         return bool(settings.SENDGRID_API_KEY)
 
+    local = threading.local()  # each thread's client, made again when its settings change
+
     def client(self):
-        client = SendGridAPIClient(api_key=settings.SENDGRID_API_KEY, host=settings.SENDGRID_HOST)
-        client.client.timeout = settings.PROVIDER_TIMEOUT_SECONDS
-        return client
+        wanted = (settings.SENDGRID_API_KEY, settings.SENDGRID_HOST, settings.PROVIDER_TIMEOUT_SECONDS)
+        if getattr(self.local, "settings", None) != wanted:
+            client = SendGridAPIClient(api_key=settings.SENDGRID_API_KEY, host=settings.SENDGRID_HOST)
+            client.client.timeout = settings.PROVIDER_TIMEOUT_SECONDS
+            self.local.client, self.local.settings = client, wanted
+        return self.local.client
 
     def build(self, delivery_id, message):
         mail = Mail(
