@@ -61,7 +61,7 @@ def delivery_run(channel, users, timeout):
     started = time.time()
     for i in range(0, len(users), CHUNK):
         store_and_dispatch(
-            recipients=existing_users(users[i:i + CHUNK]), category=category, title="Order shipped",
+            recipients=existing_users(users[i:i + CHUNK], None), category=category, title="Order shipped",
             message="Your order 123 is on its way.", channels=[channel], priority="medium", data={"order": 123},
         )
     stored = time.time()
@@ -74,9 +74,10 @@ def delivery_run(channel, users, timeout):
     h.wait_until(settled, timeout, interval=0.2, what=f"{total} {channel} deliveries settled")
     sent = h.count("SELECT count(*) FROM notifications_delivery WHERE status IN ('sent', 'delivered')")
     last = h.count("SELECT extract(epoch FROM max(sent_at)) FROM notifications_delivery")
+    planned = h.count("SELECT extract(epoch FROM max(created_at)) FROM notifications_delivery")
     elapsed = float(last) - started
     return {"sent": sent, "failed": total - sent, "elapsed": elapsed, "rate": sent / elapsed,
-            "store_s": stored - started}
+            "store_s": stored - started, "planned_s": float(planned) - started}
 
 
 def noop_run(queue, count, timeout):
@@ -146,7 +147,7 @@ def main():
             print(
                 f"run {run} {channel:5}: {deliveries['sent']} sent ({deliveries['failed']} not) in "
                 f"{deliveries['elapsed']:.2f}s = {deliveries['rate']:.0f} deliveries/s (storing took "
-                f"{deliveries['store_s']:.2f}s){extra}; {noops} empty tasks in {empty['elapsed']:.2f}s = "
+                f"{deliveries['store_s']:.2f}s, the last planned after {deliveries['planned_s']:.2f}s){extra}; {noops} empty tasks in {empty['elapsed']:.2f}s = "
                 f"{empty['rate']:.0f}/s; ratio {ratio:.3f}; load {h.loadavg()}"
             )
             sys.stdout.flush()

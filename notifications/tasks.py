@@ -1,5 +1,8 @@
+import json
+
 from celery import shared_task
-from django.db import transaction
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
 
 from channels_delivery.engine import attachments
 from channels_delivery.engine.fallback import enqueue_deliveries
@@ -42,13 +45,32 @@ def dispatch_notifications(notification_ids):
             deliveries = [d for notification in notifications for d in planner.plan(notification, preferences)]
         Delivery.objects.bulk_create(deliveries)
         # Planning wrote each decision trace; a deferred notification (quiet hours) is `scheduled`.
-        Notification.objects.bulk_update(notifications, ["status", "scheduled_at", "trace"])
+        save_plans(notifications)
         deferred = {n.id for n in notifications if n.status == NotificationStatus.SCHEDULED}
         queued = [d for d in deliveries if d.status == DeliveryStatus.QUEUED]
         escalation.plan_escalations(queued)  # clock: unread in-app goes out again later
         settle_notifications([n.id for n in notifications if n.id not in deferred], deliveries)
         transaction.on_commit(lambda: enqueue_deliveries(deliveries, whole_plan=True))
     return len(deliveries)
+
+
+def save_plans(notifications):
+    """Each notification's status, scheduled_at and trace as planning left them, in one
+    UPDATE ... FROM (VALUES ...) (bulk_update's CASE per row and field costs more than planning)."""
+    if not notifications:
+        return
+    values, params = [], []
+    for notification in notifications:
+        values.append("(%s::uuid, %s, %s::timestamptz, %s::jsonb)")
+        params += [notification.id, notification.status, notification.scheduled_at,
+                   json.dumps(notification.trace, cls=DjangoJSONEncoder)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Notification._meta.db_table} AS n SET status = v.status, scheduled_at = v.scheduled_at, "
+            f"trace = v.trace FROM (VALUES {', '.join(values)}) AS v(id, status, scheduled_at, trace) "
+            "WHERE n.id = v.id",
+            params,
+        )
 
 
 @shared_task(name="notifications.plan_broadcast")

@@ -35,6 +35,10 @@ class Provider:
     def send(self, delivery_id, message):
         raise NotImplementedError
 
+    def after_sent(self, sent):
+        """Called once the deliveries it sent are recorded, with [(delivery_id, message)], a chunk's
+        at once: what should follow a send but must not hold it up (in-app: live events)."""
+
 
 class InvalidMessage(ValueError):
     pass

@@ -96,6 +96,7 @@ class ChunkBreaker:
 @dataclass
 class Outcome:
     delivery: Delivery
+    message: object = None
     result: SendResult | None = None
     provider: str = ""
     error: Exception | None = None
@@ -159,11 +160,11 @@ def run(channel, ids, token, resume=None):
                 wait(slow)
             for call in batch:
                 call.result()  # a bug in a channel module surfaces here, not silently
-            record([calls[call] for call in batch])
+            record([calls[call] for call in batch], providers)
     else:
         for outcome in outcomes:
             send(outcome, providers, breakers, token_for)
-        record(outcomes)
+        record(outcomes, providers)
     counts = {"sent": 0, "retrying": 0, "failed": 0, "skipped": len(expired), "waiting": len(waiting)}
     for outcome in outcomes:
         if outcome.result is not None:
@@ -193,7 +194,7 @@ def send(outcome, providers, breakers, token_for):
         single.record_attempt(row, "", outcome.error, timezone.now(), time.monotonic(), into=outcome.attempts)
         return
     try:
-        message = registry.kit(row.channel).message.from_dict(row.message)
+        message = outcome.message = registry.kit(row.channel).message.from_dict(row.message)
     except InvalidMessage as invalid:
         outcome.error = PermanentDeliveryError(f"message does not fit its channel: {invalid}")
         single.record_attempt(row, "", outcome.error, timezone.now(), time.monotonic(), into=outcome.attempts)
@@ -214,7 +215,7 @@ def send(outcome, providers, breakers, token_for):
         outcome.error = single.CircuitOpen(str(outcome.error), retry_after=min(circuit_waits))
 
 
-def record(outcomes):
+def record(outcomes, providers):
     """Every attempt in one INSERT, every success in one UPDATE, the notifications' status after
     them: one transaction."""
     if not outcomes:
@@ -237,6 +238,10 @@ def record(outcomes):
                     outcome.provider, row.attempt_count, row.notification_id)
         latency = (timezone.now() - row.notification.created_at).total_seconds()
         signals.delivery_sent.send(Delivery, channel=row.channel, provider=outcome.provider, latency=latency)
+    for provider in providers:
+        mine = [(o.delivery.id, o.message) for o in sent if o.provider == provider.name]
+        if mine:
+            single.after_sent(provider, mine)
 
 
 def mark_sent(sent):

@@ -123,6 +123,7 @@ def call_providers(delivery, message, providers, token_for):
         result, error = call_one(delivery, message, provider, token_for)
         if result is not None:
             record_sent(delivery, provider.name, result)
+            after_sent(provider, [(delivery.id, message)])
             return result
         if isinstance(error, PermanentDeliveryError):
             fallback.fail(delivery.id, f"permanent error: {error}", str(error))
@@ -159,6 +160,9 @@ def call_side_by_side(delivery, message, providers, token_for):
             payload={name: result.payload for name, result in sent} if len(sent) > 1 else sent[0][1].payload,
         )
         record_sent(delivery, names, combined)
+        for provider in providers:
+            if provider.name in dict(sent):
+                after_sent(provider, [(delivery.id, message)])
         return combined
     transient = [error for error in errors if isinstance(error, TransientDeliveryError)]
     if not transient:
@@ -205,6 +209,15 @@ def call_one(delivery, message, provider, token_for, into=None, circuit=None):
     circuit.record_success()
     record_attempt(delivery, provider.name, None, started_at, started, result.status_code, into=into)
     return result, None
+
+
+def after_sent(provider, sent):
+    """The provider's follow-up on what it sent, once recorded; a failure there is logged, never
+    the delivery's (it went out)."""
+    try:
+        provider.after_sent(sent)
+    except Exception:
+        logger.exception("%s: follow-up after sending %d deliveries failed", provider.name, len(sent))
 
 
 def retry_later(delivery, error):

@@ -6,6 +6,8 @@ A link names the address it was sent to and expires (NOTIFY_UNSUBSCRIBE_MAX_AGE)
 leaked old mail cannot switch off mail that now goes to another address.
 """
 
+import functools
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import signing
@@ -23,8 +25,17 @@ def token_for(user_id, category, channel, address):
     return signing.dumps({"u": user_id, "c": category, "ch": channel, "a": address}, salt=SALT)
 
 
+@functools.cache
+def url_around_token(base_url):
+    """(before, after) the token in the link, reversed once per process (reverse() per email was
+    a tenth of planning's time)."""
+    before, _, after = (base_url + reverse("unsubscribe", args=["TOKEN"])).rpartition("TOKEN")
+    return before, after
+
+
 def url_for(user_id, category, channel, address):
-    return settings.PUBLIC_BASE_URL + reverse("unsubscribe", args=[token_for(user_id, category, channel, address)])
+    before, after = url_around_token(settings.PUBLIC_BASE_URL)
+    return before + token_for(user_id, category, channel, address) + after
 
 
 def email_headers(notification):

@@ -13,7 +13,7 @@ class RealtimeConfig(AppConfig):
 
         # The in-app worker pushes each delivered notification to the user's open connections;
         # every mark (REST or WebSocket) reaches all of them too.
-        if events.publish_inapp_delivery not in providers.inbox_listeners:
-            providers.inbox_listeners.append(events.publish_inapp_delivery)
+        if events.publish_inapp_deliveries not in providers.inbox_listeners:
+            providers.inbox_listeners.append(events.publish_inapp_deliveries)
         inbox_events.mark_changed.connect(events.on_mark_changed, dispatch_uid="realtime-mark")
         inbox_events.marks_changed.connect(events.on_marks_changed, dispatch_uid="realtime-marks")

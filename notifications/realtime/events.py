@@ -109,27 +109,39 @@ async def group_send_all(layer, user_id, messages):
         await layer.group_send(group_name(user_id), {"type": "inbox.push", "message": message})
 
 
-def send_to_user(user_id, *messages):
-    """Hand messages to every connection of the user; never raises (the inbox has them anyway)."""
+async def group_send_each(layer, per_user):
+    """Every user's messages, users side by side (each user's in order)."""
+    await asyncio.gather(*(group_send_all(layer, user_id, messages) for user_id, messages in per_user.items()))
+
+
+def send_to_users(per_user):
+    """Hand {user id: [messages]} to every connection of those users; never raises (the inbox has
+    them anyway)."""
     layer = get_channel_layer()
-    if layer is None:
+    if layer is None or not per_user:
         return
     try:
-        publishing_loop.run(group_send_all(layer, user_id, messages), timeout=PUBLISH_TIMEOUT)
+        publishing_loop.run(group_send_each(layer, per_user), timeout=PUBLISH_TIMEOUT)
     except Exception:
-        logger.warning("could not push %d message(s) to user %s's connections", len(messages), user_id, exc_info=True)
+        logger.warning("could not push messages to %d user(s)' connections", len(per_user), exc_info=True)
+
+
+def send_to_user(user_id, *messages):
+    send_to_users({user_id: list(messages)})
 
 
 def send_to_user_on_commit(user_id, *messages):
     transaction.on_commit(lambda: send_to_user(user_id, *messages))
 
 
-def publish_inapp_delivery(delivery_id, message):
-    """The in-app provider's listener: runs in the worker once the notification is in the inbox."""
-    notification = Notification.objects.filter(deliveries__id=delivery_id).first()
-    if notification is None:
-        return
-    send_to_user_on_commit(notification.recipient_id, notification_message(notification))
+def publish_inapp_deliveries(sent):
+    """The in-app provider's listener: [(delivery_id, message)] just recorded `delivered` (a
+    chunk's at once): one query for their notifications, one hand-over to the channel layer."""
+    ids = {message.notification_id for _delivery_id, message in sent}
+    per_user = {}
+    for notification in Notification.objects.filter(id__in=ids).order_by("created_at", "id"):
+        per_user.setdefault(notification.recipient_id, []).append(notification_message(notification))
+    transaction.on_commit(lambda: send_to_users(per_user))
 
 
 def publish_mark(notification, status, at):

@@ -3,8 +3,9 @@
 from channels_delivery.engine.base import Provider, SendResult
 
 
-# Called with (delivery_id, message) once the notification is in the inbox; the realtime app
-# (notifications/realtime) registers its publisher here, so the engine never imports it.
+# Called with [(delivery_id, message)] once the deliveries are recorded `delivered` (a chunk's at
+# once); the realtime app (notifications/realtime) registers its publisher here, so the engine
+# never imports it.
 inbox_listeners = []
 
 
@@ -16,6 +17,8 @@ class InApp(Provider):
     concurrent = False
 
     def send(self, delivery_id, message):
-        for listener in inbox_listeners:
-            listener(delivery_id, message)
         return SendResult(provider_message_id=str(delivery_id), status_code="stored", confirmed=True)
+
+    def after_sent(self, sent):
+        for listener in inbox_listeners:
+            listener(sent)
