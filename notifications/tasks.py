@@ -9,7 +9,14 @@ from channels_delivery.engine.fallback import enqueue_deliveries
 from channels_delivery.engine.poison import PoisonGuardedTask
 from notifications import lifecycle
 from notifications.clock import digests, escalation
-from notifications.models import Delivery, DeliveryStatus, Notification, NotificationStatus, settle_notifications
+from notifications.models import (
+    CONTACT_POINT_PREFETCH,
+    Delivery,
+    DeliveryStatus,
+    Notification,
+    NotificationStatus,
+    settle_notifications,
+)
 from notifications.planning import audiences, planner
 from notifications.planning.preferences import PreferenceBook
 from notifications.planning.templating import cached_templates
@@ -35,7 +42,8 @@ def dispatch_notifications(notification_ids):
         notifications = list(
             Notification.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("recipient", "recipient__profile", "category")
-            .prefetch_related("broadcast", "attachments")  # one Broadcast (its payload) per batch, not per row
+            # one Broadcast (its payload) per batch, not per row; the recipients' contact points
+            .prefetch_related("broadcast", "attachments", *(f"recipient__{name}" for name in CONTACT_POINT_PREFETCH))
             .filter(id__in=notification_ids, status=NotificationStatus.PENDING)
         )
         notifications = digests.hold_for_digest(notifications)  # clock: digest categories wait

@@ -58,7 +58,7 @@ class SendGridEmail(Provider):
         mail.custom_arg = CustomArg("delivery_id", str(delivery_id), p=0)
         for name, value in message.headers.items():
             mail.header = Header(name, value)
-        stored = StoredAttachment.objects.filter(id__in=message.attachment_ids).contents()
+        stored = StoredAttachment.objects.filter(id__in=message.attachment_ids).contents() if message.attachment_ids else []
         for filename, content_type, content in stored:
             mail.attachment = Attachment(FileContent(base64.b64encode(content).decode()), FileName(filename),
                                          FileType(content_type), Disposition("attachment"))
@@ -119,7 +119,7 @@ class DjangoEmail(Provider):
         )
         if message.html:
             email.attach_alternative(message.html, "text/html")
-        stored = StoredAttachment.objects.filter(id__in=message.attachment_ids).contents()
+        stored = StoredAttachment.objects.filter(id__in=message.attachment_ids).contents() if message.attachment_ids else []
         for filename, content_type, content in stored:
             email.attach(filename, content, content_type)  # a MIME part, base64 transfer-encoded
         try:
