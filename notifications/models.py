@@ -237,12 +237,6 @@ class RecipientProfile(models.Model):
 
 
 # The user relations that hold contact points; a large fan-out prefetches them.
-# Every kind of contact point a channel's address() reads: dispatch prefetches them for a batch of
-# recipients (one query each), so planning makes no query per recipient.
-CONTACT_POINT_PREFETCH = ["push_subscriptions", "mobile_devices", "webhook_endpoints", "slack_webhooks",
-                          "slack_bot_targets", "telegram_chats"]
-
-
 def active_contact_points(related_manager):
     """A user's active contact points of one kind, oldest first. Filtering in Python lets a
     caller's prefetch_related() answer without another query."""

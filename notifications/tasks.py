@@ -10,7 +10,6 @@ from channels_delivery.engine.poison import PoisonGuardedTask
 from notifications import lifecycle
 from notifications.clock import digests, escalation
 from notifications.models import (
-    CONTACT_POINT_PREFETCH,
     Delivery,
     DeliveryStatus,
     Notification,
@@ -42,13 +41,13 @@ def dispatch_notifications(notification_ids):
         notifications = list(
             Notification.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("recipient", "recipient__profile", "category")
-            # one Broadcast (its payload) per batch, not per row; the recipients' contact points
-            .prefetch_related("broadcast", "attachments", *(f"recipient__{name}" for name in CONTACT_POINT_PREFETCH))
+            .prefetch_related("broadcast", "attachments")  # one Broadcast (its payload) per batch, not per row
             .filter(id__in=notification_ids, status=NotificationStatus.PENDING)
         )
         notifications = digests.hold_for_digest(notifications)  # clock: digest categories wait
         attachments.fetch_pending(notifications)  # channels: URL attachments, through the outbound guard
         preferences = PreferenceBook.load(n.recipient_id for n in notifications)
+        planner.prefetch_contact_points(notifications)
         with cached_templates():
             deliveries = [d for notification in notifications for d in planner.plan(notification, preferences)]
         Delivery.objects.bulk_create(deliveries)

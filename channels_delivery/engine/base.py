@@ -87,3 +87,6 @@ class ChannelKit:
     # The providers reach different contact points of a user (push: browsers and phones), so every
     # provider with targets in the message is called, instead of the next only when one fails.
     side_by_side: bool = False
+    # The user's related managers address() reads (e.g. "webhook_endpoints"): planning prefetches
+    # them for a whole batch of recipients, so address() makes no query per user.
+    contact_points: tuple = ()

@@ -6,6 +6,7 @@ before it fails for good.
 """
 
 from django.conf import settings
+from django.db.models import prefetch_related_objects
 from django.utils import timezone
 
 from channels_delivery import registry
@@ -24,6 +25,15 @@ def routes_for(notification):
     if isinstance(by_category, dict):
         by_category = by_category.get(notification.priority) or by_category.get("default")
     return by_category or config.get("priorities", {}).get(notification.priority) or config["default"]
+
+
+def prefetch_contact_points(notifications):
+    """The recipients' contact points of every channel these notifications may use, one query per
+    kind for the whole batch (the kits name them), so address() makes no query per recipient."""
+    names = {name for notification in notifications for route in routes_for(notification) for channel in route
+             if channel in registry.BY_NAME for name in registry.kit(channel).contact_points}
+    if names:
+        prefetch_related_objects([n.recipient for n in notifications], *sorted(names))
 
 
 def address_for(user, channel):

@@ -48,5 +48,5 @@ def layout(notification):
 
 CHANNEL = ChannelKit(
     name="push", providers=[WebPush(), FirebaseMessaging(), ApplePush()], message=PushMessage, address=address,
-    layout=layout, side_by_side=True,
+    layout=layout, side_by_side=True, contact_points=("push_subscriptions", "mobile_devices"),
 )

@@ -57,5 +57,5 @@ def layout(notification):
 
 CHANNEL = ChannelKit(
     name="slack", providers=[SlackIncomingWebhook(), SlackBot()], message=SlackMessage, address=address,
-    layout=layout, side_by_side=True,
+    layout=layout, side_by_side=True, contact_points=("slack_webhooks", "slack_bot_targets"),
 )

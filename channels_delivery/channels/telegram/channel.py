@@ -27,5 +27,6 @@ def layout(notification):
 
 
 CHANNEL = ChannelKit(
-    name="telegram", providers=[TelegramBot()], message=TelegramMessage, address=address, layout=layout
+    name="telegram", providers=[TelegramBot()], message=TelegramMessage, address=address, layout=layout,
+    contact_points=("telegram_chats",),
 )

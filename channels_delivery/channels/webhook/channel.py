@@ -40,4 +40,7 @@ def layout(notification):
     }
 
 
-CHANNEL = ChannelKit(name="webhook", providers=[SignedWebhook()], message=WebhookMessage, address=address, layout=layout)
+CHANNEL = ChannelKit(
+    name="webhook", providers=[SignedWebhook()], message=WebhookMessage, address=address, layout=layout,
+    contact_points=("webhook_endpoints",),
+)

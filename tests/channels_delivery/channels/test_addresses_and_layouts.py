@@ -103,16 +103,17 @@ def test_retry_after_seconds(headers, expected):
 
 
 def test_prefetched_users_cost_no_queries_per_channel(user, django_assert_num_queries):
+    """What each kit names in contact_points is all its address() reads (dispatch prefetches it)."""
     from django.contrib.auth import get_user_model
 
-    from notifications.models import CONTACT_POINT_PREFETCH
+    from channels_delivery import registry
 
     RecipientProfile.objects.create(user=user, phone="+14155552671")
     PushSubscription.objects.create(user=user, endpoint="https://push.example.com/a", p256dh="k", auth="a")
     WebhookEndpoint.objects.create(user=user, url="https://hooks.example.com/x")
     SlackWebhook.objects.create(user=user, url="https://hooks.slack.com/services/T/B/x")
     [loaded] = get_user_model().objects.filter(id=user.id).select_related("profile").prefetch_related(
-        *CONTACT_POINT_PREFETCH)
+        *(name for channel in registry.NAMES for name in registry.kit(channel).contact_points))
 
     with django_assert_num_queries(0):
         addresses = {channel: address_for(loaded, channel) for channel in ["email", "sms", "push", "webhook", "slack"]}
