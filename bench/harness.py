@@ -151,12 +151,17 @@ def create_users(count, prefix="u", email=True):
 
 
 def issue_api_key(owner_name="bench-app"):
+    """An app's key (send, read, broadcast) whose recipients are every user made so far, granted
+    as the tenancy rules want (notifications/tenancy.py), plus its owner."""
     from django.contrib.auth import get_user_model
 
-    from notifications.models import ApiClient
+    from notifications.models import ApiClient, RecipientGrant
 
     owner = get_user_model().objects.create_user(owner_name, email="")
-    _client, key = ApiClient.issue("bench", owner, scopes=["send", "read"])
+    client, key = ApiClient.issue("bench", owner, scopes=["send", "read", "broadcast"])
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {RecipientGrant._meta.db_table} (client_id, user_id, created_at) "
+                       "SELECT %s, id, now() FROM auth_user", [client.id])
     return key
 
 
@@ -297,6 +302,18 @@ def wait_until(condition, timeout, interval=0.25, what="condition"):
             return value
         time.sleep(interval)
     raise TimeoutError(f"{what} not reached in {timeout}s")
+
+
+def rss_mib(pids):
+    """Resident memory of these processes together, MiB (VmRSS: shared pages count in each)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+        except (FileNotFoundError, StopIteration):
+            pass
+    return total / 1024
 
 
 def percentile(values, p):

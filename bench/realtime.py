@@ -60,17 +60,6 @@ def token(client, username):
                       algorithm="HS256", headers={"kid": client.key_prefix})
 
 
-def rss_mib(pids):
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-        except (FileNotFoundError, StopIteration):
-            pass
-    return total / 1024
-
-
 class Client:
     """One user's device: connects, keeps reconnecting with backoff + full jitter, records arrivals."""
 
@@ -175,7 +164,7 @@ def breakdown(sent):
 async def connections(args, api_url, ws_url, key, client, usernames, realtime, ids):
     clients, took = await open_clients(ws_url, client, usernames)
     print(f"{len(clients)} connections opened in {took:.1f}s ({len(clients) / took:.0f}/s); "
-          f"realtime process RSS {rss_mib(realtime.pids):.0f} MiB; load {h.loadavg()}")
+          f"realtime process RSS {h.rss_mib(realtime.pids):.0f} MiB; load {h.loadavg()}")
     sys.stdout.flush()
 
     if args.broadcast_timeout:
@@ -217,7 +206,7 @@ async def connections(args, api_url, ws_url, key, client, usernames, realtime, i
             break
         await asyncio.sleep(0.2)
     print(f"restart: {again} of {len(clients)} reconnected {time.perf_counter() - back:.1f}s after the realtime "
-          f"process was back; RSS {rss_mib(realtime.pids):.0f} MiB; load {h.loadavg()}")
+          f"process was back; RSS {h.rss_mib(realtime.pids):.0f} MiB; load {h.loadavg()}")
     for c in clients:
         c.task.cancel()
 

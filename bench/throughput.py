@@ -55,7 +55,7 @@ def give_webhook_endpoints(users, receiver):
                                         batch_size=5000)
 
 
-def delivery_run(channel, users, timeout):
+def delivery_run(channel, users, timeout, worker=None):
     empty_sent_tables()
     category = Category.objects.get(key="general")
     started = time.time()
@@ -67,8 +67,12 @@ def delivery_run(channel, users, timeout):
     stored = time.time()
     total = len(users)
 
+    memory = []  # (deliveries done, the channel worker's RSS in MiB), every 2 s
+
     def settled():
         done = h.count("SELECT count(*) FROM notifications_delivery WHERE status IN ('sent', 'delivered', 'failed', 'skipped')")
+        if worker is not None and (not memory or time.time() - memory[-1][2] >= 2):
+            memory.append((done, h.rss_mib(worker.pids), time.time()))
         return done >= total
 
     h.wait_until(settled, timeout, interval=0.2, what=f"{total} {channel} deliveries settled")
@@ -77,7 +81,8 @@ def delivery_run(channel, users, timeout):
     planned = h.count("SELECT extract(epoch FROM max(created_at)) FROM notifications_delivery")
     elapsed = float(last) - started
     return {"sent": sent, "failed": total - sent, "elapsed": elapsed, "rate": sent / elapsed,
-            "store_s": stored - started, "planned_s": float(planned) - started}
+            "store_s": stored - started, "planned_s": float(planned) - started,
+            "rss": [(done, rss) for done, rss, _at in memory] + ([(total, h.rss_mib(worker.pids))] if worker else [])}
 
 
 def noop_run(queue, count, timeout):
@@ -133,12 +138,14 @@ def main():
     sys.stdout.flush()
 
     results = {channel: [] for channel in channels}
+    total_notifications = args.notifications
     for run in range(1, args.runs + 1):
         for channel in channels:
             sendgrid.reset()
             receiver.requests.clear()
             receiver.events.clear()
-            deliveries = delivery_run(channel, users, args.timeout)
+            worker = next(p for p in processes if p.name == channel)
+            deliveries = delivery_run(channel, users, args.timeout, worker)
             empty = noop_run(channel, noops, args.timeout)
             ratio = deliveries["rate"] / empty["rate"]
             results[channel].append((deliveries, empty, ratio))
@@ -150,6 +157,10 @@ def main():
                 f"{deliveries['store_s']:.2f}s, the last planned after {deliveries['planned_s']:.2f}s){extra}; {noops} empty tasks in {empty['elapsed']:.2f}s = "
                 f"{empty['rate']:.0f}/s; ratio {ratio:.3f}; load {h.loadavg()}"
             )
+            rss = deliveries["rss"]
+            early = next(((done, mib) for done, mib in rss if done >= total_notifications // 10), rss[0])
+            print(f"      {channel} worker RSS: {early[1]:.0f} MiB after {early[0]} deliveries, {rss[-1][1]:.0f} MiB "
+                  f"after {rss[-1][0]} ({(rss[-1][1] / early[1] - 1) * 100:+.1f}%)")
             sys.stdout.flush()
 
     print("-- medians")

@@ -267,7 +267,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A worker killed mid-task leaves its message on the broker to run again.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER", 4)
+# With late acks a running task's message counts against the prefetch, so 1 reserves nothing
+# beyond what runs: an urgent message waits for one running chunk, not for a queue of chunks of
+# 100 deliveries each that a larger prefetch would have taken from the broker ahead of it.
+CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER", 1)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 60)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 90)
 CELERY_TASK_SERIALIZER = "json"
