@@ -10,13 +10,14 @@ maximum), and it stops when Postgres has every delivery `sent`/`delivered` (max(
 goes through the SendGrid SDK to the fake SendGrid running in this process.
 
 Then the service stops and a bare `celery worker` (prefork, 2 processes, the service's own
-Celery app and settings) drains N empty tasks (bench/noop.py) published to a queue of its own on
+Celery app and settings but Celery's default prefetch of 4) drains N empty tasks (bench/noop.py) published to a queue of its own on
 the same Redis: the ratio deliveries/s / empty tasks/s says whether the service keeps up with
 the broker's own pace.
 """
 
 import argparse
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -35,6 +36,7 @@ def start_service(env_extra):
     """honcho with the whole Procfile; returns (process, web URL) once every process is up."""
     port = h.free_port()
     env = {**os.environ, **h.BENCH_ENV, **env_extra, "WEB_PORT": str(port), "FLOWER_PORT": str(h.free_port()),
+           "FLOWER_BASIC_AUTH": f"bench:{secrets.token_urlsafe(12)}",  # Flower refuses to start without it
            "REALTIME_PORT": str(h.free_port()),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     log_path = h.LOG_DIR / "honcho.log"
@@ -98,7 +100,8 @@ def bare_worker_run(count, timeout):
         for number in range(count):
             noop.apply_async((number,), queue=queue, producer=producer)
     h.wait_until(lambda: h.queue_depth(queue) >= count, 60, what="empty tasks published")
-    env = {**os.environ, **h.BENCH_ENV}
+    # Celery's own default prefetch (4), not the service's 1 (which favours urgent messages).
+    env = {**os.environ, **h.BENCH_ENV, "CELERY_WORKER_PREFETCH_MULTIPLIER": "4"}
     log = open(h.LOG_DIR / "bare-worker.log", "w")
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, "-P", "prefork", "-c", "2",

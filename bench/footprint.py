@@ -14,6 +14,7 @@ each the median of --samples readings.
 
 import argparse
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -120,6 +121,7 @@ def main():
 
     env = {**os.environ, **harness.BENCH_ENV, "WEB_PORT": str(harness.free_port()),
            "FLOWER_PORT": str(harness.free_port()),
+           "FLOWER_BASIC_AUTH": f"bench:{secrets.token_urlsafe(12)}",  # Flower refuses to start without it
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     log_path = harness.LOG_DIR / "honcho.log"
     with open(log_path, "w") as log:

@@ -151,14 +151,14 @@ def create_users(count, prefix="u", email=True):
 
 
 def issue_api_key(owner_name="bench-app"):
-    """An app's key (send, read, broadcast) whose recipients are every user made so far, granted
+    """An app's key (send, read, broadcast, critical) whose recipients are every user made so far, granted
     as the tenancy rules want (notifications/tenancy.py), plus its owner."""
     from django.contrib.auth import get_user_model
 
     from notifications.models import ApiClient, RecipientGrant
 
     owner = get_user_model().objects.create_user(owner_name, email="")
-    client, key = ApiClient.issue("bench", owner, scopes=["send", "read", "broadcast"])
+    client, key = ApiClient.issue("bench", owner, scopes=["send", "read", "broadcast", "critical"])
     with connection.cursor() as cursor:
         cursor.execute(f"INSERT INTO {RecipientGrant._meta.db_table} (client_id, user_id, created_at) "
                        "SELECT %s, id, now() FROM auth_user", [client.id])
@@ -171,10 +171,34 @@ def count(sql, *params):
         return cursor.fetchone()[0]
 
 
+def rows(sql, *params):
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
 def queue_depth(queue):
     """Messages waiting in a Celery queue on the Redis transport (every priority sub-list)."""
     r = broker()
     return sum(r.llen(key) for key in r.scan_iter(match=f"{queue}*") if r.type(key) == b"list")
+
+
+def deliveries_waiting(queue):
+    """Deliveries waiting in a channel queue: one per one-delivery message, its ids' count per
+    chunk message (engine/chunks.py). Reads every message (Redis transport, JSON bodies)."""
+    import base64
+    import json
+
+    r = broker()
+    total = 0
+    for key in r.scan_iter(match=f"{queue}*"):
+        if r.type(key) != b"list":
+            continue
+        for raw in r.lrange(key, 0, -1):
+            envelope = json.loads(raw)
+            args = json.loads(base64.b64decode(envelope["body"]))[0]
+            total += len(args[0]) if args and isinstance(args[0], list) else 1
+    return total
 
 
 def unacked():

@@ -7,9 +7,13 @@ source .venv/bin/activate
 out="${BENCH_OUT:-bench/results-$(date -u +%Y%m%dT%H%M%SZ).txt}"
 {
     python -m bench.api_latency --rate 100 --seconds 30
-    python -m bench.broadcast --recipients 100000
-    python -m bench.urgent_latency --backlog 100000
-    python -m bench.throughput --notifications "${BENCH_THROUGHPUT_N:-5000}" --runs "${BENCH_THROUGHPUT_RUNS:-3}"
+    python -m bench.broadcast --recipients 100000 --channels inapp --deliver
+    python -m bench.urgent_latency --backlog 100000 --urgent 20
+    python -m bench.throughput --notifications "${BENCH_THROUGHPUT_N:-10000}" --runs "${BENCH_THROUGHPUT_RUNS:-3}" \
+        --channels inapp,email,webhook
+    python -m bench.throughput --notifications 100000 --runs 1 --channels inapp
+    python -m bench.api_throughput --notifications 10000
+    python -m bench.purge --notifications 100000
     python -m bench.roundtrips
     python -m bench.footprint
 } 2>&1 | tee "$out"
