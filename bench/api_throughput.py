@@ -17,11 +17,9 @@ the broker's own pace.
 
 import argparse
 import os
-import secrets
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from bench import harness as h
 from bench.broadcast import post
@@ -33,40 +31,9 @@ PER_POST = 1000
 
 
 def start_service(env_extra):
-    """honcho with the whole Procfile; returns (process, web URL) once every process is up."""
-    port = h.free_port()
-    env = {**os.environ, **h.BENCH_ENV, **env_extra, "WEB_PORT": str(port), "FLOWER_PORT": str(h.free_port()),
-           "FLOWER_BASIC_AUTH": f"bench:{secrets.token_urlsafe(12)}",  # Flower refuses to start without it
-           "REALTIME_PORT": str(h.free_port()),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    log_path = h.LOG_DIR / "honcho.log"
-    with open(log_path, "w") as log:
-        honcho = subprocess.Popen(
-            [sys.executable, "-m", "honcho", "start", "-f", str(h.PROCFILE), "-d", str(h.ROOT)],
-            cwd=h.ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    workers = sum(1 for line in h.PROCFILE.read_text().splitlines() if " worker " in line)
-
-    def up():
-        text = log_path.read_text(errors="replace")
-        if honcho.poll() is not None:
-            raise RuntimeError(f"honcho exited:\n{text[-3000:]}")
-        return (text.count(" ready.") >= workers and "Booting worker" in text and "Uvicorn running on" in text
-                and "Visit me at" in text and "beat started" in text)
-
-    h.wait_until(up, 180, interval=0.5, what="every Procfile process up")
-    return honcho, f"http://127.0.0.1:{port}/api/notifications/"
-
-
-def stop(process):
-    try:
-        os.killpg(process.pid, 15)
-        process.wait(timeout=30)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(process.pid, 9)
-        except ProcessLookupError:
-            pass
+    """honcho with the whole Procfile; returns (process, the API's URL) once every process is up."""
+    honcho = h.start_procfile(env=env_extra)
+    return honcho, f"http://127.0.0.1:{honcho.env['WEB_PORT']}/api/notifications/"
 
 
 def api_run(channel, users, key, sendgrid, timeout):
@@ -90,7 +57,7 @@ def api_run(channel, users, key, sendgrid, timeout):
         last = float(h.count("SELECT extract(epoch FROM max(sent_at)) FROM notifications_delivery"))
         return {"sent": sent, "elapsed": last - started, "rate": sent / (last - started), "posted_s": posted}
     finally:
-        stop(honcho)
+        h.stop_procfile(honcho)
 
 
 def bare_worker_run(count, timeout):
@@ -115,7 +82,7 @@ def bare_worker_run(count, timeout):
                      what=f"{count} empty tasks run")
         elapsed = time.time() - started
     finally:
-        stop(worker)
+        h.stop_procfile(worker)  # its own process group, like honcho's
     return {"elapsed": elapsed, "rate": count / elapsed}
 
 

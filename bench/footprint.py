@@ -14,10 +14,7 @@ each the median of --samples readings.
 
 import argparse
 import os
-import secrets
 import statistics
-import subprocess
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -119,28 +116,9 @@ def main():
     harness.reset_database()
     harness.reset_redis()
 
-    env = {**os.environ, **harness.BENCH_ENV, "WEB_PORT": str(harness.free_port()),
-           "FLOWER_PORT": str(harness.free_port()),
-           "FLOWER_BASIC_AUTH": f"bench:{secrets.token_urlsafe(12)}",  # Flower refuses to start without it
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    log_path = harness.LOG_DIR / "honcho.log"
-    with open(log_path, "w") as log:
-        honcho = subprocess.Popen(
-            [sys.executable, "-m", "honcho", "start", "-f", str(args.procfile), "-d", str(harness.ROOT)],
-            cwd=harness.ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+    started = time.monotonic()
+    honcho = harness.start_procfile(args.procfile)
     try:
-        workers = expected_workers(args.procfile)
-
-        def up():
-            text = log_path.read_text(errors="replace")
-            if honcho.poll() is not None:
-                raise RuntimeError(f"honcho exited:\n{text[-3000:]}")
-            return (text.count(" ready.") >= workers and "Booting worker" in text and "Uvicorn running on" in text
-                    and "Visit me at" in text and "beat started" in text)
-
-        started = time.monotonic()
-        harness.wait_until(up, timeout=300, what="every process up")
         print(f"all up after {time.monotonic() - started:.1f}s; idling {args.idle:g}s")
         time.sleep(args.idle)
         readings = []
@@ -149,11 +127,7 @@ def main():
                 time.sleep(args.interval)
             readings.append(sample(honcho.pid))
     finally:
-        os.killpg(honcho.pid, 15)
-        try:
-            honcho.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(honcho.pid, 9)
+        harness.stop_procfile(honcho)
 
     names = sorted({name for reading in readings for name in reading},
                    key=lambda name: -statistics.median(r.get(name, {"pss": 0})["pss"] for r in readings))

@@ -298,6 +298,49 @@ def worker(queue, concurrency=None, include_noop=True):
 WEB_READY = {"web": "Booting worker", "realtime": "Uvicorn running on"}
 
 
+def start_procfile(procfile=None, env=None, timeout=300):
+    """The whole Procfile under honcho, as `bin/serve` runs it, against the bench stores; returns
+    the honcho process (its own process group) once every entry is up."""
+    procfile = procfile or PROCFILE
+    env = {**os.environ, **BENCH_ENV, "WEB_PORT": str(free_port()), "FLOWER_PORT": str(free_port()),
+           "REALTIME_PORT": str(free_port()),
+           "FLOWER_BASIC_AUTH": f"bench:{secrets.token_urlsafe(12)}",  # Flower refuses to start without it
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **(env or {})}
+    log_path = LOG_DIR / "honcho.log"
+    with open(log_path, "w") as log:
+        honcho = subprocess.Popen(
+            [sys.executable, "-m", "honcho", "start", "-f", str(procfile), "-d", str(ROOT)],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    honcho.env = env
+    workers = sum(1 for line in Path(procfile).read_text().splitlines() if " worker " in line)
+
+    def up():
+        text = log_path.read_text(errors="replace")
+        if honcho.poll() is not None:
+            raise RuntimeError(f"honcho exited:\n{text[-3000:]}")
+        return (text.count(" ready.") >= workers and "Booting worker" in text and "Uvicorn running on" in text
+                and "Visit me at" in text and "beat started" in text)
+
+    try:
+        wait_until(up, timeout, interval=0.5, what="every Procfile process up")
+    except BaseException:
+        stop_procfile(honcho)
+        raise
+    return honcho
+
+
+def stop_procfile(honcho):
+    """SIGTERM to the process group, SIGKILL after 60 s."""
+    try:
+        os.killpg(honcho.pid, signal.SIGTERM)
+        honcho.wait(60)
+    except subprocess.TimeoutExpired:
+        os.killpg(honcho.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def web(port, entry="web"):
     """The Procfile's HTTP tier (gunicorn) or, with entry="realtime", the ASGI server (uvicorn)."""
     return Process(entry, env={"WEB_PORT": str(port), "REALTIME_PORT": str(port)})
