@@ -183,6 +183,10 @@ def test_none_lost_when_the_worker_sending_them_is_killed(celery_worker, worker_
 
         wait_until(lambda: len({event_id for event_id, _, _ in received(receiver)}) >= expected, timeout=90,
                    message=f"all {expected} events")
+        # An event the killed worker got out but never marked is sent again once it counts as
+        # stuck (NOTIFY_STATUS_EVENT_STUCK_AFTER, 3 s here): then every row is `sent`.
+        wait_until(lambda: StatusEvent.objects.filter(status="sent").count() >= expected, timeout=30,
+                   message="every event marked sent")
         time.sleep(1)
         counts = Counter(event_id for event_id, _, _ in received(receiver))
         duplicates = sum(count - 1 for count in counts.values())
