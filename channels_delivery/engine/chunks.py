@@ -149,23 +149,31 @@ def run(channel, ids, token, resume=None):
     token_for = usable[0] if usable else None
     outcomes = [Outcome(d) for d in live]
     concurrent = all(provider.concurrent for provider in providers)
+    counts = {"sent": 0, "retrying": 0, "failed": 0, "skipped": len(expired), "waiting": len(waiting)}
     if concurrent and len(outcomes) > 1:
         calls = {pool().submit(send_in_thread, outcome, providers, breakers, token_for): outcome
                  for outcome in outcomes}
-        # What is done after NOTIFY_CHUNK_RECORD_WAIT is recorded at once, so a slow provider
-        # call (up to its timeout) holds up only itself; the rest are recorded when they finish.
+        # What is done after NOTIFY_CHUNK_RECORD_WAIT is settled at once (recorded, its failures
+        # retried or fallen back), so a slow provider call (up to its timeout) holds up only
+        # itself; the rest are settled when they finish.
         done, slow = wait(calls, timeout=settings.NOTIFY_CHUNK_RECORD_WAIT)
         for batch in (done, slow):
             if batch is slow:
                 wait(slow)
             for call in batch:
                 call.result()  # a bug in a channel module surfaces here, not silently
-            record([calls[call] for call in batch], providers)
+            settle([calls[call] for call in batch], providers, counts)
     else:
         for outcome in outcomes:
             send(outcome, providers, breakers, token_for)
-        record(outcomes, providers)
-    counts = {"sent": 0, "retrying": 0, "failed": 0, "skipped": len(expired), "waiting": len(waiting)}
+        settle(outcomes, providers, counts)
+    return counts
+
+
+def settle(outcomes, providers, counts):
+    """Record these outcomes, then hand each failure on: a permanent one to its fallback, a
+    transient one to its retry."""
+    record(outcomes, providers)
     for outcome in outcomes:
         if outcome.result is not None:
             counts["sent"] += 1
@@ -175,7 +183,6 @@ def run(channel, ids, token, resume=None):
         else:
             counts["retrying"] += 1
             retry(outcome)
-    return counts
 
 
 def send_in_thread(*args):
