@@ -170,40 +170,43 @@ class NotificationAdmin(FastListAdmin):
 
     @admin.action(description="Resend failed channels (asks for a reason)", permissions=["change"])
     def resend_failed(self, request, queryset):
-        reason = ask_reason(self, request, queryset, "Resend the failed channels of these notifications")
-        if not isinstance(reason, str):
-            return reason
-        done, refused = 0, []
-        for notification in queryset.select_related(None).only("id", "title", "category_id"):
-            try:
-                record, queued = lifecycle.resend(notification.id, reason=reason, requested_by=request.user)
-            except lifecycle.NotAllowed as refusal:
-                refused.append(f"{notification.id}: {refusal}")
-                continue
-            audit.record_request(request, Action.NOTIFICATION_RESEND, notification, reason=reason,
-                                 after={"channels": record.channels, "queued": [str(d.id) for d in queued]})
-            done += 1
-        report(self, request, done, "resent", refused)
+        def resend(notification, reason):
+            record, queued = lifecycle.resend(notification.id, reason=reason, requested_by=request.user)
+            return Action.NOTIFICATION_RESEND, None, {"channels": record.channels,
+                                                      "queued": [str(d.id) for d in queued]}
+
+        return audited_action(self, request, queryset, "Resend the failed channels of these notifications",
+                              "resent", queryset.select_related(None).only("id", "title", "category_id"), resend)
 
     @admin.action(description="Cancel scheduled notifications (asks for a reason)", permissions=["change"])
     def cancel_scheduled(self, request, queryset):
-        reason = ask_reason(self, request, queryset, "Cancel these scheduled notifications")
-        if not isinstance(reason, str):
-            return reason
-        done, refused = 0, []
-        for notification in queryset.select_related(None).only("id", "status", "title", "category_id"):
+        def cancel(notification, reason):
             if notification.status != models.NotificationStatus.SCHEDULED:
-                refused.append(f"{notification.id}: not scheduled ({notification.status})")
-                continue
-            try:
-                lifecycle.cancel(notification.id)
-            except lifecycle.NotAllowed as refusal:
-                refused.append(f"{notification.id}: {refusal}")
-                continue
-            audit.record_request(request, Action.NOTIFICATION_CANCEL, notification, reason=reason,
-                                 before={"status": notification.status}, after={"status": "cancelled"})
-            done += 1
-        report(self, request, done, "cancelled", refused)
+                raise lifecycle.NotAllowed(f"not scheduled ({notification.status})")
+            lifecycle.cancel(notification.id)
+            return Action.NOTIFICATION_CANCEL, {"status": notification.status}, {"status": "cancelled"}
+
+        return audited_action(self, request, queryset, "Cancel these scheduled notifications", "cancelled",
+                              queryset.select_related(None).only("id", "status", "title", "category_id"), cancel)
+
+
+def audited_action(modeladmin, request, queryset, question, verb, rows, act):
+    """An admin action that asks for a reason, then runs act(row, reason) on each row: it returns
+    (audit action, before, after) to record, or raises a refusal (lifecycle.NotAllowed,
+    NotRedrivable), which is reported with the row instead."""
+    reason = ask_reason(modeladmin, request, queryset, question)
+    if not isinstance(reason, str):
+        return reason  # the form asking for it
+    done, refused = 0, []
+    for row in rows:
+        try:
+            action, before, after = act(row, reason)
+        except (lifecycle.NotAllowed, NotRedrivable) as refusal:
+            refused.append(f"{row.id}: {refusal}")
+            continue
+        audit.record_request(request, action, row, reason=reason, before=before, after=after)
+        done += 1
+    report(modeladmin, request, done, verb, refused)
 
 
 def report(modeladmin, request, done, verb, refused):
@@ -245,21 +248,13 @@ class DeliveryAdmin(FastListAdmin):
 
     @admin.action(description="Re-drive dead letters (asks for a reason)", permissions=["change"])
     def redrive(self, request, queryset):
-        reason = ask_reason(self, request, queryset, "Re-drive these failed deliveries")
-        if not isinstance(reason, str):
-            return reason
-        done, refused = 0, []
-        by = f"staff {request.user.get_username()} (admin): {reason}"
-        for delivery in queryset.select_related(None).only("id", "status", "channel", "notification_id"):
-            try:
-                redrive(delivery.id, by=by)
-            except NotRedrivable as refusal:
-                refused.append(f"{delivery.id}: {refusal}")
-                continue
-            audit.record_request(request, Action.DELIVERY_REDRIVE, delivery, reason=reason,
-                                 before={"status": delivery.status}, after={"status": "queued"})
-            done += 1
-        report(self, request, done, "re-driven", refused)
+        def redrive_one(delivery, reason):
+            redrive(delivery.id, by=f"staff {request.user.get_username()} (admin): {reason}")
+            return Action.DELIVERY_REDRIVE, {"status": delivery.status}, {"status": "queued"}
+
+        return audited_action(self, request, queryset, "Re-drive these failed deliveries", "re-driven",
+                              queryset.select_related(None).only("id", "status", "channel", "notification_id"),
+                              redrive_one)
 
 
 @admin.register(models.DeliveryAttempt)

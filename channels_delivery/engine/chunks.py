@@ -25,7 +25,7 @@ from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from channels_delivery import registry
-from channels_delivery.engine import backoff, delivery as single, fallback, ratelimit, signals
+from channels_delivery.engine import delivery as single, fallback, ratelimit, signals
 from channels_delivery.engine.base import InvalidMessage, SendResult
 from channels_delivery.engine.circuit import CLOSED, breaker_for
 from channels_delivery.engine.errors import PermanentDeliveryError
@@ -305,18 +305,11 @@ def retry(outcome):
         fallback.fail(row.id, f"circuit open, falling back: {error}", str(error))
         start_successor(row)
         return
-    policy, chosen_by = backoff.policy_for(row.channel, row.notification.category_id, row.notification.priority)
-    named = f"{policy.describe()} (by {chosen_by})"
-    if policy.max_retries < 1:
-        single.schedule_retry(row.id, None, None, named)
-        fallback.fail(row.id, f"retries exhausted (1 attempt): {error}", str(error))
+    wait, _limit = single.decide_retry(row.id, 0, error, context=(row.channel, row.notification.category_id,
+                                                          row.notification.priority))
+    if wait is None:
         start_successor(row)
         return
-    wait = policy.wait(0, retry_after=getattr(error, "retry_after", None))
-    single.schedule_retry(row.id, wait, f"retry 1 in {wait:.2f}s", named)
-    logger.info("delivery %s retried: retry 1 of %d in %.1fs (%s) after %s", row.id, policy.max_retries, wait,
-                policy.name, error)
-    signals.retry_scheduled.send(Delivery, channel=row.channel, wait=wait)
     if wait > settings.NOTIFY_MAX_COUNTDOWN:
         return  # parked in Postgres with next_retry_at: the reaper re-enqueues it
     chain = [row, *sorted(fallback.same_route(row).filter(position__gt=row.position, status=DeliveryStatus.PENDING),

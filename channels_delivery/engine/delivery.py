@@ -17,7 +17,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from channels_delivery import registry
-from channels_delivery.engine import fallback, ratelimit, signals
+from channels_delivery.engine import backoff, fallback, ratelimit, signals
 from channels_delivery.engine.base import InvalidMessage, SendResult
 from channels_delivery.engine.circuit import breaker_for
 from channels_delivery.engine.errors import PermanentDeliveryError, TransientDeliveryError
@@ -161,7 +161,7 @@ def call_side_by_side(delivery, message, providers, token_for):
         )
         record_sent(delivery, names, combined)
         for provider in providers:
-            if provider.name in dict(sent):
+            if provider.name in names.split("+"):
                 after_sent(provider, [(delivery.id, message)])
         return combined
     transient = [error for error in errors if isinstance(error, TransientDeliveryError)]
@@ -300,6 +300,28 @@ def retry_context(delivery_id):
     return Delivery.objects.filter(id=delivery_id).values_list(
         "channel", "notification__category_id", "notification__priority"
     ).first() or ("", None, None)
+
+
+def decide_retry(delivery_id, retries, error, context=None, max_retries=None):
+    """After a transient failure with `retries` retries spent: (the wait before the next try, the
+    retry limit), by the delivery's retry policy (channel, category, priority; context: those
+    three when the caller holds them), the wait written to the row and its last attempt. The wait
+    is None when no retry is left: the delivery then failed (its chain's next channel is the
+    caller's to start)."""
+    channel, category, priority = context or retry_context(delivery_id)
+    policy, chosen_by = backoff.policy_for(channel, category, priority)
+    limit = policy.max_retries if max_retries is None else max_retries
+    named = f"{policy.describe()} (by {chosen_by})"
+    if retries >= limit:
+        schedule_retry(delivery_id, None, None, named)  # no wait: none left
+        fallback.fail(delivery_id, f"retries exhausted ({retries + 1} attempts): {error}", str(error))
+        return None, limit
+    wait = policy.wait(retries, retry_after=getattr(error, "retry_after", None))
+    schedule_retry(delivery_id, wait, f"retry {retries + 1} in {wait:.2f}s", named)
+    logger.info("delivery %s retried: retry %d of %d in %.1fs (%s) after %s", delivery_id, retries + 1, limit, wait,
+                policy.name, error)
+    signals.retry_scheduled.send(Delivery, channel=channel, wait=wait)
+    return wait, limit
 
 
 def schedule_retry(delivery_id, countdown, note, policy=""):

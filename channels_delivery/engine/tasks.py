@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from channels_delivery import registry
-from channels_delivery.engine import backoff, chunks, delivery, fallback, signals
+from channels_delivery.engine import chunks, delivery, fallback, signals
 from channels_delivery.engine.delivery import CircuitOpen, RateLimited
 from channels_delivery.engine.errors import PermanentDeliveryError, TransientDeliveryError
 from channels_delivery.engine.poison import PoisonGuardedTask
@@ -68,19 +68,9 @@ class DeliveryTask(PoisonGuardedTask):
         if not isinstance(exc, TransientDeliveryError):
             return super().retry(args, kwargs, exc, throw, eta, countdown, max_retries, **options)
         delivery_id = self.request.args[0]
-        retries = self.request.retries
-        policy, chosen_by = backoff.policy_for(*delivery.retry_context(delivery_id))
-        limit = policy.max_retries if max_retries is None else max_retries
-        named = f"{policy.describe()} (by {chosen_by})"
-        if retries >= limit:
-            delivery.schedule_retry(delivery_id, None, None, named)  # no wait: none left
-            fallback.fail(delivery_id, f"retries exhausted ({retries + 1} attempts): {exc}", str(exc))
-            raise exc
-        wait = policy.wait(retries, retry_after=exc.retry_after)
-        delivery.schedule_retry(delivery_id, wait, f"retry {retries + 1} in {wait:.2f}s", named)
-        logger.info("delivery %s retried: retry %d of %d in %.1fs (%s) after %s", delivery_id, retries + 1, limit,
-                    wait, policy.name, exc)
-        signals.retry_scheduled.send(DeliveryTask, channel=self.name.rsplit("_", 1)[-1], wait=wait)
+        wait, limit = delivery.decide_retry(delivery_id, self.request.retries, exc, max_retries=max_retries)
+        if wait is None:
+            raise exc  # failed: Celery sends the chain's next channel (link_error)
         if wait > settings.NOTIFY_MAX_COUNTDOWN:
             # Too long for a broker countdown (it would run twice after the visibility timeout):
             # the row waits in Postgres with next_retry_at and the reaper re-enqueues it.
