@@ -8,6 +8,7 @@ request is shed with 503 + Retry-After (notifications/ops/overload.py). Why WSGI
 sync Django/DRF, and under ASGI Django runs every sync view of a process on one thread.
 """
 
+import gc
 import os
 
 bind = f"{os.environ.get('WEB_HOST', '127.0.0.1')}:{os.environ.get('WEB_PORT', '8000')}"
@@ -21,6 +22,15 @@ backlog = int(os.environ.get("WEB_BACKLOG", "512"))
 keepalive = 5
 timeout = int(os.environ.get("WEB_TIMEOUT", "30"))
 graceful_timeout = 20
-accesslog = None
+# Off by default (the app logs what matters); a path or "-" logs each request with its duration (µs).
+accesslog = os.environ.get("WEB_ACCESS_LOG") or None
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(D)sus'
 # The web process pools its Postgres connections (workers keep one persistent connection each).
 raw_env = [f"DATABASE_POOL_MAX_SIZE={os.environ.get('DATABASE_POOL_MAX_SIZE', '4')}"]
+
+
+def post_worker_init(worker):
+    """Django and the app are loaded: move what they allocated out of the collector's sight, so
+    a full collection scans only what requests leave behind (105 ms -> 9 ms measured here)."""
+    gc.collect()
+    gc.freeze()

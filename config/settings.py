@@ -169,8 +169,10 @@ NOTIFY_UNAVAILABLE_RETRY_AFTER = env_int("NOTIFY_UNAVAILABLE_RETRY_AFTER", 5)
 # `manage.py rotate_encryption_keys`, then drop the old one. Empty: a key derived from
 # SECRET_KEY (development only; `manage.py check --deploy` refuses it).
 NOTIFY_ENCRYPTION_KEYS = env_list("NOTIFY_ENCRYPTION_KEYS", "")
-# How long a process trusts its list of sensitive categories before reading it again (seconds).
-NOTIFY_SENSITIVE_CATEGORIES_TTL = env_float("NOTIFY_SENSITIVE_CATEGORIES_TTL", 5.0)
+# How long a process trusts the API clients, categories and templates it has read before reading
+# them again (seconds): a key revoked or a category or template changed in another process takes
+# effect there within this time (at once in the process that changed it).
+NOTIFY_REFERENCE_TTL = env_float("NOTIFY_REFERENCE_TTL", 5.0)
 
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -218,6 +220,13 @@ SPECTACULAR_SETTINGS = {
         "ChannelEnum": "notifications.models.Channel",
     },
 }
+# Dispatch coalescing (notifications/planning/dispatch.py): the API's sends wait in a Redis list
+# per priority lane and one drain task plans what waits together. A lane's drain counts as awake
+# for NOTIFY_DISPATCH_AWAKE_TTL seconds after it last looked (so one that died is replaced by the
+# next send after that long), and hands over to a fresh task after NOTIFY_DISPATCH_DRAIN_SECONDS.
+NOTIFY_DISPATCH_COALESCE = env_bool("NOTIFY_DISPATCH_COALESCE", True)
+NOTIFY_DISPATCH_AWAKE_TTL = env_int("NOTIFY_DISPATCH_AWAKE_TTL", 10)
+NOTIFY_DISPATCH_DRAIN_SECONDS = env_float("NOTIFY_DISPATCH_DRAIN_SECONDS", 10.0)
 # Delivery chunks (channels_delivery/engine/chunks.py): first tries of one channel per message
 # (1 sends each delivery as its own message), and the threads per worker process that make a
 # chunk's provider calls side by side.

@@ -307,7 +307,7 @@ class ApiClientAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke selected API clients", permissions=["change"])
     def revoke(self, request, queryset):
         for client in queryset.filter(active=True):
-            models.ApiClient.objects.filter(pk=client.pk).update(active=False)
+            client.revoke()
             audit.record_request(request, Action.API_CLIENT_REVOKE, client, before={"active": True},
                                  after={"active": False})
         self.message_user(request, "Revoked.", messages.SUCCESS)

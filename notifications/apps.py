@@ -16,6 +16,17 @@ class NotificationsConfig(AppConfig):
 
         checks.register(check_encryption_keys, checks.Tags.security, deploy=True)
 
+        from django.contrib.auth import get_user_model
+        from django.contrib.auth.models import Group
+        from django.db.models.signals import m2m_changed
+
+        from notifications.models import api_clients_cache
+
+        # A cached API client holds its owner, and the owner's permissions with it.
+        User = get_user_model()
+        for relation in (User.user_permissions.through, User.groups.through, Group.permissions.through):
+            m2m_changed.connect(api_clients_cache.forget, sender=relation, weak=False)
+
         # post_migrate also runs after a test flush, so configured categories always exist.
         post_migrate.connect(ensure_configured_categories, sender=self)
 

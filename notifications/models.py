@@ -5,6 +5,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import time
 import uuid
 
 from django.conf import settings
@@ -128,27 +129,54 @@ class Category(models.Model):
         return self.key
 
 
-_sensitive_cache = {"keys": None, "until": 0.0}
+class ProcessCache:
+    """Rows that every request reads and that rarely change (API clients, categories, templates),
+    kept per process for NOTIFY_REFERENCE_TTL seconds so that the send path does not query them
+    each time. A change saved in this process clears the cache at once (signals below, and
+    forget() after a queryset update()); other processes see it within the TTL."""
+
+    MAX_ENTRIES = 10_000  # keys come from requests: an unbounded dict would be a memory leak
+
+    def __init__(self):
+        self._entries = {}
+
+    def get(self, key, load):
+        now = time.monotonic()
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        value = load()
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[key] = (now + settings.NOTIFY_REFERENCE_TTL, value)
+        return value
+
+    def forget(self, **_):
+        self._entries.clear()
+        # Read again before the change commits, the old rows would be cached anew: clear after it too.
+        if transaction.get_connection().in_atomic_block:
+            transaction.on_commit(self._entries.clear)
+
+
+categories_cache = ProcessCache()
+
+
+def categories():
+    """Every category by key (a small table), from the process cache."""
+    return categories_cache.get("all", lambda: {category.key: category for category in Category.objects.all()})
 
 
 def sensitive_categories():
-    """Keys of the sensitive categories, cached per process for NOTIFY_SENSITIVE_CATEGORIES_TTL
-    seconds (a Category save in this process clears the cache at once)."""
-    import time
-
-    now = time.monotonic()
-    if _sensitive_cache["keys"] is None or now >= _sensitive_cache["until"]:
-        _sensitive_cache["keys"] = frozenset(Category.objects.filter(sensitive=True).values_list("key", flat=True))
-        _sensitive_cache["until"] = now + settings.NOTIFY_SENSITIVE_CATEGORIES_TTL
-    return _sensitive_cache["keys"]
+    return categories_cache.get(
+        "sensitive", lambda: frozenset(key for key, category in categories().items() if category.sensitive))
 
 
 def forget_sensitive_categories(**_):
-    _sensitive_cache["keys"] = None
+    categories_cache.forget()
 
 
-models.signals.post_save.connect(forget_sensitive_categories, sender=Category)
-models.signals.post_delete.connect(forget_sensitive_categories, sender=Category)
+models.signals.post_save.connect(categories_cache.forget, sender=Category)
+models.signals.post_delete.connect(categories_cache.forget, sender=Category)
 
 
 class ApiClient(models.Model):
@@ -195,19 +223,36 @@ class ApiClient(models.Model):
         return client, f"{cls.KEY_PREFIX}{prefix}.{secret}"
 
     @classmethod
+    def active_by_prefix(cls, prefix):
+        """The active client of this key prefix, or None; from the process cache. A key stops
+        working with its owner: a deactivated account's apps are shut out too."""
+        return api_clients_cache.get(prefix, lambda: cls.objects.select_related("owner").filter(
+            key_prefix=prefix, active=True, owner__is_active=True).first())
+
+    @classmethod
     def for_key(cls, key):
         """The active client whose key this is, or None (compared in constant time)."""
         if not key.startswith(cls.KEY_PREFIX):
             return None
         prefix, _, secret = key[len(cls.KEY_PREFIX):].partition(".")
-        # A key stops working with its owner: a deactivated account's apps are shut out too.
-        client = cls.objects.select_related("owner").filter(key_prefix=prefix, active=True, owner__is_active=True).first()
+        client = cls.active_by_prefix(prefix)
         if client is None or not hmac.compare_digest(client.key_hash, cls.hash_secret(secret)):
             return None
         return client
 
+    def revoke(self):
+        ApiClient.objects.filter(pk=self.pk).update(active=False)
+        api_clients_cache.forget()
+
     def has_scope(self, scope):
         return scope in self.scopes or "admin" in self.scopes
+
+
+api_clients_cache = ProcessCache()
+models.signals.post_save.connect(api_clients_cache.forget, sender=ApiClient)
+models.signals.post_delete.connect(api_clients_cache.forget, sender=ApiClient)
+# A key stops with its owner's account: a user saved (deactivated) clears the clients too.
+models.signals.post_save.connect(api_clients_cache.forget, sender=settings.AUTH_USER_MODEL)
 
 
 class RecipientGrant(models.Model):
@@ -385,6 +430,11 @@ class Template(models.Model):
 
     def __str__(self):
         return f"{self.key}/{self.channel}/{self.locale} v{self.version}"
+
+
+templates_cache = ProcessCache()
+models.signals.post_save.connect(templates_cache.forget, sender=Template)
+models.signals.post_delete.connect(templates_cache.forget, sender=Template)
 
 
 class Broadcast(models.Model):

@@ -1,6 +1,9 @@
 import json
+import logging
+import time
 
 from celery import shared_task
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 
@@ -16,9 +19,11 @@ from notifications.models import (
     NotificationStatus,
     settle_notifications,
 )
-from notifications.planning import audiences, planner
+from notifications.planning import audiences, dispatch, planner
 from notifications.planning.preferences import PreferenceBook
 from notifications.planning.templating import cached_templates
+
+logger = logging.getLogger(__name__)
 
 
 class DispatchTask(PoisonGuardedTask):
@@ -37,6 +42,45 @@ class DispatchTask(PoisonGuardedTask):
 @shared_task(name="notifications.dispatch_notifications", base=DispatchTask)
 def dispatch_notifications(notification_ids):
     """Plan the deliveries of pending notifications and enqueue each channel's task."""
+    return plan_and_enqueue(notification_ids)
+
+
+@shared_task(name="notifications.drain_dispatch")
+def drain_dispatch(lane):
+    """Plan the sends waiting in this lane's list, batch after batch, until none waits
+    (planning/dispatch.py). A batch that fails to plan goes on as one dispatch message per
+    notification, so one bad row holds up no other (and meets the poison guard alone)."""
+    deadline = time.monotonic() + settings.NOTIFY_DISPATCH_DRAIN_SECONDS
+    planned = 0
+    while True:
+        ids, left = dispatch.take_waiting(lane)
+        if not ids:
+            if dispatch.may_sleep(lane):
+                return planned
+            continue
+        if left >= dispatch.DISPATCH_BATCH:  # a backlog: whole batches go to other dispatch processes too
+            hand_on([ids], lane)
+        else:
+            try:
+                planned += plan_and_enqueue(ids)
+            except Exception:
+                logger.exception("planning %d coalesced notifications failed; each is dispatched on its own", len(ids))
+                hand_on([[i] for i in ids], lane)
+        if time.monotonic() > deadline:  # a fresh task carries on (the lane stays awake)
+            dispatch.wake(lane)
+            return planned
+
+
+def hand_on(batches, lane):
+    try:
+        for batch in batches:
+            dispatch_notifications.apply_async((batch,), priority=lane)
+    except Exception:
+        dispatch.give_back([i for batch in batches for i in batch], lane)
+        raise
+
+
+def plan_and_enqueue(notification_ids):
     with transaction.atomic():
         notifications = list(
             Notification.objects.select_for_update(skip_locked=True, of=("self",))

@@ -71,6 +71,26 @@ def isolated_broker():
 
 
 @pytest.fixture(autouse=True)
+def fresh_reference_caches():
+    """Rows cached by an earlier test may have been rolled back with it."""
+    from notifications.models import api_clients_cache, categories_cache, templates_cache
+
+    for cache in (api_clients_cache, categories_cache, templates_cache):
+        cache.forget()
+
+
+@pytest.fixture(autouse=True)
+def empty_dispatch_lanes(isolated_broker):
+    """No send of an earlier test waits in a lane, and no lane counts as awake (its drain task
+    went with that test's broker purge)."""
+    from notifications import shared_state
+
+    keys = list(shared_state.client().scan_iter("notify:dispatch:*"))
+    if keys:
+        shared_state.client().delete(*keys)
+
+
+@pytest.fixture(autouse=True)
 def fresh_throttle_windows(isolated_broker):
     """Every test starts with empty throttle windows (failed logins of one test must not refuse the next)."""
     from notifications.api.throttling import counter

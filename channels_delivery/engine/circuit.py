@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from channels_delivery.engine.errors import TransientDeliveryError
-from channels_delivery.engine.shared_state import client
+from notifications.shared_state import client
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 

@@ -15,7 +15,7 @@ import logging
 from celery import Task
 from django.conf import settings
 
-from channels_delivery.engine.shared_state import client
+from notifications.shared_state import client
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ up well after its slot loses it (calls must not bunch up behind a busy worker) a
 
 from django.conf import settings
 
-from channels_delivery.engine.shared_state import client
+from notifications.shared_state import client
 
 # KEYS: bucket, this holder's reservation. ARGV: rate (tokens/s), capacity, reserve (0/1).
 # Redis' own clock, so workers' clocks may differ. Returns 0 when the call may go now, else the

@@ -29,6 +29,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         # A write per request would sit on the send path; a minute's precision is enough here.
         if client.last_used_at is None or now - client.last_used_at > LAST_USED_PRECISION:
             ApiClient.objects.filter(pk=client.pk).update(last_used_at=now)
+            client.last_used_at = now  # the process cache holds this object: no write for a minute
         return client.owner, client
 
     def authenticate_header(self, request):

@@ -81,7 +81,7 @@ def verify(token):
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise RefusedToken("no kid header naming the API client")
-    client = ApiClient.objects.filter(key_prefix=kid[:16], active=True).first()
+    client = ApiClient.active_by_prefix(kid[:16])
     if client is None:
         raise RefusedToken(f"unknown or revoked client {kid[:16]!r}")
     algorithm = header.get("alg")

@@ -12,7 +12,7 @@ from rest_framework.exceptions import PermissionDenied
 
 from notifications.api.auth import api_client_of
 from notifications.api.contacts import reachable_url
-from notifications.models import Broadcast, Category, Channel, Delivery, DeliveryAttempt, Notification, Priority, Topic
+from notifications.models import Broadcast, Channel, Delivery, DeliveryAttempt, Notification, Priority, Topic, categories
 from notifications.planning.templating import LOCALE, validate_send
 from notifications.tenancy import managed_users
 
@@ -217,7 +217,7 @@ class SendNotificationSerializer(serializers.Serializer):
         return capped_json(context, settings.NOTIFY_MAX_CONTEXT_BYTES, "context")
 
     def validate_category(self, key):
-        category = Category.objects.filter(key=key).first()
+        category = categories().get(key)
         if category is None:
             raise serializers.ValidationError(f"Unknown category '{key}'.")
         return category

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 
 from notifications.api.errors import Conflict
 from notifications.api.permissions import IsOperator
-from notifications.models import Template
+from notifications.models import Template, templates_cache
 from notifications.ops import audit
 from notifications.planning import templating
 
@@ -108,6 +108,7 @@ class TemplateViewSet(
 
     def perform_destroy(self, instance):
         Template.objects.filter(pk=instance.pk).update(active=False)
+        templates_cache.forget()
         audit.record_request(self.request, audit.Action.TEMPLATE_DELETE, instance,
                              before=audit.template_state(instance), after={"active": False})
 

@@ -37,6 +37,7 @@ from notifications.models import (
     Notification,
     NotificationStatus,
 )
+from notifications.planning import dispatch
 from notifications.planning.dispatch import dispatch_rows_on_commit
 
 logger = logging.getLogger(__name__)
@@ -138,6 +139,7 @@ def reap(now=None, queued_after=None, sending_after=None, retrying_after=None, p
         transaction.on_commit(lambda: enqueue_deliveries(deliveries))
         report = {status: len(rows) for status, rows in found.items()}
     report["pending notifications"] = redispatch_pending(now - seconds(pending_after), limit)
+    report["sends waiting in a sleeping lane"] = dispatch.wake_stalled_lanes()
     report["stalled fallbacks"] = resume_stalled_fallbacks(now - seconds(queued_after), limit)
     if any(report.values()):
         logger.warning("reaper re-enqueued %s", ", ".join(f"{n} {what}" for what, n in report.items()))

@@ -62,7 +62,7 @@ def store_and_dispatch(
         return notifications
     ids = [n.id for n in notifications]
     dispatch_on_commit(
-        ids, priority,
+        ids, priority, coalesce=True,
         withdraw=lambda: Notification.objects.filter(id__in=ids, status=NotificationStatus.PENDING).delete(),
     )
     return notifications

@@ -30,7 +30,7 @@ from django.template import Context, Engine, Library, TemplateSyntaxError, defau
 from django.template.base import FilterExpression, Node, NodeList, Variable
 from django.template.defaulttags import ForNode, RegroupNode
 
-from notifications.models import Channel, Template
+from notifications.models import Channel, Template, templates_cache
 from notifications.planning.text import slack_escape
 
 logger = logging.getLogger(__name__)
@@ -430,9 +430,20 @@ def render_for(notification, channel, extra=None):
         return None
 
 
+def variables_by_channel(key):
+    """{channel: variables its active templates of `key` use (any locale)}; from the process cache."""
+    def load():
+        found = {}
+        for channel, variables in Template.objects.filter(key=key, active=True).values_list("channel", "variables"):
+            found.setdefault(channel, set()).update(variables)
+        return found
+
+    return templates_cache.get(key, load)
+
+
 def missing_variables(key, channels, context):
-    templates = Template.objects.filter(key=key, channel__in=channels, active=True)
-    return sorted({name for template in templates for name in template.variables} - set(context))
+    variables = variables_by_channel(key)
+    return sorted({name for channel in channels for name in variables.get(channel, ())} - set(context))
 
 
 def validate_send(attrs):
@@ -442,7 +453,7 @@ def validate_send(attrs):
     requested = [c for item in attrs.get("channels") or [] for c in ([item] if isinstance(item, str) else item)]
     channels = requested or settings.NOTIFY_CHANNELS
     context = attrs.get("context") or {}
-    if attrs.get("template_key") and not Template.objects.filter(key=key, active=True).exists():
+    if attrs.get("template_key") and not variables_by_channel(key):
         return {"template": [f"Unknown template '{key}'."]}
     if missing := missing_variables(key, channels, context):
         return {"context": [f"Missing template variables: {', '.join(missing)}."]}

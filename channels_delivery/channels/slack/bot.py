@@ -22,7 +22,7 @@ from channels_delivery.engine.errors import (
     retry_after_seconds,
 )
 from channels_delivery.engine.fanout import settle
-from channels_delivery.engine.shared_state import client as shared_redis
+from notifications.shared_state import client as shared_redis
 
 # Slack's errors that say the target itself is gone: it is switched off.
 TARGET_GONE = {"user_not_found", "user_disabled", "channel_not_found", "is_archived"}

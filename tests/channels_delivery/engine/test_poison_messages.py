@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from channels_delivery.engine import shared_state
+from notifications import shared_state
 from notifications.planning import planner
 from notifications.models import (
     Delivery,

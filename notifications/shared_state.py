@@ -1,4 +1,5 @@
-"""The Redis that every worker shares for circuit and rate-limit state (rebuildable, never the truth)."""
+"""The Redis that every process shares for circuit, rate-limit and dispatch-coalescing state
+(rebuildable, never the truth: Postgres is)."""
 
 from functools import lru_cache
 

@@ -1,0 +1,163 @@
+"""The API's sends wait in their lane's list and one drain task plans what waits together
+(notifications/planning/dispatch.py): nothing is lost when the drain's wake-up, the drain itself
+or the planning of a batch fails."""
+
+import pytest
+from celery.signals import before_task_publish
+
+from config.celery import PRIORITY_LANES
+from config.celery import app as celery_app
+from notifications import shared_state
+from notifications import tasks as dispatch_tasks
+from notifications.clock import reaper
+from notifications.models import Delivery, DeliveryStatus, Notification
+from notifications.planning import dispatch
+from tests.support import send, wait_until
+from tests.support.workers import WorkerProcess
+
+MEDIUM = PRIORITY_LANES["medium"]
+
+
+@pytest.fixture
+def published():
+    """[(task name, args, priority)] of every message published during the test."""
+    seen = []
+
+    def record(sender=None, body=None, properties=None, **kwargs):
+        args = body[0] if isinstance(body, (list, tuple)) else body["args"]
+        seen.append((sender, list(args), properties.get("priority")))
+
+    before_task_publish.connect(record, weak=False)
+    yield seen
+    before_task_publish.disconnect(record)
+    celery_app.control.purge()
+
+
+def waiting(lane=MEDIUM):
+    return [i.decode() for i in shared_state.client().lrange(dispatch.waiting_key(lane), 0, -1)]
+
+
+def awake(lane=MEDIUM):
+    return bool(shared_state.client().exists(dispatch.awake_key(lane)))
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.worker
+def test_sends_wait_in_their_lane_and_one_drain_plans_them_together(
+    app_api, make_user, worker_env, tmp_path, published
+):
+    names = [f"co{n}" for n in range(6)]
+    for name in names:
+        make_user(name)
+    ids = [i for name in names for i in send(app_api, recipients=[name], channels=["inapp"])]
+
+    # No worker runs yet: six sends, six ids waiting, one wake-up message.
+    assert waiting() == ids and awake()
+    assert [(name, args) for name, args, _ in published] == [(dispatch.DRAIN_TASK, [MEDIUM])]
+
+    worker = WorkerProcess(worker_env, log_dir=tmp_path, queues=["dispatch", "inapp"], name="coalesce").start()
+    try:
+        wait_until(lambda: Delivery.objects.filter(notification_id__in=ids, status=DeliveryStatus.DELIVERED).count()
+                   == 6, timeout=30, message="six in-app deliveries")
+        # One drain planned all six together, so they went out as one in-app chunk (one claim of
+        # six rows), not as six single deliveries; then the lane went back to sleep.
+        tokens = Delivery.objects.filter(notification_id__in=ids).values_list("claim_token", flat=True)
+        assert len(set(tokens)) == 1 and None not in tokens
+        wait_until(lambda: not awake(), timeout=10, message="the lane asleep")
+        assert waiting() == []
+    finally:
+        worker.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_awake_lane_takes_more_sends_without_another_wake_up(app_api, make_user, published):
+    make_user("ada")
+    make_user("bob")
+    first = send(app_api, recipients=["ada"], channels=["inapp"])
+    second = send(app_api, recipients=["bob"], channels=["inapp"])
+
+    assert waiting() == first + second
+    assert [name for name, _, _ in published] == [dispatch.DRAIN_TASK]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_priority_waits_in_its_own_lane(app_api, make_user, published):
+    make_user("ada")
+    urgent = send(app_api, recipients=["ada"], channels=["inapp"], priority="urgent")
+    low = send(app_api, recipients=["ada"], channels=["inapp"], priority="low")
+
+    assert waiting(PRIORITY_LANES["urgent"]) == urgent and waiting(PRIORITY_LANES["low"]) == low
+    assert sorted(priority for _, _, priority in published) == [PRIORITY_LANES["urgent"], PRIORITY_LANES["low"]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lane_whose_drain_was_lost_is_woken_by_the_reaper(app_api, make_user, published):
+    make_user("ada")
+    ids = send(app_api, recipients=["ada"], channels=["inapp"])
+    # The drain task's message is lost (a broker restart) and its awake mark has expired.
+    celery_app.control.purge()
+    shared_state.client().delete(dispatch.awake_key(MEDIUM))
+    published.clear()
+
+    assert reaper.reap()["sends waiting in a sleeping lane"] == 1
+
+    assert [(name, args) for name, args, _ in published] == [(dispatch.DRAIN_TASK, [MEDIUM])]
+    assert awake() and waiting() == ids
+    # A lane that is awake is left to its drain.
+    published.clear()
+    assert reaper.reap()["sends waiting in a sleeping lane"] == 0 and published == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_that_fails_to_plan_goes_on_one_message_per_notification(
+    app_api, make_user, published, monkeypatch
+):
+    for name in ("ada", "bob", "cy"):
+        make_user(name)
+    ids = [i for name in ("ada", "bob", "cy") for i in send(app_api, recipients=[name], channels=["inapp"])]
+    published.clear()
+
+    def refuse_batches(notification_ids):
+        raise RuntimeError("a row that breaks planning")
+
+    monkeypatch.setattr(dispatch_tasks, "plan_and_enqueue", refuse_batches)
+    assert dispatch_tasks.drain_dispatch.run(MEDIUM) == 0
+
+    assert [(name, args) for name, args, _ in published] == [(dispatch.DISPATCH_TASK, [[i]]) for i in ids]
+    assert waiting() == [] and not awake()
+    assert Notification.objects.filter(id__in=ids, status="pending").count() == 3  # still there to plan
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_backlog_is_handed_to_other_dispatch_processes_in_whole_batches(make_user, published, settings):
+    ids = [f"00000000-0000-0000-0000-{n:012d}" for n in range(dispatch.DISPATCH_BATCH * 3 + 3)]
+    shared_state.client().rpush(dispatch.waiting_key(MEDIUM), *ids)
+
+    dispatch_tasks.drain_dispatch.run(MEDIUM)  # the last 503 are planned here (none exists)
+
+    batches = [args[0] for name, args, _ in published if name == dispatch.DISPATCH_TASK]
+    assert batches == [ids[:dispatch.DISPATCH_BATCH], ids[dispatch.DISPATCH_BATCH:2 * dispatch.DISPATCH_BATCH]]
+    assert waiting() == [] and not awake()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_shared_redis_unreachable_refuses_the_send_and_keeps_nothing(app_api, make_user, settings):
+    from tests.support import free_port
+
+    make_user("ada")
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    response = app_api.post("/api/notifications/", {"recipients": ["ada"], "category": "orders", "title": "Hi"},
+                            format="json")
+
+    assert response.status_code == 503 and response.json()["error"]["code"] == "unavailable"
+    assert Notification.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_coalescing_off_each_send_is_its_own_dispatch_message(app_api, make_user, published, settings):
+    settings.NOTIFY_DISPATCH_COALESCE = False
+    make_user("ada")
+    ids = send(app_api, recipients=["ada"], channels=["inapp"])
+
+    assert [(name, args) for name, args, _ in published] == [(dispatch.DISPATCH_TASK, [ids])]
+    assert waiting() == []
