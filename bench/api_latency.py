@@ -2,10 +2,11 @@
 
     python -m bench.api_latency [--rate 100] [--seconds 30] [--warmup 3] [--no-workers]
 
-Starts the Procfile's web process (uvicorn config.asgi:application, WEB_CONCURRENCY=1) on a free
-port and, unless --no-workers, the dispatch, inapp and email workers (so every accepted send is
-also planned and delivered on the same machine while the API is measured; email goes to the
-console backend as on a developer machine, no SendGrid key). An API key is issued here.
+Starts the Procfile's web process (gunicorn, config/gunicorn.py: WEB_CONCURRENCY x WEB_THREADS,
+a psycopg pool per process; --server realtime: its uvicorn instead) on a free port and, unless
+--no-workers, the dispatch, inapp and email workers (so every accepted send is also planned and
+delivered on the same machine while the API is measured; email goes to the console backend as
+on a developer machine, no SendGrid key). An API key is issued here.
 
 Open loop: request i is scheduled at start + i/rate on the clock and sent then whether or not
 earlier ones have answered, so a slow server cannot slow the offered load down (no coordinated
@@ -13,11 +14,8 @@ omission). Latency counts from the scheduled time to the full answer; the time f
 send is printed too. At most MAX_IN_FLIGHT (32) requests are open at once (see below). Each request sends one notification to one of 1,000 users with the default
 channels (inapp, email). Errors are non-202 answers and failed connections.
 
-The web process runs with DATABASE_CONN_MAX_AGE=0 unless --conn-max-age says otherwise. Under
-ASGI every request runs in a thread of its own with its own connection; with the settings'
-default (600 s) those connections also outlive the request, and without the in-flight cap an
-overloaded web process exhausted Postgres' max_connections (100) and answered 500 "too many
-clients" (see README, Benchmarks).
+--sweep R1,R2,... runs each rate in turn (one run each) and prints the highest whose p99 stayed
+under 250 ms.
 """
 
 import argparse
@@ -87,7 +85,7 @@ def summarize(label, results, seconds):
             f"  latency {name:13} ms: p50 {h.percentile(values, 50):.1f}  p95 {h.percentile(values, 95):.1f}  "
             f"p99 {h.percentile(values, 99):.1f}  max {max(values):.1f}"
         )
-    return h.percentile(total, 95)
+    return h.percentile(total, 95), h.percentile(total, 99)
 
 
 def main():
@@ -96,6 +94,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load first, not counted")
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--sweep", default="", help="rates to run in turn, e.g. 100,200,300,400")
     parser.add_argument("--no-workers", action="store_true", help="only the web process runs")
     parser.add_argument("--conn-max-age", default="0", help="DATABASE_CONN_MAX_AGE of the web process")
     parser.add_argument("--server", choices=["web", "realtime"], default="web",
@@ -127,11 +126,22 @@ def main():
     p95s = []
     for run in range(1, args.runs + 1):
         results, lag = asyncio.run(offered_load(url, key, users, args.rate, args.seconds))
-        p95s.append(summarize(f"run {run}", results, args.seconds))
+        p95s.append(summarize(f"run {run}", results, args.seconds)[0])
         print(f"  load generator: last request scheduled {lag:.2f}s after start; load now {h.loadavg()}")
         sys.stdout.flush()
     if args.runs > 1:
         print(f"median p95 over {args.runs} runs: {h.median(p95s):.1f} ms")
+    if args.sweep:
+        held = None
+        for rate in [float(r) for r in args.sweep.split(",")]:
+            results, lag = asyncio.run(offered_load(url, key, users, rate, args.seconds))
+            _, p99 = summarize(f"sweep {rate:.0f}/s", results, args.seconds)
+            errors = sum(1 for r in results if r[3] != 202)
+            print(f"  load generator: last request scheduled {lag:.2f}s after start; load now {h.loadavg()}")
+            sys.stdout.flush()
+            if p99 < 250 and not errors:
+                held = rate
+        print(f"highest swept rate with p99 < 250 ms and no errors: {f'{held:.0f}/s' if held else 'none'}")
     accepted = h.count("SELECT count(*) FROM notifications_notification")
     print(f"notifications stored: {accepted}")
     h.stop_all()

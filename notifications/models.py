@@ -223,19 +223,22 @@ class ApiClient(models.Model):
         return client, f"{cls.KEY_PREFIX}{prefix}.{secret}"
 
     @classmethod
-    def active_by_prefix(cls, prefix):
-        """The active client of this key prefix, or None; from the process cache. A key stops
-        working with its owner: a deactivated account's apps are shut out too."""
-        return api_clients_cache.get(prefix, lambda: cls.objects.select_related("owner").filter(
-            key_prefix=prefix, active=True, owner__is_active=True).first())
+    def active_by_prefix(cls, prefix, cached=True):
+        """The active client of this key prefix, or None; from the process cache unless not
+        `cached`. A key stops working with its owner: a deactivated account's apps are shut out too."""
+        def load():
+            return cls.objects.select_related("owner").filter(
+                key_prefix=prefix, active=True, owner__is_active=True).first()
+
+        return api_clients_cache.get(prefix, load) if cached else load()
 
     @classmethod
-    def for_key(cls, key):
+    def for_key(cls, key, cached=True):
         """The active client whose key this is, or None (compared in constant time)."""
         if not key.startswith(cls.KEY_PREFIX):
             return None
         prefix, _, secret = key[len(cls.KEY_PREFIX):].partition(".")
-        client = cls.active_by_prefix(prefix)
+        client = cls.active_by_prefix(prefix, cached)
         if client is None or not hmac.compare_digest(client.key_hash, cls.hash_secret(secret)):
             return None
         return client

@@ -20,7 +20,6 @@ import json
 import time
 from collections import deque
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from rest_framework import serializers
@@ -29,7 +28,7 @@ from notifications.api.inbox import set_mark
 from notifications.api.preferences import PreferencesSerializer, apply, document
 from notifications.models import Category, Notification
 from notifications.realtime import events
-from notifications.realtime.auth import SUBPROTOCOL
+from notifications.realtime.auth import SUBPROTOCOL, database_work
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_POLICY_VIOLATION = 1008
@@ -164,7 +163,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
         if categories == "all":
             self.categories = None
         else:
-            known = await database_sync_to_async(
+            known = await database_work(
                 lambda: set(Category.objects.filter(key__in=categories).values_list("key", flat=True))
             )()
             unknown = sorted(set(categories) - known)
@@ -181,7 +180,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
 
     async def mark(self, message, mark):
         notification_id = validated(MarkSerializer, message)["id"]
-        found = await database_sync_to_async(self.set_mark)(notification_id, mark)
+        found = await database_work(self.set_mark)(notification_id, mark)
         if not found:
             raise BadMessage("not_found", "No such notification in your inbox.")
         return []  # every device, this one included, hears the change from the group
@@ -195,7 +194,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
 
     async def on_update_preferences(self, message):
         body = validated(PreferencesMessageSerializer, message)["preferences"]
-        return [{"type": "preferences", "preferences": await database_sync_to_async(self.update_preferences)(body)}]
+        return [{"type": "preferences", "preferences": await database_work(self.update_preferences)(body)}]
 
     def update_preferences(self, body):
         serializer = PreferencesSerializer(data=body)
@@ -214,7 +213,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
             await self.send_json(answer)
 
     async def missed_answers(self, wanted):
-        found = await database_sync_to_async(self.load_missed)(wanted)
+        found = await database_work(self.load_missed)(wanted)
         if found is None:
             raise BadMessage("not_found", "No such notification in your inbox.", {"after": ["Unknown notification."]})
         notifications, count = found

@@ -48,7 +48,7 @@ JWT_LIFETIME = 3600
 def demo_key(owner, path):
     """The key in `path` while it still opens the demo app's client; else a new one, saved there."""
     key = read_key(path)
-    client = ApiClient.for_key(key) if key else None
+    client = ApiClient.for_key(key, cached=False) if key else None
     if client is not None and client.owner_id == owner.pk and client.name == DEMO_CLIENT:
         return key, False
     ApiClient.objects.filter(owner=owner, name=DEMO_CLIENT).delete()
@@ -81,7 +81,7 @@ class Command(BaseCommand):
             admin_note = f"user admin, password {password} (shown once)"
         key_file = key_file or default_key_file()
         key, new = demo_key(owner, key_file)
-        client = ApiClient.for_key(key)
+        client = ApiClient.for_key(key, cached=False)
         grant(client, [demo])  # the demo user is the demo app's recipient (tenancy)
         jwt_token, _expires = end_user_tokens.mint(client, demo, JWT_LIFETIME)
         shown = key_file.relative_to(settings.BASE_DIR) if key_file.is_relative_to(settings.BASE_DIR) else key_file
