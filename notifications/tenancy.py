@@ -7,7 +7,7 @@ neither read nor enumerate another tenant's usernames.
 
 from django.contrib.auth import get_user_model
 
-from notifications.models import RecipientGrant
+from notifications.models import ApiClient, RecipientGrant
 
 User = get_user_model()
 
@@ -25,6 +25,23 @@ def managed_users(client, users=None):
     return users.filter(
         pk__in=RecipientGrant.objects.filter(client__owner_id=client.owner_id).values("user_id")
     )
+
+
+def reachable_by_username(client, usernames):
+    """{username: user} of the active users named in `usernames` that `client` may reach, in one
+    statement with no ORM query building: this is every send's one SELECT, and building the
+    equivalent managed_users() queryset cost the API ten times the query's own time."""
+    if not usernames:
+        return {}
+    grants, clients = RecipientGrant._meta.db_table, ApiClient._meta.db_table
+    sql = (
+        f"SELECT u.id, u.username FROM {User._meta.db_table} u WHERE u.username = ANY(%s) AND u.is_active"
+        + ("" if reaches_everyone(client) else
+           f" AND EXISTS (SELECT 1 FROM {grants} g JOIN {clients} c ON c.id = g.client_id"
+           " WHERE g.user_id = u.id AND c.owner_id = %s)")
+    )
+    params = [list(usernames)] + ([] if reaches_everyone(client) else [client.owner_id])
+    return {user.username: user for user in User.objects.raw(sql, params)}
 
 
 def grant(client, users):

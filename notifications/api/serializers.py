@@ -14,7 +14,7 @@ from notifications.api.auth import api_client_of
 from notifications.api.contacts import reachable_url
 from notifications.models import Broadcast, Channel, Delivery, DeliveryAttempt, Notification, Priority, Topic, categories
 from notifications.planning.templating import LOCALE, validate_send
-from notifications.tenancy import managed_users
+from notifications.tenancy import reachable_by_username
 
 User = get_user_model()
 
@@ -57,8 +57,7 @@ def existing_users(usernames, client):
     """The named active users the client may reach. Another tenant's user is reported exactly like
     one that does not exist, so an error names only what the caller itself sent."""
     usernames = list(dict.fromkeys(usernames))
-    reachable = managed_users(client, User.objects.filter(username__in=usernames, is_active=True))
-    users = {user.username: user for user in reachable}
+    users = reachable_by_username(client, usernames)
     unknown = [name for name in usernames if name not in users]
     if unknown:
         raise serializers.ValidationError(f"Unknown recipients: {', '.join(unknown[:20])}")
