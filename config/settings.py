@@ -227,6 +227,11 @@ SPECTACULAR_SETTINGS = {
 NOTIFY_DISPATCH_COALESCE = env_bool("NOTIFY_DISPATCH_COALESCE", True)
 NOTIFY_DISPATCH_AWAKE_TTL = env_int("NOTIFY_DISPATCH_AWAKE_TTL", 10)
 NOTIFY_DISPATCH_DRAIN_SECONDS = env_float("NOTIFY_DISPATCH_DRAIN_SECONDS", 10.0)
+# How long a drain that found its list empty waits for the next send before letting the lane sleep.
+NOTIFY_DISPATCH_LINGER = env_float("NOTIFY_DISPATCH_LINGER", 0.2)
+# How long a drain that took less than a full batch waits for more before planning it (seconds):
+# each batch's first send waits this long, and planning costs mostly per batch.
+NOTIFY_DISPATCH_GATHER = env_float("NOTIFY_DISPATCH_GATHER", 0.0)
 # Delivery chunks (channels_delivery/engine/chunks.py): first tries of one channel per message
 # (1 sends each delivery as its own message), and the threads per worker process that make a
 # chunk's provider calls side by side.

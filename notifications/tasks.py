@@ -54,10 +54,19 @@ def drain_dispatch(lane):
     planned = 0
     while True:
         ids, left = dispatch.take_waiting(lane)
+        if not ids and settings.NOTIFY_DISPATCH_LINGER > 0:
+            # Linger a moment for the next send: at a steady rate it comes before the lane sleeps,
+            # and costs no wake-up task.
+            ids, left = dispatch.await_waiting(lane, settings.NOTIFY_DISPATCH_LINGER)
         if not ids:
             if dispatch.may_sleep(lane):
                 return planned
             continue
+        if settings.NOTIFY_DISPATCH_GATHER and len(ids) < dispatch.DISPATCH_BATCH:
+            # Planning costs mostly per batch: a few ms of gathering buy a larger one.
+            time.sleep(settings.NOTIFY_DISPATCH_GATHER)
+            more, left = dispatch.take_waiting(lane, dispatch.DISPATCH_BATCH - len(ids))
+            ids += more
         if left >= dispatch.DISPATCH_BATCH:  # a backlog: whole batches go to other dispatch processes too
             hand_on([ids], lane)
         else:

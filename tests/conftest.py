@@ -166,6 +166,8 @@ def worker_env(django_db_setup, django_db_blocker, fake_sendgrid, isolated_broke
         "NOTIFY_CIRCUIT_PROBE_SECONDS": "10",
         "NOTIFY_RATE_LIMITS": "sendgrid=500:500",  # not binding; tests/test_engine_two_workers.py tightens it
         "NOTIFY_BROADCAST_CHUNK_SIZE": "10",
+        # a drain does not linger into the next test, where it would take that test's waiting sends
+        "NOTIFY_DISPATCH_LINGER": "0",
         # retry policies (tests/test_engine_retry_policies.py): exact waits, categories of their own
         "NOTIFY_RETRY_POLICIES": json.dumps(TEST_RETRY_POLICIES),
         "NOTIFY_CATEGORY_RETRY_POLICY": "retry-fixed:test-fixed,retry-fibonacci:test-fibonacci",

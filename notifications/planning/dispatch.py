@@ -103,6 +103,17 @@ def take_waiting(lane, count=DISPATCH_BATCH):
     return [i.decode() for i in ids or []], left
 
 
+def await_waiting(lane, timeout):
+    """take_waiting(), after blocking up to `timeout` seconds for the first id to arrive."""
+    redis = shared_state.client()
+    redis.expire(awake_key(lane), settings.NOTIFY_DISPATCH_AWAKE_TTL)
+    first = redis.blpop([waiting_key(lane)], timeout=timeout)
+    if first is None:
+        return [], 0
+    rest, left = take_waiting(lane, DISPATCH_BATCH - 1)
+    return [first[1].decode(), *rest], left
+
+
 def give_back(ids, lane):
     """Ids a drain took but could neither plan nor hand on: first in line again."""
     shared_state.client().lpush(waiting_key(lane), *reversed(ids))

@@ -2,6 +2,8 @@
 (notifications/planning/dispatch.py): nothing is lost when the drain's wake-up, the drain itself
 or the planning of a batch fails."""
 
+import threading
+
 import pytest
 from celery.signals import before_task_publish
 
@@ -170,3 +172,37 @@ def test_with_coalescing_off_each_send_is_its_own_dispatch_message(app_api, make
 
     assert [(name, args) for name, args, _ in published] == [(dispatch.DISPATCH_TASK, [ids])]
     assert waiting() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_drain_gathers_for_a_moment_when_told_to(published, settings, monkeypatch):
+    settings.NOTIFY_DISPATCH_GATHER = 0.3
+    settings.NOTIFY_DISPATCH_LINGER = 0.05
+    batches = []
+    monkeypatch.setattr(dispatch_tasks, "plan_and_enqueue", lambda ids: batches.append(list(ids)) or 0)
+    first, second = "00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002"
+    shared_state.client().rpush(dispatch.waiting_key(MEDIUM), first)
+    later = threading.Timer(0.1, lambda: shared_state.client().rpush(dispatch.waiting_key(MEDIUM), second))
+    later.start()
+
+    dispatch_tasks.drain_dispatch.run(MEDIUM)
+
+    later.join()
+    assert batches == [[first, second]]  # the second came while the first was gathering
+    assert waiting() == [] and not awake()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_idle_drain_lingers_for_the_next_send_before_the_lane_sleeps(published, settings, monkeypatch):
+    settings.NOTIFY_DISPATCH_LINGER = 1.0
+    batches = []
+    monkeypatch.setattr(dispatch_tasks, "plan_and_enqueue", lambda ids: batches.append(list(ids)) or 0)
+    first, second = "00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002"
+    shared_state.client().rpush(dispatch.waiting_key(MEDIUM), first)
+    later = threading.Timer(0.3, lambda: shared_state.client().rpush(dispatch.waiting_key(MEDIUM), second))
+    later.start()
+
+    dispatch_tasks.drain_dispatch.run(MEDIUM)
+
+    later.join()
+    assert batches == [[first], [second]] and published == []  # one drain took both: no second wake-up
