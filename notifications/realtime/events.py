@@ -88,14 +88,20 @@ class PublishingLoop:
     call; this one keeps the channel layer's connections open. Made again after a fork (Celery's
     prefork children)."""
 
+    # group_sends in flight at once on the loop: each holds a Redis connection, and the channel
+    # layer's pool refuses more than it has ("Too many connections" lost whole batches of pushes
+    # when two in-app threads each sent to 100 users at once).
+    CONCURRENCY = 32
+
     def __init__(self):
         self.lock = threading.Lock()
-        self.pid, self.loop = None, None
+        self.pid, self.loop, self.slots = None, None, None
 
     def run(self, coroutine, timeout):
         with self.lock:
             if self.pid != os.getpid():
                 self.loop = asyncio.new_event_loop()
+                self.slots = asyncio.Semaphore(self.CONCURRENCY)
                 threading.Thread(target=self.loop.run_forever, name="channel-layer-publisher", daemon=True).start()
                 self.pid = os.getpid()
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
@@ -104,14 +110,17 @@ class PublishingLoop:
 publishing_loop = PublishingLoop()
 
 
-async def group_send_all(layer, user_id, messages):
-    for message in messages:
-        await layer.group_send(group_name(user_id), {"type": "inbox.push", "message": message})
+async def group_send_all(layer, user_id, messages, slots):
+    async with slots:
+        for message in messages:
+            await layer.group_send(group_name(user_id), {"type": "inbox.push", "message": message})
 
 
 async def group_send_each(layer, per_user):
-    """Every user's messages, users side by side (each user's in order)."""
-    await asyncio.gather(*(group_send_all(layer, user_id, messages) for user_id, messages in per_user.items()))
+    """Every user's messages, users side by side (each user's in order), at most
+    PublishingLoop.CONCURRENCY at once. Runs on the publishing loop, which made its slots."""
+    slots = publishing_loop.slots
+    await asyncio.gather(*(group_send_all(layer, user_id, messages, slots) for user_id, messages in per_user.items()))
 
 
 def send_to_users(per_user):

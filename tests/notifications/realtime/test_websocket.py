@@ -432,3 +432,35 @@ def test_a_reconnect_storm_is_turned_away_not_queued(worker_env, tmp_path, token
     assert "connected" in kinds and 403 in kinds, outcomes
     assert kinds <= {"connected", 403}
     assert max(took for kind, took in outcomes if kind == 403) < 10
+
+
+def test_a_push_to_hundreds_of_users_at_once_reaches_every_one(caplog):
+    """A chunk of in-app deliveries pushes to each of its users side by side: more users than the
+    channel layer's Redis pool has connections (100) must all be reached, not fail as a batch."""
+    import asyncio
+
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from notifications.realtime import events
+
+    layer = get_channel_layer()
+    user_ids = range(900_000, 900_250)
+
+    async def join():
+        channels = {}
+        for user_id in user_ids:
+            channels[user_id] = await layer.new_channel()
+            await layer.group_add(events.group_name(user_id), channels[user_id])
+        return channels
+
+    channels = async_to_sync(join)()
+    with caplog.at_level(logging.WARNING, logger="notifications.realtime.events"):
+        events.send_to_users({user_id: [events.unread_count_message(user_id)] for user_id in user_ids})
+
+    async def receive_all():
+        return {user_id: await asyncio.wait_for(layer.receive(channel), 5) for user_id, channel in channels.items()}
+
+    received = async_to_sync(receive_all)()
+    assert "could not push" not in caplog.text
+    assert all(event["message"] == {"type": "unreadCount", "count": user_id} for user_id, event in received.items())
