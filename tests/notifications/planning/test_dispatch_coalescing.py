@@ -174,35 +174,32 @@ def test_with_coalescing_off_each_send_is_its_own_dispatch_message(app_api, make
     assert waiting() == []
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_drain_gathers_for_a_moment_when_told_to(published, settings, monkeypatch):
-    settings.NOTIFY_DISPATCH_GATHER = 0.3
-    settings.NOTIFY_DISPATCH_LINGER = 0.05
+FIRST, SECOND = "00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002"
+
+
+def drain_with_a_late_send(monkeypatch, late_by):
+    """Run a drain over one waiting id while a second send arrives `late_by` seconds later;
+    returns the batches it planned."""
     batches = []
     monkeypatch.setattr(dispatch_tasks, "plan_and_enqueue", lambda ids: batches.append(list(ids)) or 0)
-    first, second = "00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002"
-    shared_state.client().rpush(dispatch.waiting_key(MEDIUM), first)
-    later = threading.Timer(0.1, lambda: shared_state.client().rpush(dispatch.waiting_key(MEDIUM), second))
+    shared_state.client().rpush(dispatch.waiting_key(MEDIUM), FIRST)
+    later = threading.Timer(late_by, lambda: shared_state.client().rpush(dispatch.waiting_key(MEDIUM), SECOND))
     later.start()
-
     dispatch_tasks.drain_dispatch.run(MEDIUM)
-
     later.join()
-    assert batches == [[first, second]]  # the second came while the first was gathering
     assert waiting() == [] and not awake()
+    return batches
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_drain_gathers_for_a_moment_when_told_to(published, settings, monkeypatch):
+    settings.NOTIFY_DISPATCH_GATHER, settings.NOTIFY_DISPATCH_LINGER = 0.3, 0.05
+    # The second came while the first was gathering: one batch.
+    assert drain_with_a_late_send(monkeypatch, late_by=0.1) == [[FIRST, SECOND]]
 
 
 @pytest.mark.django_db(transaction=True)
 def test_an_idle_drain_lingers_for_the_next_send_before_the_lane_sleeps(published, settings, monkeypatch):
     settings.NOTIFY_DISPATCH_LINGER = 1.0
-    batches = []
-    monkeypatch.setattr(dispatch_tasks, "plan_and_enqueue", lambda ids: batches.append(list(ids)) or 0)
-    first, second = "00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002"
-    shared_state.client().rpush(dispatch.waiting_key(MEDIUM), first)
-    later = threading.Timer(0.3, lambda: shared_state.client().rpush(dispatch.waiting_key(MEDIUM), second))
-    later.start()
-
-    dispatch_tasks.drain_dispatch.run(MEDIUM)
-
-    later.join()
-    assert batches == [[first], [second]] and published == []  # one drain took both: no second wake-up
+    # The same drain took both, one after the other: no second wake-up.
+    assert drain_with_a_late_send(monkeypatch, late_by=0.3) == [[FIRST], [SECOND]] and published == []
