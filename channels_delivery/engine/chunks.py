@@ -153,16 +153,16 @@ def run(channel, ids, token, resume=None):
     if concurrent and len(outcomes) > 1:
         calls = {pool().submit(send_in_thread, outcome, providers, breakers, token_for): outcome
                  for outcome in outcomes}
-        # What is done after NOTIFY_CHUNK_RECORD_WAIT is settled at once (recorded, its failures
-        # retried or fallen back), so a slow provider call (up to its timeout) holds up only
-        # itself; the rest are settled when they finish.
-        done, slow = wait(calls, timeout=settings.NOTIFY_CHUNK_RECORD_WAIT)
-        for batch in (done, slow):
-            if batch is slow:
-                wait(slow)
-            for call in batch:
+        # Every NOTIFY_CHUNK_RECORD_WAIT, what has answered is settled at once (recorded, its
+        # failures retried or fallen back), so a slow provider call (up to its timeout) holds up
+        # only itself, also for the calls that answer after the first wave.
+        pending = set(calls)
+        while pending:
+            done, pending = wait(pending, timeout=settings.NOTIFY_CHUNK_RECORD_WAIT)
+            for call in done:
                 call.result()  # a bug in a channel module surfaces here, not silently
-            settle([calls[call] for call in batch], providers, counts)
+            if done:
+                settle([calls[call] for call in done], providers, counts)
     else:
         for outcome in outcomes:
             send(outcome, providers, breakers, token_for)
