@@ -237,7 +237,7 @@ NOTIFY_DISPATCH_GATHER = env_float("NOTIFY_DISPATCH_GATHER", 0.0)
 # chunk's provider calls side by side.
 NOTIFY_DELIVERY_CHUNK_SIZE = env_int("NOTIFY_DELIVERY_CHUNK_SIZE", 100)
 NOTIFY_CHUNK_THREADS = env_int("NOTIFY_CHUNK_THREADS", 16)
-# A chunk records what is done after this many seconds; slower calls are recorded when they end.
+# Every this many seconds a chunk records what has answered since (a slow call holds up only itself).
 NOTIFY_CHUNK_RECORD_WAIT = env_float("NOTIFY_CHUNK_RECORD_WAIT", 1.0)
 # Broadcast fan-out: recipients per chunk task (one bulk insert and one dispatch task each).
 NOTIFY_BROADCAST_CHUNK_SIZE = env_int("NOTIFY_BROADCAST_CHUNK_SIZE", 1000)
