@@ -171,10 +171,6 @@ def sensitive_categories():
         "sensitive", lambda: frozenset(key for key, category in categories().items() if category.sensitive))
 
 
-def forget_sensitive_categories(**_):
-    categories_cache.forget()
-
-
 models.signals.post_save.connect(categories_cache.forget, sender=Category)
 models.signals.post_delete.connect(categories_cache.forget, sender=Category)
 
@@ -244,7 +240,9 @@ class ApiClient(models.Model):
         return client
 
     def revoke(self):
+        """The one way a key is revoked (admin and API): its row, and this process's cache, at once."""
         ApiClient.objects.filter(pk=self.pk).update(active=False)
+        self.active = False
         api_clients_cache.forget()
 
     def has_scope(self, scope):
@@ -254,8 +252,16 @@ class ApiClient(models.Model):
 api_clients_cache = ProcessCache()
 models.signals.post_save.connect(api_clients_cache.forget, sender=ApiClient)
 models.signals.post_delete.connect(api_clients_cache.forget, sender=ApiClient)
-# A key stops with its owner's account: a user saved (deactivated) clears the clients too.
-models.signals.post_save.connect(api_clients_cache.forget, sender=settings.AUTH_USER_MODEL)
+
+
+def forget_clients_of_changed_account(update_fields=None, **_):
+    """A key stops with its owner's account: a user saved with is_active possibly changed clears
+    the clients too (not a login's last_login update, which would empty the cache each time)."""
+    if update_fields is None or "is_active" in update_fields:
+        api_clients_cache.forget()
+
+
+models.signals.post_save.connect(forget_clients_of_changed_account, sender=settings.AUTH_USER_MODEL)
 
 
 class RecipientGrant(models.Model):

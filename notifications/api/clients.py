@@ -88,8 +88,7 @@ class ApiClientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     def revoke(self, request, pk=None):
         client = self.get_object()
         before = {"active": client.active}
-        client.active = False
-        client.save(update_fields=["active"])
+        client.revoke()
         audit.record_request(request, audit.Action.API_CLIENT_REVOKE, client, before=before, after={"active": False})
         return Response(ApiClientSerializer(client).data)
 

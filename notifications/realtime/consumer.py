@@ -26,7 +26,8 @@ from rest_framework import serializers
 
 from notifications.api.inbox import set_mark
 from notifications.api.preferences import PreferencesSerializer, apply, document
-from notifications.models import Category, Notification
+from notifications.models import Notification
+from notifications.models import categories as all_categories
 from notifications.realtime import events
 from notifications.realtime.auth import SUBPROTOCOL, database_work
 
@@ -163,9 +164,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
         if categories == "all":
             self.categories = None
         else:
-            known = await database_work(
-                lambda: set(Category.objects.filter(key__in=categories).values_list("key", flat=True))
-            )()
+            known = set(await database_work(all_categories)())
             unknown = sorted(set(categories) - known)
             if unknown:
                 raise BadMessage("invalid", "Unknown categories.", {"categories": [f"Unknown category '{key}'." for key in unknown]})

@@ -13,7 +13,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from notifications.encryption import UnreadableValue, is_token, keyring_for
 from notifications.models import (
-    Broadcast, Category, Delivery, Notification, SlackWebhook, WebhookEndpoint, forget_sensitive_categories,
+    Broadcast, Category, Delivery, Notification, SlackWebhook, WebhookEndpoint, categories_cache,
 )
 from notifications.tasks import dispatch_notifications
 
@@ -41,7 +41,7 @@ def keys(settings):
 def sensitive(db):
     category = Category.objects.create(key="health", name="Health results", sensitive=True)
     yield category
-    forget_sensitive_categories()
+    categories_cache.forget()
 
 
 # --- credentials --------------------------------------------------------------------------
@@ -265,7 +265,7 @@ def test_rotation_seals_content_stored_before_its_category_was_marked_sensitive(
         assert Notification.objects.get().title == "Salary 91000"
         assert Delivery.objects.get().message == {"title": "Salary 91000"}
     finally:
-        forget_sensitive_categories()
+        categories_cache.forget()
 
 
 def test_rotation_command_refuses_a_bad_batch_size(capsys):
