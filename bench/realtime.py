@@ -15,7 +15,8 @@ message reached that user's client. Errors are non-202 answers and notifications
 connections: opens --clients connections (64 at a time), prints the realtime process's RSS,
 then sends one `"to": {"all": true}` in-app broadcast through the API and times until every
 client got it (end to end: fan-out, planning and in-app delivery included), and the same number
-of events pushed straight through the channel layer from this process (the push path alone).
+of events pushed from this process as the in-app worker pushes them (events.send_to_users: the
+push path alone).
 Finally it restarts the realtime process and times until every client is connected again
 (clients retry with the inbox page's policy: full jitter, 0.5 s doubling to 30 s).
 """
@@ -179,21 +180,14 @@ async def connections(args, api_url, ws_url, key, client, usernames, realtime, i
 
     from notifications.realtime import events
 
-    started = time.perf_counter()
-    layer = events.get_channel_layer()
     message = {"type": "notification", "id": "0", "category": "orders", "title": "pushed", "message": "",
                "priority": "medium", "data": {}, "created_at": "", "read_at": None, "seen_at": None}
-    gate = asyncio.Semaphore(50)  # within the channel layer's Redis connection pool
-
-    async def push(c):
-        async with gate:
-            await layer.group_send(events.group_name(ids[c.username]), {"type": "inbox.push", "message": message})
-
-    await asyncio.gather(*(push(c) for c in clients))
+    started = time.perf_counter()
+    await asyncio.to_thread(events.send_to_users, {ids[c.username]: [message] for c in clients})
     sent = time.perf_counter() - started
     reached = await wait_for_all(clients, "pushed", 60, since=started)
-    print(f"push straight through the channel layer: {len(clients)} group_send in {sent:.1f}s; "
-          f"{reached[0]} clients had it after {reached[1]:.1f}s")
+    print(f"push straight through the channel layer: {len(clients)} users in {sent:.2f}s "
+          f"(events.send_to_users); {reached[0]} clients had it after {reached[1]:.1f}s")
 
     realtime.stop()
     before = {id(c): c.connections for c in clients}

@@ -547,22 +547,32 @@ NOTIFY_END_USER_TOKEN_AUDIENCE = env_str("NOTIFY_END_USER_TOKEN_AUDIENCE", "noti
 NOTIFY_END_USER_TOKEN_MAX_LIFETIME = env_int("NOTIFY_END_USER_TOKEN_MAX_LIFETIME", 3600)
 # Clock skew allowed between the app that signs and this service (seconds).
 NOTIFY_END_USER_TOKEN_LEEWAY = env_int("NOTIFY_END_USER_TOKEN_LEEWAY", 30)
-# The WebSocket channel layer: one group per user in Redis, shared by every ASGI process and worker.
-# A connection's backlog (in its ASGI process's memory) holds at most NOTIFY_WS_BACKLOG events: a
-# slow client loses the oldest overflow, never holding up the others (the inbox in Postgres still
-# has them). channels-redis queues every event for one ASGI process in one Redis list before that
-# process hands them out; NOTIFY_WS_PROCESS_BACKLOG bounds it (a broadcast to 10,000 connections
-# of one process must fit) and NOTIFY_WS_BACKLOG_EXPIRY drops what waited longer (seconds).
+# The WebSocket channel layer in Redis, shared by every ASGI process and worker: each ASGI
+# process's relay is in one group and gets pushes in batches of NOTIFY_WS_RELAY_BATCH users
+# (notifications/realtime/relay.py). A connection's backlog (in its ASGI process's memory) holds at
+# most NOTIFY_WS_BACKLOG events: a slow client loses the oldest overflow, never holding up the
+# others (the inbox in Postgres still has them). channels-redis queues every message for one ASGI
+# process in one Redis list before that process reads them; NOTIFY_WS_PROCESS_BACKLOG bounds it and
+# NOTIFY_WS_BACKLOG_EXPIRY drops what waited longer (seconds). A relay renews its membership every
+# NOTIFY_WS_RELAY_RENEW seconds (so it is back soon after Redis lost it), and a killed process
+# drops out after NOTIFY_WS_GROUP_EXPIRY seconds.
+NOTIFY_WS_BACKLOG = env_int("NOTIFY_WS_BACKLOG", 100)
+NOTIFY_WS_RELAY_BATCH = env_int("NOTIFY_WS_RELAY_BATCH", 200)
+NOTIFY_WS_RELAY_RENEW = env_float("NOTIFY_WS_RELAY_RENEW", 5)
+NOTIFY_WS_GROUP_EXPIRY = env_int("NOTIFY_WS_GROUP_EXPIRY", 60)
 CHANNEL_LAYER_URL = env_str("CHANNEL_LAYER_URL", REDIS_URL)
+# redis-py 8 reads with a 5 s socket timeout by default, which ends channels-redis' 5 s blocking
+# BZPOPMIN in a TimeoutError: reads may take longer than the block (a dead Redis still times out).
+CHANNEL_LAYER_HOST = {"address": CHANNEL_LAYER_URL, "socket_timeout": 15, "socket_connect_timeout": 5}
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [CHANNEL_LAYER_URL],
-            "capacity": env_int("NOTIFY_WS_BACKLOG", 100),
-            "channel_capacity": {"specific.*": env_int("NOTIFY_WS_PROCESS_BACKLOG", 50000)},
+            "hosts": [CHANNEL_LAYER_HOST],
+            "capacity": NOTIFY_WS_BACKLOG,
+            "channel_capacity": {"specific.*": env_int("NOTIFY_WS_PROCESS_BACKLOG", 1000)},
             "expiry": env_int("NOTIFY_WS_BACKLOG_EXPIRY", 60),
-            "group_expiry": env_int("NOTIFY_WS_GROUP_EXPIRY", 86400),
+            "group_expiry": NOTIFY_WS_GROUP_EXPIRY,
         },
     }
 }

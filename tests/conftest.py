@@ -66,7 +66,7 @@ def isolated_broker():
     # Circuit and rate-limit state, read by tests, lives beside the test broker.
     settings.REDIS_URL = TEST_REDIS_URL
     settings.CACHES["throttle"]["LOCATION"] = TEST_REDIS_URL
-    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [TEST_REDIS_URL]
+    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [{**settings.CHANNEL_LAYER_HOST, "address": TEST_REDIS_URL}]
     yield TEST_BROKER_URL
 
 

@@ -16,7 +16,9 @@ closes it with 1008. A missing or refused token closes it with 4401 right after 
 so that browsers see the code.
 """
 
+import asyncio
 import json
+import logging
 import time
 from collections import deque
 
@@ -30,6 +32,9 @@ from notifications.models import Notification
 from notifications.models import categories as all_categories
 from notifications.realtime import events
 from notifications.realtime.auth import SUBPROTOCOL, database_work
+from notifications.realtime.relay import relay
+
+logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_POLICY_VIOLATION = 1008
@@ -93,6 +98,9 @@ class Flood:
 
 
 class InboxConsumer(AsyncWebsocketConsumer):
+    # A connection has no channel of its own (no Redis receive per connection): this process's
+    # relay hands it its pushes.
+    channel_layer_alias = None
     user_id = None
 
     async def connect(self):
@@ -106,14 +114,17 @@ class InboxConsumer(AsyncWebsocketConsumer):
         self.categories = None  # all
         self.bad_messages = Flood(settings.NOTIFY_WS_MAX_BAD_MESSAGES, settings.NOTIFY_WS_FLOOD_WINDOW)
         self.messages = Flood(settings.NOTIFY_WS_MAX_MESSAGES, settings.NOTIFY_WS_FLOOD_WINDOW)
-        await self.channel_layer.group_add(events.group_name(self.user_id), self.channel_name)
+        self.outbox, self.writer = deque(maxlen=settings.NOTIFY_WS_BACKLOG), None
         # Joined first, then read the inbox: a notification arriving in between comes twice at
         # worst (clients keep one per id), never not at all.
+        await relay.join(self)
         await self.send_missed({})
 
     async def disconnect(self, code):
         if self.user_id is not None:
-            await self.channel_layer.group_discard(events.group_name(self.user_id), self.channel_name)
+            relay.leave(self)
+            if self.writer is not None:
+                self.writer.cancel()
 
     async def send_json(self, message):
         await self.send(text_data=json.dumps(message, separators=(",", ":")))
@@ -237,12 +248,25 @@ class InboxConsumer(AsyncWebsocketConsumer):
         "ping": on_ping,
     }
 
-    # --- from the channel layer ------------------------------------------------------------
+    # --- from the relay ---------------------------------------------------------------------
     def wants(self, category):
         return self.categories is None or category in self.categories
 
-    async def inbox_push(self, event):
-        message = event["message"]
-        if message["type"] == "notification" and not self.wants(message["category"]):
-            return
-        await self.send_json(message)
+    def push(self, messages):
+        """Queues what the relay hands over; the writer sends it in order. A full backlog drops its
+        oldest (a slow client holds up only itself, and finds them again as missed)."""
+        for message in messages:
+            if message["type"] != "notification" or self.wants(message["category"]):
+                self.outbox.append(message)
+        if self.outbox and self.writer is None:
+            self.writer = asyncio.get_running_loop().create_task(self.write_out())
+
+    async def write_out(self):
+        try:
+            while self.outbox:
+                await self.send_json(self.outbox.popleft())
+        except Exception:
+            logger.info("dropped a connection's pushes: it is gone", exc_info=True)
+            self.outbox.clear()
+        finally:
+            self.writer = None

@@ -1,7 +1,8 @@
 """What the server pushes to a user's open WebSockets, through the Redis channel layer.
 
-Every connection of a user (any device, any ASGI process) is in the group `inbox.<user id>`;
-a worker or web process anywhere reaches them with one group_send. Postgres stays the truth:
+Every ASGI process's relay (relay.py) is in the group RELAY_GROUP and knows its own connections;
+a worker or web process anywhere reaches every device of a batch of users with one group_send,
+and each relay hands the batch to the connections it holds. Postgres stays the truth:
 an event lost here (Redis down, client offline, backlog full) is found again by the client's
 missed-notifications request, so publishing never fails the caller.
 """
@@ -14,7 +15,7 @@ import threading
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef
 from django.utils import timezone
 
 from notifications.models import Channel, Delivery, DeliveryGroups, Notification
@@ -25,8 +26,7 @@ logger = logging.getLogger(__name__)
 PUBLISH_TIMEOUT = 2.0
 
 
-def group_name(user_id):
-    return f"inbox.{user_id}"
+RELAY_GROUP = "inbox.relays"
 
 
 def notification_message(notification):
@@ -64,6 +64,13 @@ def unread_count(user_id):
     return Notification.objects.filter(recipient_id=user_id, archived_at__isnull=True).unread().count()
 
 
+def unread_counts(user_ids):
+    """{user id: unread count} in one query (users with none are left out)."""
+    rows = (Notification.objects.filter(recipient_id__in=user_ids, archived_at__isnull=True).unread()
+            .order_by().values("recipient_id").annotate(count=Count("id")).values_list("recipient_id", "count"))
+    return dict(rows)
+
+
 def missed(user_id, since=None, after_id=None):
     """What a client missed, oldest first: unread ones of the last NOTIFY_INBOX_MISSED_DAYS days;
     with `since` (a time) or `after_id` (a notification), everything newer than that, read or not."""
@@ -88,20 +95,14 @@ class PublishingLoop:
     call; this one keeps the channel layer's connections open. Made again after a fork (Celery's
     prefork children)."""
 
-    # group_sends in flight at once on the loop: each holds a Redis connection, and the channel
-    # layer's pool refuses more than it has ("Too many connections" lost whole batches of pushes
-    # when two in-app threads each sent to 100 users at once).
-    CONCURRENCY = 32
-
     def __init__(self):
         self.lock = threading.Lock()
-        self.pid, self.loop, self.slots = None, None, None
+        self.pid, self.loop = None, None
 
     def run(self, coroutine, timeout):
         with self.lock:
             if self.pid != os.getpid():
                 self.loop = asyncio.new_event_loop()
-                self.slots = asyncio.Semaphore(self.CONCURRENCY)
                 threading.Thread(target=self.loop.run_forever, name="channel-layer-publisher", daemon=True).start()
                 self.pid = os.getpid()
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
@@ -110,17 +111,16 @@ class PublishingLoop:
 publishing_loop = PublishingLoop()
 
 
-async def group_send_all(layer, user_id, messages, slots):
-    async with slots:
-        for message in messages:
-            await layer.group_send(group_name(user_id), {"type": "inbox.push", "message": message})
+def batches(per_user):
+    """[[user id, [messages]], ...] lists of at most NOTIFY_WS_RELAY_BATCH users each."""
+    pushes = [[user_id, messages] for user_id, messages in per_user.items()]
+    size = settings.NOTIFY_WS_RELAY_BATCH
+    return [pushes[start:start + size] for start in range(0, len(pushes), size)]
 
 
-async def group_send_each(layer, per_user):
-    """Every user's messages, users side by side (each user's in order), at most
-    PublishingLoop.CONCURRENCY at once. Runs on the publishing loop, which made its slots."""
-    slots = publishing_loop.slots
-    await asyncio.gather(*(group_send_all(layer, user_id, messages, slots) for user_id, messages in per_user.items()))
+async def send_batches(layer, per_user):
+    for pushes in batches(per_user):
+        await layer.group_send(RELAY_GROUP, {"type": "relay.push", "pushes": pushes})
 
 
 def send_to_users(per_user):
@@ -130,7 +130,7 @@ def send_to_users(per_user):
     if layer is None or not per_user:
         return
     try:
-        publishing_loop.run(group_send_each(layer, per_user), timeout=PUBLISH_TIMEOUT)
+        publishing_loop.run(send_batches(layer, per_user), timeout=PUBLISH_TIMEOUT)
     except Exception:
         logger.warning("could not push messages to %d user(s)' connections", len(per_user), exc_info=True)
 
@@ -145,11 +145,15 @@ def send_to_user_on_commit(user_id, *messages):
 
 def publish_inapp_deliveries(sent):
     """The in-app provider's listener: [(delivery_id, message)] just recorded `delivered` (a
-    chunk's at once): one query for their notifications, one hand-over to the channel layer."""
+    chunk's at once): one query for their notifications and one for their users' unread counts,
+    one hand-over to the channel layer."""
     ids = {message.notification_id for _delivery_id, message in sent}
     per_user = {}
     for notification in Notification.objects.filter(id__in=ids).order_by("created_at", "id"):
         per_user.setdefault(notification.recipient_id, []).append(notification_message(notification))
+    counts = unread_counts(per_user)
+    for user_id, messages in per_user.items():
+        messages.append(unread_count_message(counts.get(user_id, 0)))
     transaction.on_commit(lambda: send_to_users(per_user))
 
 

@@ -8,7 +8,7 @@ from tests.support import end_user_token
 from tests.support.workers import AsgiServerProcess
 
 # Small limits, so that a test reaches them quickly.
-ASGI_ENV = {"NOTIFY_WS_MAX_BAD_MESSAGES": "8", "NOTIFY_WS_FLOOD_WINDOW": "30"}
+ASGI_ENV = {"NOTIFY_WS_MAX_BAD_MESSAGES": "8", "NOTIFY_WS_FLOOD_WINDOW": "30", "NOTIFY_WS_RELAY_RENEW": "1"}
 
 
 @pytest.fixture(scope="session")

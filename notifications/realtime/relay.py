@@ -1,0 +1,83 @@
+"""The ASGI process's end of the live pushes: one relay per process hands them to its connections.
+
+Publishers (in-app workers, web processes) send one channel-layer message per batch of users to
+the group every relay has joined; each relay keeps which of its own connections belong to which
+user and hands the batch out locally. So a broadcast to 10,000 connected users is a hundred
+messages through Redis per process, not 10,000, and a connection costs no Redis round trip to
+open or close. Every relay reads every batch: looking up a user not connected here is a dict miss.
+
+A relay renews its membership every NOTIFY_WS_RELAY_RENEW seconds, so it is back in the group soon
+after Redis lost it (a restart without persistence); a killed process's membership lapses after
+NOTIFY_WS_GROUP_EXPIRY, and what was sent to it expires after NOTIFY_WS_BACKLOG_EXPIRY.
+"""
+
+import asyncio
+import logging
+from collections import defaultdict
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from notifications.realtime.events import RELAY_GROUP
+
+logger = logging.getLogger(__name__)
+
+# After a failed receive from Redis, the relay tries again this much later (seconds).
+RETRY_AFTER = 1.0
+
+
+class Relay:
+    def __init__(self):
+        self.loop, self.ready, self.tasks = None, None, []
+        self.connections = defaultdict(set)
+
+    async def join(self, consumer):
+        """Registers a connection (its `user_id` set), once this process's relay listens."""
+        loop = asyncio.get_running_loop()
+        if self.loop is not loop:
+            self.loop, self.connections = loop, defaultdict(set)
+            self.ready = loop.create_task(self.start(get_channel_layer()))
+        try:
+            await asyncio.shield(self.ready)
+        except Exception:
+            self.loop = None  # the next connection tries again
+            raise
+        self.connections[consumer.user_id].add(consumer)
+
+    def leave(self, consumer):
+        consumers = self.connections.get(consumer.user_id)
+        if consumers is not None:
+            consumers.discard(consumer)
+            if not consumers:
+                del self.connections[consumer.user_id]
+
+    async def start(self, layer):
+        channel = await layer.new_channel()
+        await layer.group_add(RELAY_GROUP, channel)
+        self.tasks = [asyncio.create_task(self.listen(layer, channel)), asyncio.create_task(self.stay_joined(layer, channel))]
+
+    async def listen(self, layer, channel):
+        while True:
+            try:
+                event = await layer.receive(channel)
+            except Exception:
+                logger.warning("the relay could not receive from the channel layer; retrying", exc_info=True)
+                await asyncio.sleep(RETRY_AFTER)
+                continue
+            self.hand_out(event["pushes"])
+
+    async def stay_joined(self, layer, channel):
+        while True:
+            await asyncio.sleep(settings.NOTIFY_WS_RELAY_RENEW)
+            try:
+                await layer.group_add(RELAY_GROUP, channel)
+            except Exception:
+                logger.warning("the relay could not renew its channel-layer membership", exc_info=True)
+
+    def hand_out(self, pushes):
+        for user_id, messages in pushes:
+            for consumer in self.connections.get(user_id, ()):
+                consumer.push(messages)
+
+
+relay = Relay()
