@@ -61,33 +61,45 @@ def same_origin(scope):
 
 
 class EndUserTokenMiddleware:
-    """Puts the token's user in scope["user"], or scope["auth_refused"] = True for a bad token;
-    a session user counts only on a same-origin connection."""
+    """Puts the token's user in scope["user"], or scope["auth_refused"] = True for a bad token.
+    Without a token, Channels' session stack runs (only then: it resolves the session user on its
+    single thread-sensitive thread), and a session user counts only on a same-origin connection."""
 
     def __init__(self, app):
         self.app = app
+        self.session_auth = AuthMiddlewareStack(SameOriginSession(app))
 
     pending = 0  # handshakes of this process waiting for their database work
 
     async def __call__(self, scope, receive, send):
         token = token_from(scope)
-        if token is not None:
-            # After a restart every client comes back at once. Work on a bounded number and turn
-            # the rest away at once (they retry with backoff): queued without bound, handshakes
-            # outlive their clients' timeouts and none completes.
-            if EndUserTokenMiddleware.pending >= settings.NOTIFY_WS_MAX_PENDING_HANDSHAKES:
-                await send({"type": "websocket.close", "code": 1013})
-                return
-            EndUserTokenMiddleware.pending += 1
-            try:
-                user, auth = await authenticate(token, scope.get("path", ""))
-            finally:
-                EndUserTokenMiddleware.pending -= 1
-            scope = {**scope, "user": user, "auth": auth, "auth_refused": user is None}
-        elif not same_origin(scope):
+        if token is None:
+            return await self.session_auth(scope, receive, send)
+        # After a restart every client comes back at once. Work on a bounded number and turn
+        # the rest away at once (they retry with backoff): queued without bound, handshakes
+        # outlive their clients' timeouts and none completes.
+        if EndUserTokenMiddleware.pending >= settings.NOTIFY_WS_MAX_PENDING_HANDSHAKES:
+            await send({"type": "websocket.close", "code": 1013})
+            return
+        EndUserTokenMiddleware.pending += 1
+        try:
+            user, auth = await authenticate(token, scope.get("path", ""))
+        finally:
+            EndUserTokenMiddleware.pending -= 1
+        return await self.app({**scope, "user": user, "auth": auth, "auth_refused": user is None}, receive, send)
+
+
+class SameOriginSession:
+    """A session user only from our own pages (see same_origin)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if not same_origin(scope):
             scope = {**scope, "user": None}
         return await self.app(scope, receive, send)
 
 
 def WebSocketAuthStack(app):  # noqa: N802 (named like Channels' own stacks)
-    return AuthMiddlewareStack(EndUserTokenMiddleware(app))
+    return EndUserTokenMiddleware(app)

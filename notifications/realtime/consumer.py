@@ -22,6 +22,8 @@ import logging
 import time
 from collections import deque
 
+from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from rest_framework import serializers
@@ -119,6 +121,20 @@ class InboxConsumer(AsyncWebsocketConsumer):
         # worst (clients keep one per id), never not at all.
         await relay.join(self)
         await self.send_missed({})
+
+    # Channels closes stale database connections before every message and after a disconnect, on
+    # its single thread-sensitive thread: a hop to that one thread per event, a queue under a
+    # reconnect storm. Nothing here uses that thread's connection: every query runs through
+    # database_work, whose calls close their own thread's stale connections before and after.
+    async def dispatch(self, message):
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def websocket_disconnect(self, message):
+        await self.disconnect(message["code"])
+        raise StopConsumer()
 
     async def disconnect(self, code):
         if self.user_id is not None:
