@@ -64,7 +64,10 @@ class Relay:
                 logger.warning("the relay could not receive from the channel layer; retrying", exc_info=True)
                 await asyncio.sleep(RETRY_AFTER)
                 continue
-            self.hand_out(event["pushes"])
+            try:
+                self.hand_out(event["pushes"])
+            except Exception:  # a malformed batch is lost alone; the relay listens on
+                logger.exception("the relay could not hand out a batch of pushes")
 
     async def stay_joined(self, layer, channel):
         while True:

@@ -506,3 +506,23 @@ def test_pushes_still_arrive_after_a_quiet_spell_longer_than_the_redis_block(asg
     events.send_to_user(ada.pk, events.unread_count_message(3))
     assert receive(ws, timeout=5) == {"type": "unreadCount", "count": 3}
     assert "TimeoutError" not in asgi_server.log()
+
+
+def test_a_malformed_batch_on_the_relay_group_is_dropped_and_the_relay_listens_on(
+    asgi_server, open_socket, token_for, make_user
+):
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from notifications.realtime import events
+
+    ada = make_user("ada")
+    ws = open_socket(token_for("ada"))
+    greeting(ws)
+    layer = get_channel_layer()
+    for bad in ({"type": "relay.push"}, {"type": "relay.push", "pushes": [[ada.pk, [{"no": "type"}]]]},
+                {"type": "relay.push", "pushes": "nonsense"}):
+        async_to_sync(layer.group_send)(events.RELAY_GROUP, bad)
+    events.send_to_user(ada.pk, events.unread_count_message(5))
+    assert receive(ws, timeout=5) == {"type": "unreadCount", "count": 5}
+    assert "could not hand out a batch" in asgi_server.log()
