@@ -29,6 +29,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.samples import Sample
 
 from channels_delivery.engine import signals
+from notifications import shared_state
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,10 @@ API_REQUESTS = Counter("notify_http_requests_total", "HTTP requests by route, me
                        ["route", "method", "status"])
 API_LATENCY = Histogram("notify_http_request_seconds", "HTTP request latency by route and method.",
                         ["route", "method"], buckets=CALL_BUCKETS)
+WS_HANDSHAKES = Counter("notify_ws_handshakes_total", "WebSocket handshakes: accepted, refused (no or a bad token: "
+                        "4401), busy (over NOTIFY_WS_MAX_PENDING_HANDSHAKES: 403).", ["outcome"])
+WS_PUSHES = Counter("notify_ws_pushes_total", "Events the relays handed to WebSocket connections: queued, or "
+                    "dropped (the oldest of a slow connection's full backlog).", ["outcome"])
 
 
 def on_attempt(sender, channel, provider, outcome, duration, **_):
@@ -120,6 +125,14 @@ class StateCollector:
         except Exception as error:
             logger.warning("metrics: queue depths unavailable: %s", error)
         yield depth
+        connections = GaugeMetricFamily("notify_ws_connections", "Open WebSocket connections per ASGI process's relay.",
+                                        labels=["relay"])
+        try:
+            for relay, count in shared_state.ws_connections().items():
+                connections.add_metric([relay], count)
+        except Exception as error:
+            logger.warning("metrics: WebSocket connections unavailable: %s", error)
+        yield connections
         oldest = GaugeMetricFamily("notify_oldest_waiting_delivery_seconds",
                                    "Age of the oldest queued delivery per channel.", labels=["channel"])
         try:
@@ -135,7 +148,7 @@ def in_multiprocess_mode():
 
 
 LOCAL_METRICS = (DELIVERIES, SENT_LATENCY, CALL_DURATION, RETRIES, FALLBACKS, DEAD_LETTERS, RATE_LIMIT_WAITS,
-                 RATE_LIMIT_WAIT_SECONDS, API_REQUESTS, API_LATENCY)
+                 RATE_LIMIT_WAIT_SECONDS, API_REQUESTS, API_LATENCY, WS_HANDSHAKES, WS_PUSHES)
 
 
 class CountersCollector:

@@ -12,6 +12,7 @@ from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 
 from notifications.api import end_user_tokens
+from notifications.ops.metrics import WS_HANDSHAKES
 
 SUBPROTOCOL = "notifications"
 TOKEN_SUBPROTOCOL_PREFIX = "bearer."
@@ -79,6 +80,7 @@ class EndUserTokenMiddleware:
         # the rest away at once (they retry with backoff): queued without bound, handshakes
         # outlive their clients' timeouts and none completes.
         if EndUserTokenMiddleware.pending >= settings.NOTIFY_WS_MAX_PENDING_HANDSHAKES:
+            WS_HANDSHAKES.labels("busy").inc()
             await send({"type": "websocket.close", "code": 1013})
             return
         EndUserTokenMiddleware.pending += 1

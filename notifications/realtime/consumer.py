@@ -32,6 +32,7 @@ from notifications.api.inbox import set_mark
 from notifications.api.preferences import PreferencesSerializer, apply, document
 from notifications.models import Notification
 from notifications.models import categories as all_categories
+from notifications.ops.metrics import WS_HANDSHAKES
 from notifications.realtime import events
 from notifications.realtime.auth import SUBPROTOCOL, database_work
 from notifications.realtime.relay import relay
@@ -110,8 +111,10 @@ class InboxConsumer(AsyncWebsocketConsumer):
         await self.accept(SUBPROTOCOL if SUBPROTOCOL in offered else None)
         user = self.scope.get("user")
         if self.scope.get("auth_refused") or user is None or not user.is_authenticated:
+            WS_HANDSHAKES.labels("refused").inc()
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        WS_HANDSHAKES.labels("accepted").inc()
         self.user_id = user.pk
         self.categories = None  # all
         self.bad_messages = Flood(settings.NOTIFY_WS_MAX_BAD_MESSAGES, settings.NOTIFY_WS_FLOOD_WINDOW)
@@ -270,12 +273,17 @@ class InboxConsumer(AsyncWebsocketConsumer):
 
     def push(self, messages):
         """Queues what the relay hands over; the writer sends it in order. A full backlog drops its
-        oldest (a slow client holds up only itself, and finds them again as missed)."""
+        oldest (a slow client holds up only itself, and finds them again as missed). Returns how
+        many were queued and how many older ones that dropped."""
+        queued = dropped = 0
         for message in messages:
             if message["type"] != "notification" or self.wants(message["category"]):
+                dropped += len(self.outbox) == self.outbox.maxlen
                 self.outbox.append(message)
+                queued += 1
         if self.outbox and self.writer is None:
             self.writer = asyncio.get_running_loop().create_task(self.write_out())
+        return queued, dropped
 
     async def write_out(self):
         try:

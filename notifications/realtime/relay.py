@@ -13,11 +13,15 @@ NOTIFY_WS_GROUP_EXPIRY, and what was sent to it expires after NOTIFY_WS_BACKLOG_
 
 import asyncio
 import logging
+import os
+import socket
 from collections import defaultdict
 
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from notifications import shared_state
+from notifications.ops.metrics import WS_PUSHES
 from notifications.realtime.events import RELAY_GROUP
 
 logger = logging.getLogger(__name__)
@@ -70,17 +74,32 @@ class Relay:
                 logger.exception("the relay could not hand out a batch of pushes")
 
     async def stay_joined(self, layer, channel):
+        """Renews the membership, and publishes how many connections this process holds (/metrics)."""
+        key = f"{shared_state.WS_CONNECTIONS_PREFIX}{socket.gethostname()}:{os.getpid()}"
         while True:
+            try:
+                await asyncio.to_thread(shared_state.client().set, key, self.count(), ex=int(settings.NOTIFY_WS_RELAY_RENEW * 3) + 1)
+            except Exception:
+                logger.warning("the relay could not publish its connection count", exc_info=True)
             await asyncio.sleep(settings.NOTIFY_WS_RELAY_RENEW)
             try:
                 await layer.group_add(RELAY_GROUP, channel)
             except Exception:
                 logger.warning("the relay could not renew its channel-layer membership", exc_info=True)
 
+    def count(self):
+        return sum(len(consumers) for consumers in self.connections.values())
+
     def hand_out(self, pushes):
+        queued = dropped = 0
         for user_id, messages in pushes:
             for consumer in self.connections.get(user_id, ()):
-                consumer.push(messages)
+                more, lost = consumer.push(messages)
+                queued, dropped = queued + more, dropped + lost
+        if queued:
+            WS_PUSHES.labels("queued").inc(queued)
+        if dropped:
+            WS_PUSHES.labels("dropped").inc(dropped)
 
 
 relay = Relay()

@@ -526,3 +526,46 @@ def test_a_malformed_batch_on_the_relay_group_is_dropped_and_the_relay_listens_o
     events.send_to_user(ada.pk, events.unread_count_message(5))
     assert receive(ws, timeout=5) == {"type": "unreadCount", "count": 5}
     assert "could not hand out a batch" in asgi_server.log()
+
+
+def test_metrics_count_connections_handshakes_and_pushes(asgi_server, open_socket, token_for, make_user, shop):
+    """The realtime process's /metrics: its relay's open connections (published to Redis on each
+    renewal, NOTIFY_WS_RELAY_RENEW 1 s here), handshakes by outcome, events handed out."""
+    import re
+
+    import requests
+    from websockets.exceptions import ConnectionClosed
+
+    from notifications.realtime import events
+
+    def metrics():
+        text = requests.get(f"{asgi_server.url}/metrics", timeout=10).text
+        values = {}
+        for name, labels, value in re.findall(r'^(notify_ws_\w+)\{([^}]*)\} ([0-9.e+]+)$', text, re.M):
+            values[(name, labels)] = values.get((name, labels), 0.0) + float(value)
+        return values
+
+    def connections(values):
+        return sum(v for (name, _), v in values.items() if name == "notify_ws_connections")
+
+    # Earlier tests' connections are closed: every relay's count settles at 0 (a stopped server's
+    # key expires after a few renewals).
+    wait_until(lambda: connections(metrics()) == 0, timeout=30, message="no connection left open")
+    before = metrics()
+    ada = make_user("ada")
+    phone, laptop = open_socket(token_for("ada")), open_socket(token_for("ada"))
+    greeting(phone)
+    greeting(laptop)
+    refused = open_socket(token_for("ada", audience="someone-else"))
+    with pytest.raises(ConnectionClosed):
+        refused.recv(timeout=5)
+    events.send_to_user(ada.pk, events.unread_count_message(9))
+    assert receive(phone)["count"] == receive(laptop)["count"] == 9
+    wait_until(lambda: connections(metrics()) == 2, message="the relay published its 2 connections")
+    after = metrics()
+    counter = lambda values, name, outcome: values.get((name, f'outcome="{outcome}"'), 0.0)  # noqa: E731
+    assert counter(after, "notify_ws_handshakes_total", "accepted") - counter(before, "notify_ws_handshakes_total", "accepted") == 2
+    assert counter(after, "notify_ws_handshakes_total", "refused") - counter(before, "notify_ws_handshakes_total", "refused") == 1
+    assert counter(after, "notify_ws_pushes_total", "queued") - counter(before, "notify_ws_pushes_total", "queued") >= 2
+    laptop.close()
+    wait_until(lambda: connections(metrics()) == 1, message="the closed connection left the count")
