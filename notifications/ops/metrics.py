@@ -104,43 +104,43 @@ CIRCUIT_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 
 class StateCollector:
     """Shared state, read at scrape time: circuit breakers (Redis), queue depth per queue and
-    priority lane (the broker), the oldest waiting delivery per channel (Postgres)."""
+    priority lane (the broker), open WebSocket connections per ASGI process (Redis), the oldest
+    waiting delivery per channel (Postgres). A source that cannot be read leaves its family empty."""
 
     def collect(self):
         from . import dashboard
 
-        circuits = GaugeMetricFamily("notify_circuit_state", "Circuit breaker: 0 closed, 1 half-open, 2 open.",
-                                     labels=["provider"])
-        try:
+        def circuits():
             for provider, state in dashboard.circuit_states().items():
-                circuits.add_metric([provider], CIRCUIT_VALUES[state])
-        except Exception as error:
-            logger.warning("metrics: circuit states unavailable: %s", error)
-        yield circuits
-        depth = GaugeMetricFamily("notify_queue_depth", "Messages waiting on the broker.", labels=["queue", "lane"])
-        try:
+                yield [provider], CIRCUIT_VALUES[state]
+
+        def depths():
             for queue, lanes in dashboard.queue_depths().items():
                 for lane, count in lanes.items():
-                    depth.add_metric([queue, lane], count)
-        except Exception as error:
-            logger.warning("metrics: queue depths unavailable: %s", error)
-        yield depth
-        connections = GaugeMetricFamily("notify_ws_connections", "Open WebSocket connections per ASGI process's relay.",
-                                        labels=["relay"])
-        try:
-            for relay, count in shared_state.ws_connections().items():
-                connections.add_metric([relay], count)
-        except Exception as error:
-            logger.warning("metrics: WebSocket connections unavailable: %s", error)
-        yield connections
-        oldest = GaugeMetricFamily("notify_oldest_waiting_delivery_seconds",
-                                   "Age of the oldest queued delivery per channel.", labels=["channel"])
-        try:
-            for channel, age in dashboard.oldest_waiting().items():
-                oldest.add_metric([channel], age)
-        except Exception as error:
-            logger.warning("metrics: oldest waiting delivery unavailable: %s", error)
-        yield oldest
+                    yield [queue, lane], count
+
+        def rows(mapping):
+            return lambda: (([key], value) for key, value in mapping().items())
+
+        yield gauge("notify_circuit_state", "Circuit breaker: 0 closed, 1 half-open, 2 open.", ["provider"],
+                    circuits, "circuit states")
+        yield gauge("notify_queue_depth", "Messages waiting on the broker.", ["queue", "lane"], depths, "queue depths")
+        yield gauge("notify_ws_connections", "Open WebSocket connections per ASGI process's relay.", ["relay"],
+                    rows(shared_state.ws_connections), "WebSocket connections")
+        yield gauge("notify_oldest_waiting_delivery_seconds", "Age of the oldest queued delivery per channel.",
+                    ["channel"], rows(dashboard.oldest_waiting), "oldest waiting delivery")
+
+
+def gauge(name, documentation, labels, samples, what):
+    """A gauge family of (label values, value) from `samples()`; empty, with a warning, when its
+    source is unavailable."""
+    family = GaugeMetricFamily(name, documentation, labels=labels)
+    try:
+        for label_values, value in samples():
+            family.add_metric(label_values, value)
+    except Exception as error:
+        logger.warning("metrics: %s unavailable: %s", what, error)
+    return family
 
 
 def in_multiprocess_mode():
