@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 # After a failed receive from Redis, the relay tries again this much later (seconds).
 RETRY_AFTER = 1.0
+# A connection waits at most this long (seconds) for its process's relay to start listening.
+JOIN_WAIT = 2.0
 
 
 class Relay:
@@ -36,17 +38,18 @@ class Relay:
         self.connections = defaultdict(set)
 
     async def join(self, consumer):
-        """Registers a connection (its `user_id` set), once this process's relay listens."""
+        """Registers a connection (its `user_id` set). The first one starts this process's relay
+        and waits up to JOIN_WAIT for it to listen, so that a connection is reachable before it
+        reads its inbox; while the channel layer is unreachable the relay keeps trying in the
+        background and connections still work (their inbox comes from Postgres), live pushes
+        resuming once it listens."""
         loop = asyncio.get_running_loop()
         if self.loop is not loop:
             self.loop, self.connections = loop, defaultdict(set)
             self.ready = loop.create_task(self.start(get_channel_layer()))
-        try:
-            await asyncio.shield(self.ready)
-        except Exception:
-            self.loop = None  # the next connection tries again
-            raise
         self.connections[consumer.user_id].add(consumer)
+        if not self.ready.done():
+            await asyncio.wait([self.ready], timeout=JOIN_WAIT)
 
     def leave(self, consumer):
         consumers = self.connections.get(consumer.user_id)
@@ -57,7 +60,13 @@ class Relay:
 
     async def start(self, layer):
         channel = await layer.new_channel()
-        await layer.group_add(RELAY_GROUP, channel)
+        while True:
+            try:
+                await layer.group_add(RELAY_GROUP, channel)
+                break
+            except Exception:
+                logger.warning("the relay could not join the channel layer; live pushes wait for it", exc_info=True)
+                await asyncio.sleep(RETRY_AFTER)
         self.tasks = [asyncio.create_task(self.listen(layer, channel)), asyncio.create_task(self.stay_joined(layer, channel))]
 
     async def listen(self, layer, channel):

@@ -569,3 +569,27 @@ def test_metrics_count_connections_handshakes_and_pushes(asgi_server, open_socke
     assert counter(after, "notify_ws_pushes_total", "queued") - counter(before, "notify_ws_pushes_total", "queued") >= 2
     laptop.close()
     wait_until(lambda: connections(metrics()) == 1, message="the closed connection left the count")
+
+
+def test_without_the_channel_layer_a_connection_still_gets_its_inbox(worker_env, tmp_path, shop, token_for, make_user):
+    """Redis (the channel layer) unreachable: connections still open and get what they missed from
+    Postgres, and a mark is persisted; only live pushes wait for the relay, which keeps trying."""
+    from websockets.sync.client import connect as ws_connect
+
+    from tests.support.workers import AsgiServerProcess
+
+    ada = make_user("ada")
+    waiting = Notification.objects.create(recipient=ada, category_id="orders", title="waiting")
+    Delivery.objects.create(notification=waiting, channel="inapp", status=DeliveryStatus.SENT)
+    server = AsgiServerProcess({**worker_env, "CHANNEL_LAYER_URL": "redis://127.0.0.1:1/0"}, log_dir=tmp_path,
+                               name="asgi-no-redis").start()
+    try:
+        headers = {"Authorization": f"Bearer {token_for('ada')}"}
+        with ws_connect(server.ws_url, additional_headers=headers, open_timeout=15) as ws:
+            missed, unread = greeting(ws)
+            assert [m["title"] for m in missed] == ["waiting"] and unread == 1
+            ws.send(json.dumps({"type": "read", "id": str(waiting.id)}))
+            wait_until(lambda: Notification.objects.get(id=waiting.id).read_at is not None, message="read persisted")
+        assert "the relay could not join the channel layer" in server.log()
+    finally:
+        server.stop()
