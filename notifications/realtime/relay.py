@@ -26,7 +26,7 @@ from notifications.realtime.events import RELAY_GROUP
 
 logger = logging.getLogger(__name__)
 
-# After a failed receive from Redis, the relay tries again this much later (seconds).
+# After a failed join or receive, the relay tries again this much later (seconds).
 RETRY_AFTER = 1.0
 # A connection waits at most this long (seconds) for its process's relay to start listening.
 JOIN_WAIT = 2.0
@@ -38,11 +38,11 @@ class Relay:
         self.connections = defaultdict(set)
 
     async def join(self, consumer):
-        """Registers a connection (its `user_id` set). The first one starts this process's relay
-        and waits up to JOIN_WAIT for it to listen, so that a connection is reachable before it
-        reads its inbox; while the channel layer is unreachable the relay keeps trying in the
-        background and connections still work (their inbox comes from Postgres), live pushes
-        resuming once it listens."""
+        """Registers a connection (its `user_id` set). The first one starts this process's relay;
+        until it listens, each connection waits up to JOIN_WAIT for it, so that it is reachable
+        before it reads its inbox. While the channel layer is unreachable the relay keeps trying
+        in the background and connections still work (their inbox comes from Postgres); live
+        pushes resume once it listens."""
         loop = asyncio.get_running_loop()
         if self.loop is not loop:
             self.loop, self.connections = loop, defaultdict(set)
