@@ -61,7 +61,7 @@ def shown_in_app(queryset):
 
 
 def unread_count(user_id):
-    return Notification.objects.filter(recipient_id=user_id, archived_at__isnull=True).unread().count()
+    return unread_counts([user_id]).get(user_id, 0)
 
 
 def unread_counts(user_ids):
