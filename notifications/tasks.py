@@ -6,6 +6,7 @@ from celery import shared_task
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
+from django.db.models import Prefetch
 
 from channels_delivery.engine import attachments
 from channels_delivery.engine.fallback import enqueue_deliveries
@@ -13,11 +14,11 @@ from channels_delivery.engine.poison import PoisonGuardedTask
 from notifications import lifecycle
 from notifications.clock import digests, escalation
 from notifications.models import (
-    Delivery,
     DeliveryStatus,
     Notification,
     NotificationStatus,
-    settle_notifications,
+    copy_create,
+    derived_statuses,
 )
 from notifications.planning import audiences, dispatch, planner
 from notifications.planning.preferences import PreferenceBook
@@ -94,7 +95,8 @@ def plan_and_enqueue(notification_ids):
         notifications = list(
             Notification.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("recipient", "recipient__profile", "category")
-            .prefetch_related("broadcast", "attachments")  # one Broadcast (its payload) per batch, not per row
+            # One Broadcast (its payload) per batch, not per row.
+            .prefetch_related("broadcast", Prefetch("attachments", to_attr=Notification.ATTACHMENTS))
             .filter(id__in=notification_ids, status=NotificationStatus.PENDING)
         )
         notifications = digests.hold_for_digest(notifications)  # clock: digest categories wait
@@ -103,13 +105,16 @@ def plan_and_enqueue(notification_ids):
         planner.prefetch_contact_points(notifications)
         with cached_templates():
             deliveries = [d for notification in notifications for d in planner.plan(notification, preferences)]
-        Delivery.objects.bulk_create(deliveries)
-        # Planning wrote each decision trace; a deferred notification (quiet hours) is `scheduled`.
+        copy_create(deliveries)
+        # Planning wrote each decision trace; a deferred notification (quiet hours) is `scheduled`,
+        # every other one takes the status its new deliveries add up to (settle_notifications'
+        # rule, written by the same UPDATE: these rows are locked, still `pending`).
+        planned = [n for n in notifications if n.status != NotificationStatus.SCHEDULED]
+        for notification, status in zip(planned, derived_statuses([n.id for n in planned], deliveries).values()):
+            notification.status = status
         save_plans(notifications)
-        deferred = {n.id for n in notifications if n.status == NotificationStatus.SCHEDULED}
         queued = [d for d in deliveries if d.status == DeliveryStatus.QUEUED]
         escalation.plan_escalations(queued)  # clock: unread in-app goes out again later
-        settle_notifications([n.id for n in notifications if n.id not in deferred], deliveries)
         transaction.on_commit(lambda: enqueue_deliveries(deliveries, whole_plan=True))
     return len(deliveries)
 

@@ -40,9 +40,9 @@ def fetch(url):
 
 
 def fetch_pending(notifications):
-    """Fetch the URL attachments of these notifications (prefetched `attachments`), each URL once."""
+    """Fetch the URL attachments of these notifications (best prefetched), each URL once."""
     by_url = {}
-    for attachment in (a for n in notifications for a in n.attachments.all() if a.pending):
+    for attachment in (a for n in notifications for a in n.attachment_rows() if a.pending):
         by_url.setdefault(attachment.source_url, []).append(attachment)
     for url, rows in by_url.items():
         ids = [row.id for row in rows]

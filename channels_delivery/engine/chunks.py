@@ -29,7 +29,7 @@ from channels_delivery.engine import delivery as single, fallback, ratelimit, si
 from channels_delivery.engine.base import InvalidMessage, SendResult
 from channels_delivery.engine.circuit import CLOSED, breaker_for
 from channels_delivery.engine.errors import PermanentDeliveryError
-from notifications.models import Delivery, DeliveryAttempt, DeliveryStatus, settle_notifications
+from notifications.models import Delivery, DeliveryStatus, copy_create, settle_notifications
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +229,7 @@ def record(outcomes, providers):
         return
     sent = [outcome for outcome in outcomes if outcome.result is not None]
     with transaction.atomic():
-        DeliveryAttempt.objects.bulk_create([attempt for outcome in outcomes for attempt in outcome.attempts])
+        copy_create([attempt for outcome in outcomes for attempt in outcome.attempts])
         if sent:
             mark_sent(sent)
         transient = [o for o in outcomes if o.result is None and not isinstance(o.error, PermanentDeliveryError)]

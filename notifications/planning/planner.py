@@ -51,7 +51,7 @@ def build_message(notification, channel):
     message_type = registry.kit(channel).message
     if message_type.accepts("attachment_ids"):
         # By id: the files stay in storage, read by the channel at send time.
-        fields["attachment_ids"] = [attachment.id for attachment in notification.attachments.all()]
+        fields["attachment_ids"] = [attachment.id for attachment in notification.attachment_rows()]
     return message_type.from_dict(fields).to_dict()
 
 

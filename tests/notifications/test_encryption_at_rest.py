@@ -13,7 +13,8 @@ from django.db.migrations.executor import MigrationExecutor
 
 from notifications.encryption import UnreadableValue, is_token, keyring_for
 from notifications.models import (
-    Broadcast, Category, Delivery, Notification, SlackWebhook, WebhookEndpoint, categories_cache,
+    Broadcast, Category, Delivery, DeliveryAttempt, Notification, SlackWebhook, WebhookEndpoint, categories_cache,
+    copy_create,
 )
 from notifications.tasks import dispatch_notifications
 
@@ -173,6 +174,30 @@ def test_bulk_update_seals_like_save(keys, sensitive, make_user):
     [body] = raw_text("notification", "body")
     assert is_token(body) and Notification.objects.get().body == "updated secret body"
     assert notification.body == "updated secret body"  # the instance keeps its plaintext
+
+
+@pytest.mark.django_db
+def test_copy_create_writes_what_bulk_create_writes(keys, sensitive, make_user):
+    """Dispatch inserts its deliveries (and chunks their attempts) by COPY: the same sealing,
+    auto_now times and defaults as bulk_create, and rows numbered by the database stay unnumbered."""
+    notification = Notification.objects.create(recipient=make_user("u"), category=sensitive, title="HIV test", body="b")
+    copied = Delivery(notification=notification, channel="email", status="queued", message={"subject": "HIV test"})
+    inserted = Delivery(notification=notification, channel="sms", status="queued", message={"text": "HIV test"})
+    copy_create([copied])
+    Delivery.objects.bulk_create([inserted])
+    assert not copied._state.adding
+    for delivery in (copied, inserted):
+        [message] = raw_text("delivery", "message", id=delivery.id)
+        assert "HIV test" not in message  # sealed
+    rows = {d.channel: d for d in Delivery.objects.all()}
+    assert rows["email"].message == {"subject": "HIV test"} and rows["sms"].message == {"text": "HIV test"}
+    assert rows["email"].created_at and rows["email"].updated_at and rows["email"].provider_payload == {}
+    attempts = [DeliveryAttempt(delivery=copied, number=n, outcome="sent") for n in (1, 2)]
+    copy_create(attempts)
+    assert all(a.pk is None for a in attempts)
+    assert sorted(DeliveryAttempt.objects.filter(delivery=copied).values_list("number", flat=True)) == [1, 2]
+    with pytest.raises(ValueError, match="primary key"):
+        copy_create([Delivery(notification=notification, channel="push", id=None)])
 
 
 # --- migration and rotation -------------------------------------------------------------------
