@@ -4,6 +4,7 @@ import io
 import json
 import logging
 import logging.config
+import uuid
 
 import pytest
 from django.conf import settings
@@ -42,6 +43,25 @@ def test_secrets_are_masked(secret, shown):
     assert "[redacted]" in record["message"] and shown in record["message"]
     for part in ("s3cr3tPart", "abcdefgh12345678", "QUJDREVG", "XXXXSECRET", "hunter2", "qrstuvwxyz", "pa55word"):
         assert part not in stream.getvalue()
+
+
+@pytest.mark.parametrize("message, args, hidden", [
+    ("calling with token=%s", ("abcdefgh12345678",), "abcdefgh12345678"),  # the key in the format string
+    ("connecting to %s", ("amqp://guest:hunter2@rabbit:5672/",), "hunter2"),
+    ("delivery %s via %s (%d)", (uuid.uuid4(), "Bearer abcdefgh12345678", 3), "abcdefgh12345678"),
+    ("failed: %s", (ValueError("api_key=SG.abcdefghijklmnop.qrstuvwxyz0123456789"),), "qrstuvwxyz"),  # not plain
+])
+def test_secrets_in_arguments_are_masked(message, args, hidden):
+    logger, stream = capture("json")
+    logger.info(message, *args)
+    assert hidden not in stream.getvalue() and "[redacted]" in json.loads(stream.getvalue())["message"]
+
+
+def test_plain_arguments_print_as_they_are():
+    logger, stream = capture("text")
+    delivery = uuid.uuid4()
+    logger.info("delivery %s %s: %s via %s, attempt %d", delivery, "sent", "inapp", "inapp", 2)
+    assert f"delivery {delivery} sent: inapp via inapp, attempt 2" in stream.getvalue()
 
 
 def test_an_exception_traceback_is_masked_too():
