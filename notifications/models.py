@@ -29,6 +29,28 @@ from notifications.encryption import (
 Channel = models.TextChoices("Channel", [(name.upper(), name) for name in registry.NAMES])
 
 
+class AnyOf(models.Lookup):
+    """`field__any=[...]`: `field = ANY(%s)` with the list as one array parameter. What `__in` does,
+    for the batches (hundreds of ids): `__in` prepares and binds every id as its own parameter,
+    which cost dispatch about a tenth of its CPU in Django's lookup code and psycopg's quoting."""
+
+    lookup_name = "any"
+    prepare_rhs = False
+
+    def get_db_prep_lookup(self, value, connection):
+        field = self.lhs.output_field
+        return "%s", [[field.get_db_prep_value(item, connection, prepared=False) for item in value]]
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return f"{lhs} = ANY({rhs})", [*lhs_params, *rhs_params]
+
+
+models.Field.register_lookup(AnyOf)
+models.ForeignObject.register_lookup(AnyOf)  # related fields look their lookups up on their own class
+
+
 class Priority(models.TextChoices):
     LOW = "low"
     MEDIUM = "medium"
@@ -1018,7 +1040,7 @@ def settle_notifications(notification_ids, deliveries=None):
     if not ids:
         return {}
     if deliveries is None:
-        deliveries = Delivery.objects.filter(notification_id__in=ids).only(
+        deliveries = Delivery.objects.filter(notification_id__any=ids).only(
             "notification_id", "route", "position", "status"
         )
     derived = derived_statuses(ids, deliveries)
@@ -1026,7 +1048,7 @@ def settle_notifications(notification_ids, deliveries=None):
     for notification_id, status in derived.items():
         by_status.setdefault(status, []).append(notification_id)
     for status, members in by_status.items():
-        Notification.objects.filter(id__in=members, status__in=SETTLED_BY_DELIVERIES).exclude(status=status).update(
+        Notification.objects.filter(id__any=members, status__in=SETTLED_BY_DELIVERIES).exclude(status=status).update(
             status=status
         )
     return derived

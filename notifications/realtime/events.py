@@ -66,7 +66,7 @@ def unread_count(user_id):
 
 def unread_counts(user_ids):
     """{user id: unread count} in one query (users with none are left out)."""
-    rows = (Notification.objects.filter(recipient_id__in=user_ids, archived_at__isnull=True).unread()
+    rows = (Notification.objects.filter(recipient_id__any=user_ids, archived_at__isnull=True).unread()
             .order_by().values("recipient_id").annotate(count=Count("id")).values_list("recipient_id", "count"))
     return dict(rows)
 
@@ -149,7 +149,7 @@ def publish_inapp_deliveries(sent):
     one hand-over to the channel layer."""
     ids = {message.notification_id for _delivery_id, message in sent}
     per_user = {}
-    for notification in Notification.objects.filter(id__in=ids).order_by("created_at", "id"):
+    for notification in Notification.objects.filter(id__any=ids).order_by("created_at", "id"):
         per_user.setdefault(notification.recipient_id, []).append(notification_message(notification))
     counts = unread_counts(per_user)
     for user_id, messages in per_user.items():
