@@ -31,8 +31,9 @@ Channel = models.TextChoices("Channel", [(name.upper(), name) for name in regist
 
 class AnyOf(models.Lookup):
     """`field__any=[...]`: `field = ANY(%s)` with the list as one array parameter. What `__in` does,
-    for the batches (hundreds of ids): `__in` prepares and binds every id as its own parameter,
-    which cost dispatch about a tenth of its CPU in Django's lookup code and psycopg's quoting."""
+    for the batches (hundreds of ids): `__in` prepares and binds every id as its own parameter
+    (8% of dispatch's CPU in Django's lookup code, py-spy; a 500-id query took 2.6 ms here against
+    3.5 ms)."""
 
     lookup_name = "any"
     prepare_rhs = False
@@ -606,7 +607,8 @@ class Notification(models.Model):
         return f"{self.category_id}: {self.title}"
 
     # Where a batch prefetches the attachments (Prefetch("attachments", to_attr=ATTACHMENTS)): a
-    # plain list per row, not the related manager's queryset per row (an eighth of dispatch's CPU).
+    # plain list per row, not the related manager's queryset per row (the prefetch took 12% of
+    # dispatch's CPU that way, 5% this way).
     ATTACHMENTS = "attachment_list"
 
     def attachment_rows(self):
@@ -995,10 +997,10 @@ def notification_status(deliveries):
 def copy_create(objs):
     """Insert new instances of one model with one COPY; returns them.
 
-    What bulk_create does without its cost: each field prepared the same way (pre_save for
-    auto_now and sealing, get_db_prep_save), but the values travel as COPY rows formatted by
-    psycopg's C code, where bulk_create's INSERT quotes every value client-side in Python (a
-    fifth of dispatch's CPU when it inserted the deliveries). Like bulk_create: no signals.
+    What bulk_create does, cheaper: each field prepared the same way (pre_save for auto_now and
+    sealing, get_db_prep_save), but the values travel as COPY rows formatted by psycopg's C code,
+    where bulk_create's INSERT quotes every value client-side in Python (10-20% less CPU from 2 to
+    500 deliveries, measured; the insert was a fifth of dispatch's CPU). Like bulk_create: no signals.
     Primary keys must be set, unless the database numbers the rows (an AutoField left empty in
     all of them): then they stay empty on the instances, which are only to be written, not read.
     """
