@@ -186,7 +186,13 @@ def test_a_worker_killed_mid_chunk_loses_nothing_and_duplicates_at_most_the_chun
     wait_until(lambda: len(sendgrid.received) >= 5, timeout=30, message="the chunk in flight")
     os.killpg(workers[0].process.pid, signal.SIGKILL)
     workers[0].process.wait()
-    in_flight = len(sendgrid.received)
+    # What the victim sent: its last requests may still be reaching the fake server (the kernel
+    # delivers a killed process's written bytes), so count once nothing new arrives. Counted at
+    # once, two stragglers once made 16 duplicates look like more than the 14 "in flight".
+    in_flight = -1
+    while in_flight != len(sendgrid.received):
+        in_flight = len(sendgrid.received)
+        time.sleep(0.5)
     workers.append(WorkerProcess(worker_env, log_dir, queues=["dispatch", "email"], name="chunk-heir").start())
 
     # The claimed rows wait in `sending` for the reaper (here: at once), which sends them again.
