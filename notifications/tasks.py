@@ -110,8 +110,9 @@ def plan_and_enqueue(notification_ids):
         # every other one takes the status its new deliveries add up to (settle_notifications'
         # rule, written by the same UPDATE: these rows are locked, still `pending`).
         planned = [n for n in notifications if n.status != NotificationStatus.SCHEDULED]
-        for notification, status in zip(planned, derived_statuses([n.id for n in planned], deliveries).values()):
-            notification.status = status
+        statuses = derived_statuses([n.id for n in planned], deliveries)
+        for notification in planned:
+            notification.status = statuses[notification.id]
         save_plans(notifications)
         queued = [d for d in deliveries if d.status == DeliveryStatus.QUEUED]
         escalation.plan_escalations(queued)  # clock: unread in-app goes out again later
