@@ -589,9 +589,12 @@ NOTIFY_WS_MAX_BAD_MESSAGES = env_int("NOTIFY_WS_MAX_BAD_MESSAGES", 10)
 NOTIFY_WS_MAX_MESSAGES = env_int("NOTIFY_WS_MAX_MESSAGES", 120)
 NOTIFY_WS_FLOOD_WINDOW = env_float("NOTIFY_WS_FLOOD_WINDOW", 10.0)
 NOTIFY_WS_MAX_MESSAGE_BYTES = env_int("NOTIFY_WS_MAX_MESSAGE_BYTES", 64 * 1024)
-# Handshakes one ASGI process authenticates at once; more are refused at once (HTTP 403 to the
-# handshake) and retried by the client with backoff, so a reconnect storm cannot bury the process.
-NOTIFY_WS_MAX_PENDING_HANDSHAKES = env_int("NOTIFY_WS_MAX_PENDING_HANDSHAKES", 64)
+# Handshakes one ASGI process holds waiting for their token check; more are refused at once (HTTP
+# 403 to the handshake) and retried by the client with backoff. Checks run in batches (a few
+# queries for hundreds), so a process clears thousands a second: the bound is for a storm it could
+# not clear within its clients' handshake timeouts. A refusal costs the client a backoff, which
+# after a restart cost more than queueing (README, Benchmarks).
+NOTIFY_WS_MAX_PENDING_HANDSHAKES = env_int("NOTIFY_WS_MAX_PENDING_HANDSHAKES", 10000)
 
 # --- ops: health, metrics, logs, audit, Flower ---
 # "development" (bin/serve sets it) keeps human-readable logs and lets Flower run without a

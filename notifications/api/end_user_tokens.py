@@ -72,8 +72,9 @@ def verification_key(client, algorithm):
     raise RefusedToken(f"algorithm {algorithm!r} is not registered for this client")
 
 
-def verify(token):
-    """(user, EndUserToken) for a valid token, or RefusedToken."""
+def signed_claims(token):
+    """(client, claims) of a token whose signature, audience and lifetime check out, or RefusedToken.
+    Whether its user exists is users_named's question."""
     try:
         header = jwt.get_unverified_header(token)
     except jwt.InvalidTokenError as error:
@@ -104,10 +105,46 @@ def verify(token):
         raise RefusedToken(f"exp too far ahead ({int(lifetime)} s; client {kid!r})")
     if not isinstance(claims["sub"], str):
         raise RefusedToken(f"sub is not a string (client {kid!r})")
-    user = recipients_of(client).filter(username=claims["sub"]).first()
-    if user is None:
-        raise RefusedToken(f"sub is not a recipient of client {kid!r}")
-    return user, EndUserToken(client=client, claims=claims)
+    return client, claims
+
+
+def users_named(client, usernames):
+    """{username: user} of those among `usernames` the client manages, in one query."""
+    return {user.username: user for user in recipients_of(client).filter(username__any=list(usernames))}
+
+
+def verify(token):
+    """(user, EndUserToken) for a valid token, or RefusedToken."""
+    result = verify_many([token])[0]
+    if isinstance(result, RefusedToken):
+        raise result
+    return result
+
+
+def verify_many(tokens):
+    """verify() for many tokens with one user query per API client among them: in order, a
+    (user, EndUserToken) or the RefusedToken for each."""
+    checked = []
+    for token in tokens:
+        try:
+            checked.append(signed_claims(token))
+        except RefusedToken as refusal:
+            checked.append(refusal)
+    wanted = {}
+    for result in checked:
+        if not isinstance(result, RefusedToken):
+            client, claims = result
+            wanted.setdefault(client.pk, (client, set()))[1].add(claims["sub"])
+    users = {pk: users_named(client, names) for pk, (client, names) in wanted.items()}
+    results = []
+    for result in checked:
+        if not isinstance(result, RefusedToken):
+            client, claims = result
+            user = users[client.pk].get(claims["sub"])
+            result = (user, EndUserToken(client=client, claims=claims)) if user is not None else RefusedToken(
+                f"sub is not a recipient of client {client.key_prefix!r}")
+        results.append(result)
+    return results
 
 
 def authenticate(token, where):
@@ -115,8 +152,12 @@ def authenticate(token, where):
     try:
         return verify(token)
     except RefusedToken as refusal:
-        logger.warning("end-user token refused on %s: %s", where, refusal)
+        log_refusal(refusal, where)
         raise
+
+
+def log_refusal(refusal, where):
+    logger.warning("end-user token refused on %s: %s", where, refusal)
 
 
 def ensure_token_secret(client):

@@ -9,10 +9,10 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from channels.auth import AuthMiddlewareStack
-from channels.db import database_sync_to_async
 
 from notifications.api import end_user_tokens
 from notifications.ops.metrics import WS_HANDSHAKES
+from notifications.realtime.batching import Batch
 
 SUBPROTOCOL = "notifications"
 TOKEN_SUBPROTOCOL_PREFIX = "bearer."
@@ -28,21 +28,16 @@ def token_from(scope):
     return None
 
 
-def database_work(function):
-    """`function` (sync, database) run off the event loop in the loop's bounded thread pool
-    (min(32, cores + 4) threads, each with its own persistent connection), so that after a
-    restart thousands of handshakes share several connections instead of queueing on the one
-    thread of Channels' default (thread-sensitive) database_sync_to_async. Each connection
-    awaits its own calls in order, so nothing of one connection runs in two threads at once."""
-    return database_sync_to_async(function, thread_sensitive=False)
+def authenticate_all(handshakes):
+    """[(token, path)] -> [(user, auth) or (None, None)], one user query per API client."""
+    results = end_user_tokens.verify_many([token for token, _path in handshakes])
+    for (_token, path), result in zip(handshakes, results):
+        if isinstance(result, end_user_tokens.RefusedToken):
+            end_user_tokens.log_refusal(result, f"WebSocket {path}")
+    return [(None, None) if isinstance(result, end_user_tokens.RefusedToken) else result for result in results]
 
 
-@database_work
-def authenticate(token, path):
-    try:
-        return end_user_tokens.authenticate(token, f"WebSocket {path}")
-    except end_user_tokens.RefusedToken:
-        return None, None
+authenticate = Batch(authenticate_all)
 
 
 def header(scope, name):
@@ -85,7 +80,7 @@ class EndUserTokenMiddleware:
             return
         EndUserTokenMiddleware.pending += 1
         try:
-            user, auth = await authenticate(token, scope.get("path", ""))
+            user, auth = await authenticate((token, scope.get("path", "")))
         finally:
             EndUserTokenMiddleware.pending -= 1
         return await self.app({**scope, "user": user, "auth": auth, "auth_refused": user is None}, receive, send)

@@ -34,7 +34,8 @@ from notifications.models import Notification
 from notifications.models import categories as all_categories
 from notifications.ops.metrics import WS_HANDSHAKES
 from notifications.realtime import events
-from notifications.realtime.auth import SUBPROTOCOL, database_work
+from notifications.realtime.auth import SUBPROTOCOL
+from notifications.realtime.batching import Batch, database_work
 from notifications.realtime.relay import relay
 
 logger = logging.getLogger(__name__)
@@ -98,6 +99,16 @@ class Flood:
         while self.times and self.times[0] < now - self.window:
             self.times.popleft()
         return len(self.times) > self.limit
+
+
+def load_inboxes(user_ids):
+    """[(missed notifications, unread count)] for each user id (connecting, or asking what it missed
+    without since/after): two queries for all of them."""
+    notifications, counts = events.unread_missed(user_ids), events.unread_counts(user_ids)
+    return [(notifications[user_id], counts.get(user_id, 0)) for user_id in user_ids]
+
+
+inboxes = Batch(load_inboxes)
 
 
 class InboxConsumer(AsyncWebsocketConsumer):
@@ -242,7 +253,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
             await self.send_json(answer)
 
     async def missed_answers(self, wanted):
-        found = await database_work(self.load_missed)(wanted)
+        found = await (inboxes(self.user_id) if not wanted else database_work(self.load_missed)(wanted))
         if found is None:
             raise BadMessage("not_found", "No such notification in your inbox.", {"after": ["Unknown notification."]})
         notifications, count = found

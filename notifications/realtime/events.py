@@ -15,7 +15,8 @@ import threading
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef
+from django.db.models import Count, Exists, F, OuterRef, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from notifications.models import Channel, Delivery, DeliveryGroups, Notification
@@ -80,19 +81,36 @@ def unread_counts(user_ids):
 def missed(user_id, since=None, after_id=None):
     """What a client missed, oldest first: unread ones of the last NOTIFY_INBOX_MISSED_DAYS days;
     with `since` (a time) or `after_id` (a notification), everything newer than that, read or not."""
-    horizon = timezone.now() - timezone.timedelta(days=settings.NOTIFY_INBOX_MISSED_DAYS)
-    rows = shown_in_app(Notification.objects.filter(recipient_id=user_id, created_at__gte=horizon))
+    if since is None and after_id is None:
+        return unread_missed([user_id])[user_id]
+    rows = shown_in_app(Notification.objects.filter(recipient_id=user_id, created_at__gte=missed_horizon()))
     if after_id is not None:
         anchor = Notification.objects.filter(recipient_id=user_id, id=after_id).values("created_at", "id").first()
         if anchor is None:
             return None
         rows = rows.filter(created_at__gte=anchor["created_at"]).exclude(id=anchor["id"])
-    elif since is not None:
-        rows = rows.filter(created_at__gt=since)
     else:
-        rows = rows.unread().filter(archived_at__isnull=True)
+        rows = rows.filter(created_at__gt=since)
     rows = rows.order_by("-created_at", "-id")[: settings.NOTIFY_WS_MISSED_LIMIT]
     return [notification_message(n) for n in reversed(list(rows))]
+
+
+def missed_horizon():
+    return timezone.now() - timezone.timedelta(days=settings.NOTIFY_INBOX_MISSED_DAYS)
+
+
+def unread_missed(user_ids):
+    """{user id: missed()} without since/after for many users in one query: each one's newest
+    NOTIFY_WS_MISSED_LIMIT unread ones of the horizon, oldest first."""
+    newest_first = [F("created_at").desc(), F("id").desc()]
+    rows = (shown_in_app(Notification.objects.filter(recipient_id__any=list(user_ids), created_at__gte=missed_horizon()))
+            .unread().filter(archived_at__isnull=True).only(*MESSAGE_FIELDS)
+            .annotate(rank=Window(RowNumber(), partition_by=F("recipient_id"), order_by=newest_first))
+            .filter(rank__lte=settings.NOTIFY_WS_MISSED_LIMIT).order_by("recipient_id", *newest_first))
+    found = {user_id: [] for user_id in user_ids}
+    for notification in rows:
+        found[notification.recipient_id].append(notification_message(notification))
+    return {user_id: messages[::-1] for user_id, messages in found.items()}
 
 
 class PublishingLoop:
