@@ -113,7 +113,7 @@ class AsgiServerProcess(WorkerProcess):
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
              "--port", str(self.port), "--ws-ping-interval", str(self.ping_interval),
-             "--ws-ping-timeout", str(self.ping_timeout), "--log-level", "info"],
+             "--ws-ping-timeout", str(self.ping_timeout), "--ws-per-message-deflate", "false", "--log-level", "info"],
             cwd=ROOT, env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.time() + timeout
