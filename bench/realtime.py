@@ -195,18 +195,23 @@ async def connections(args, api_url, ws_url, key, client, usernames, realtime, i
     print(f"push straight through the channel layer: {len(clients)} users in {sent:.2f}s "
           f"(events.send_to_users); {reached[0]} clients had it after {reached[1]:.1f}s")
 
+    stopped = time.perf_counter()
     realtime.stop()
     before = {id(c): c.connections for c in clients}
     realtime.start(ready=h.WEB_READY["realtime"])
     back = time.perf_counter()
     deadline = back + args.reconnect_timeout
+    progress, marks = [], [0.5, 0.9, 0.99]
     while time.perf_counter() < deadline:
         again = sum(1 for c in clients if c.connections > before[id(c)] and c.connected.is_set())
+        while marks and again >= marks[0] * len(clients):
+            progress.append(f"{marks.pop(0):.0%} after {time.perf_counter() - back:.1f}s")
         if again == len(clients):
             break
         await asyncio.sleep(0.2)
-    print(f"restart: {again} of {len(clients)} reconnected {time.perf_counter() - back:.1f}s after the realtime "
-          f"process was back; RSS {h.rss_mib(realtime.pids):.0f} MiB; load {h.loadavg()}")
+    print(f"restart (down {back - stopped:.1f}s): {again} of {len(clients)} reconnected {time.perf_counter() - back:.1f}s "
+          f"after the realtime process was back ({', '.join(progress)}); RSS {h.rss_mib(realtime.pids):.0f} MiB; "
+          f"load {h.loadavg()}")
     for c in clients:
         c.task.cancel()
 
