@@ -41,6 +41,22 @@ def test_flower_needs_credentials_and_is_published_on_loopback_only():
     assert sorted(published) == ["realtime", "web"]  # the API and the WebSocket are what clients reach
 
 
+def test_the_realtime_service_runs_uvicorn_as_the_procfile_does():
+    """Same WebSocket options in both: pings, the message size bound, no permessage-deflate (its
+    zlib contexts doubled a connection's memory), the accept backlog for a reconnect storm."""
+    def options(argv):
+        flags = [n for n, word in enumerate(argv) if word.startswith("--") and word not in ("--workers", "--host", "--port")]
+        return {argv[n]: argv[n + 1] if n + 1 < len(argv) and not argv[n + 1].startswith("--") else True for n in flags}
+
+    procfile = dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
+    from_procfile = options(procfile["realtime"].split())
+    from_compose = options(SERVICES["realtime"]["command"])
+    for flag in ("--ws-ping-interval", "--ws-ping-timeout"):  # the Procfile reads them from the environment
+        assert from_procfile.pop(flag).startswith("${") and from_compose.pop(flag) == "20"
+    assert from_procfile == from_compose
+    assert from_compose["--ws-per-message-deflate"] == "false"
+
+
 def test_secrets_come_from_the_environment():
     env = SERVICES["web"]["environment"]
     assert env["DJANGO_SECRET_KEY"].startswith("${DJANGO_SECRET_KEY:?")
