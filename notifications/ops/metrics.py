@@ -59,7 +59,8 @@ API_REQUESTS = Counter("notify_http_requests_total", "HTTP requests by route, me
 API_LATENCY = Histogram("notify_http_request_seconds", "HTTP request latency by route and method.",
                         ["route", "method"], buckets=CALL_BUCKETS)
 WS_HANDSHAKES = Counter("notify_ws_handshakes_total", "WebSocket handshakes: accepted, refused (no or a bad token: "
-                        "4401), busy (over NOTIFY_WS_MAX_PENDING_HANDSHAKES: 403).", ["outcome"])
+                        "4401), busy (over NOTIFY_WS_MAX_PENDING_HANDSHAKES: 403), unavailable (Postgres unreachable: 403).",
+                        ["outcome"])
 WS_PUSHES = Counter("notify_ws_pushes_total", "Events the relays handed to WebSocket connections: queued, or "
                     "dropped (the oldest of a slow connection's full backlog).", ["outcome"])
 

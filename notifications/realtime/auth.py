@@ -5,14 +5,18 @@ Browsers cannot set headers on a WebSocket, so the token travels as a subprotoco
 `Authorization: Bearer <token>`. Never in the query string: servers log the path.
 """
 
+import logging
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from channels.auth import AuthMiddlewareStack
+from django.conf import settings
+from django.db import DatabaseError
 
 from notifications.api import end_user_tokens
 from notifications.ops.metrics import WS_HANDSHAKES
 from notifications.realtime.batching import Batch
+
+logger = logging.getLogger(__name__)
 
 SUBPROTOCOL = "notifications"
 TOKEN_SUBPROTOCOL_PREFIX = "bearer."
@@ -81,6 +85,13 @@ class EndUserTokenMiddleware:
         EndUserTokenMiddleware.pending += 1
         try:
             user, auth = await authenticate((token, scope.get("path", "")))
+        except DatabaseError:
+            # Postgres unreachable: not the client's fault, so no 4401; it is turned away like a
+            # busy process (403 to the handshake) and comes back with backoff.
+            logger.warning("the database is unavailable, so a WebSocket handshake was turned away unchecked", exc_info=True)
+            WS_HANDSHAKES.labels("unavailable").inc()
+            await send({"type": "websocket.close", "code": 1013})
+            return
         finally:
             EndUserTokenMiddleware.pending -= 1
         return await self.app({**scope, "user": user, "auth": auth, "auth_refused": user is None}, receive, send)

@@ -593,3 +593,26 @@ def test_without_the_channel_layer_a_connection_still_gets_its_inbox(worker_env,
         assert "the relay could not join the channel layer" in server.log()
     finally:
         server.stop()
+
+
+def test_with_postgres_unreachable_a_handshake_is_turned_away_to_retry_and_logged(worker_env, tmp_path, token_for, make_user):
+    """Not a 4401 (the token may be fine) and not a 500: a 403 like a busy process, which clients
+    retry with backoff, and a log line without the token."""
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect as ws_connect
+
+    from tests.support.workers import AsgiServerProcess
+
+    make_user("ada")
+    token = token_for("ada")
+    server = AsgiServerProcess({**worker_env, "DATABASE_URL": "postgres://postgres@127.0.0.1:1/nowhere"}, log_dir=tmp_path,
+                               name="asgi-no-postgres").start()
+    try:
+        with pytest.raises(InvalidStatus) as refused:
+            ws_connect(server.ws_url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=30)
+        assert refused.value.response.status_code == 403
+        wait_until(lambda: "the database is unavailable, so a WebSocket handshake was turned away unchecked" in server.log(),
+                   message="the refusal logged")
+        assert token not in server.log() and "Exception in ASGI application" not in server.log()
+    finally:
+        server.stop()
