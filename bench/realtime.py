@@ -71,6 +71,7 @@ class Client:
         self.wall_arrivals = {}  # notification title -> time.time(), to compare with Postgres timestamps
         self.connected = asyncio.Event()
         self.connections = 0
+        self.failures = 0  # connection attempts that failed (refused, or dropped before the handshake ended)
         self.task = None
 
     async def run(self):
@@ -88,7 +89,8 @@ class Client:
                             self.arrivals.setdefault(message["title"], time.perf_counter())
                             self.wall_arrivals.setdefault(message["title"], time.time())
             except (OSError, asyncio.TimeoutError, Exception):  # noqa: BLE001 - any drop: reconnect
-                pass
+                if not self.connected.is_set():
+                    self.failures += 1
             self.connected.clear()
             await asyncio.sleep(random.random() * min(30.0, 0.5 * 2 ** attempts))
             attempts += 1
@@ -195,10 +197,14 @@ async def connections(args, api_url, ws_url, key, client, usernames, realtime, i
     print(f"push straight through the channel layer: {len(clients)} users in {sent:.2f}s "
           f"(events.send_to_users); {reached[0]} clients had it after {reached[1]:.1f}s")
 
-    stopped = time.perf_counter()
-    realtime.stop()
+    failed_before = sum(c.failures for c in clients)
     before = {id(c): c.connections for c in clients}
-    realtime.start(ready=h.WEB_READY["realtime"])
+    stopped = time.perf_counter()
+    # In threads: the clients share this event loop, and must see the drop and retry meanwhile as
+    # real clients would (run here, the stop and start blocked them until the process was back).
+    await asyncio.to_thread(realtime.stop)
+    exited = time.perf_counter()
+    await asyncio.to_thread(realtime.start, ready=h.WEB_READY["realtime"])
     back = time.perf_counter()
     deadline = back + args.reconnect_timeout
     progress, marks = [], [0.5, 0.9, 0.99]
@@ -209,9 +215,10 @@ async def connections(args, api_url, ws_url, key, client, usernames, realtime, i
         if again == len(clients):
             break
         await asyncio.sleep(0.2)
-    print(f"restart (down {back - stopped:.1f}s): {again} of {len(clients)} reconnected {time.perf_counter() - back:.1f}s "
-          f"after the realtime process was back ({', '.join(progress)}); RSS {h.rss_mib(realtime.pids):.0f} MiB; "
-          f"load {h.loadavg()}")
+    print(f"restart (down {back - stopped:.1f}s, of which {exited - stopped:.1f}s shutting down): {again} of {len(clients)} "
+          f"reconnected {time.perf_counter() - back:.1f}s "
+          f"after the realtime process was back ({', '.join(progress)}); {sum(c.failures for c in clients) - failed_before} "
+          f"failed attempts since the stop; RSS {h.rss_mib(realtime.pids):.0f} MiB; load {h.loadavg()}")
     for c in clients:
         c.task.cancel()
 
