@@ -19,7 +19,8 @@ API's answer, fan-out, planning and in-app delivery included), and the same numb
 of events pushed from this process as the in-app worker pushes them (events.send_to_users: the
 push path alone).
 Finally it restarts the realtime process and times until every client is connected again
-(clients retry with the inbox page's policy: full jitter, 0.5 s doubling to 30 s).
+(clients retry with the inbox page's policy: full jitter, 0.5 s doubling to 30 s; the stop and
+start run in threads, so the clients see the drop at once and retry during the down time).
 """
 
 import argparse
