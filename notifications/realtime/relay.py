@@ -51,7 +51,7 @@ class Relay:
         if not self.ready.done():
             # shield: one done-callback per waiter, run once. asyncio.wait removes its callback
             # from the task afterwards, a scan of every other waiter's: quadratic when thousands
-            # of connections arrive together after a restart (15% of the process's time then).
+            # of connections arrive together after a restart (15% of its GIL-holding samples in one storm).
             try:
                 await asyncio.wait_for(asyncio.shield(self.ready), JOIN_WAIT)
             except Exception:  # not listening yet (or never): the inbox still comes from Postgres
