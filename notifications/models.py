@@ -218,9 +218,10 @@ class ApiClient(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     # End-user tokens the app signs (notifications/api/end_user_tokens.py): HS256 with this
-    # secret, or RS256/ES256 with the private half of this PEM public key. Tokens name the
-    # client by key_prefix in their `kid` header.
-    token_secret = models.CharField(max_length=100, blank=True)
+    # secret (a credential, so encrypted at rest; NULL until the first one is made), or
+    # RS256/ES256 with the private half of this PEM public key. Tokens name the client by
+    # key_prefix in their `kid` header.
+    token_secret = EncryptedTextField(null=True, blank=True)
     token_public_key = models.TextField(blank=True)
 
     def __str__(self):

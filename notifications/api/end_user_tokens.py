@@ -163,7 +163,7 @@ def log_refusal(refusal, where):
 def ensure_token_secret(client):
     """The client's HS256 secret, created on first use (one conditional UPDATE wins a race)."""
     if not client.token_secret:
-        ApiClient.objects.filter(pk=client.pk, token_secret="").update(token_secret=new_token_secret())
+        ApiClient.objects.filter(pk=client.pk, token_secret__isnull=True).update(token_secret=new_token_secret())
         client.refresh_from_db(fields=["token_secret"])
     return client.token_secret
 

@@ -80,6 +80,31 @@ def test_an_equality_filter_on_ciphertext_is_refused_not_silently_empty(keys, ma
     assert WebhookEndpoint.objects.filter(secret__isnull=False).count() == 1
 
 
+@pytest.mark.django_db
+def test_an_apps_token_signing_secret_is_a_token_in_its_column_and_still_signs(keys, make_user):
+    from rest_framework.test import APIClient
+
+    from notifications.api.end_user_tokens import ensure_token_secret
+    from notifications.models import ApiClient
+    from notifications.tenancy import grant
+    from tests.support import end_user_token
+
+    client, _key = ApiClient.issue("Shop", make_user("shop-owner"))
+    assert ApiClient.objects.get(pk=client.pk).token_secret is None
+    assert raw("SELECT token_secret FROM notifications_apiclient WHERE id = %s", client.pk) == [(None,)]
+    grant(client, [make_user("ada")])
+    secret = ensure_token_secret(client)
+    assert len(secret) >= 48
+    [stored] = raw_text("apiclient", "token_secret", id=client.pk)
+    assert is_token(stored) and secret not in stored
+    client = ApiClient.objects.get(pk=client.pk)
+    assert client.token_secret == secret
+    assert ensure_token_secret(client) == secret  # made once, then kept
+    reader = APIClient()
+    reader.credentials(HTTP_AUTHORIZATION=f"Bearer {end_user_token(client, 'ada')}")
+    assert reader.get("/api/notifications/").status_code == 200
+
+
 def test_encrypted_json_field_round_trips_and_hides_header_values(keys):
     """The field type for auth headers (any model may use it)."""
     from notifications.encryption import EncryptedJSONField
@@ -228,6 +253,40 @@ def test_the_migration_encrypts_rows_stored_in_plaintext(keys, make_user):
     assert is_token(url) and "LEGACY" not in url
     assert WebhookEndpoint.objects.get().secret == "whsec_bGVnYWN5"
     assert SlackWebhook.objects.get().url == "https://hooks.slack.com/services/LEGACY"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_encrypts_token_secrets_stored_in_plaintext_and_reverses(keys, make_user):
+    from notifications.models import ApiClient
+
+    executor = MigrationExecutor(connection)
+    migration = ("notifications", "0009_encrypt_token_secret")
+    [previous] = [p.key for p in executor.loader.graph.node_map[migration].parents if p.key[0] == "notifications"]
+    leaves = executor.loader.graph.leaf_nodes()
+    owner = make_user("legacy-owner")
+    try:
+        executor.migrate([previous])
+        for prefix, secret in (("legacy01", "plain-legacy-secret"), ("legacy02", "")):
+            raw("INSERT INTO notifications_apiclient (name, owner_id, key_prefix, key_hash, scopes, active, created_at, "
+                "token_secret, token_public_key) VALUES (%s, %s, %s, '', '{send}', true, now(), %s, '') RETURNING id",
+                prefix, owner.id, prefix, secret)
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(leaves)
+        [sealed] = raw_text("apiclient", "token_secret", key_prefix="legacy01")
+        assert is_token(sealed) and "plain-legacy-secret" not in sealed
+        assert raw_text("apiclient", "token_secret", key_prefix="legacy02") == [None]
+        assert ApiClient.objects.get(key_prefix="legacy01").token_secret == "plain-legacy-secret"
+        # Back to the plaintext column: the secret readable again, none as ''.
+        executor = MigrationExecutor(connection)
+        executor.migrate([previous])
+        assert raw_text("apiclient", "token_secret", key_prefix="legacy01") == ["plain-legacy-secret"]
+        assert raw_text("apiclient", "token_secret", key_prefix="legacy02") == [""]
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(leaves)
+    assert ApiClient.objects.get(key_prefix="legacy01").token_secret == "plain-legacy-secret"
 
 
 @pytest.mark.django_db(transaction=True)
