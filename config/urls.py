@@ -14,6 +14,7 @@ from notifications.realtime.views import inbox_page
 urlpatterns = [
     path("admin/dashboard/", admin.site.admin_view(admin_views.dashboard_view), name="admin-dashboard"),
     path("admin/template-preview/", admin.site.admin_view(admin_views.template_preview), name="admin-template-preview"),
+    path("admin/login/", admin_views.login, name="admin-login"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SwaggerView.as_view(url_name="schema"), name="docs"),

@@ -7,12 +7,33 @@ from django.contrib.auth import get_user_model
 from django.http import JsonResponse
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_POST
+from rest_framework.exceptions import Throttled
 
+from notifications.api import throttling
 from notifications.models import Channel, Template
 from notifications.ops import dashboard
 from notifications.planning import templating
 
 CIRCUIT_LABELS = {"closed": "closed", "half_open": "half-open", "open": "OPEN"}
+
+
+def login(request, extra_context=None):
+    """The admin's login page, guarded like the API's credentials (NOTIFY_THROTTLE_LOGIN_FAILURE_RATE):
+    every POST that leaves the caller logged out counts against its address, and past the limit
+    the address is answered 429 with Retry-After before its password is checked, until the window
+    ends. Redis unreachable: 503 (api/errors.py), as on the API."""
+    if request.method == "POST":
+        try:
+            throttling.refuse_failed_logins(request)
+        except Throttled as refusal:
+            context = {**admin.site.each_context(request), "title": "Log in", "wait": refusal.wait}
+            response = TemplateResponse(request, "admin/notifications/login_refused.html", context, status=429)
+            response["Retry-After"] = str(refusal.wait)
+            return response
+    response = admin.site.login(request, extra_context)
+    if request.method == "POST" and not request.user.is_authenticated:
+        throttling.note_failed_login(request)
+    return response
 
 
 def dashboard_view(request):

@@ -219,3 +219,43 @@ def test_dashboard_renders_every_section(client, staff, make_user, settings):
     assert set(figures["circuits"]) >= {"sendgrid", "twilio", "inbox"}
     assert set(figures["queues"]["email"]) == {"urgent", "high", "medium", "low"}
     assert "Dashboard" in client.get("/admin/").content.decode()
+
+
+@pytest.fixture
+def login_failures(settings):
+    settings.NOTIFY_THROTTLE_RATES = {**settings.NOTIFY_THROTTLE_RATES, "login_failures": "3/minute"}
+    return settings
+
+
+def test_failed_admin_logins_lock_the_address_out_even_with_the_right_password(client, make_user, login_failures):
+    make_user("ops-ben", password="right-horse-battery", is_staff=True)
+    for _ in range(3):
+        failed = client.post("/admin/login/", {"username": "ops-ben", "password": "guess"})
+        assert failed.status_code == 200 and not failed.wsgi_request.user.is_authenticated
+    # The guesser's address is refused before the password is checked, the right one included.
+    refused = client.post("/admin/login/", {"username": "ops-ben", "password": "right-horse-battery"})
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+    assert "Too many failed logins" in refused.content.decode()
+    assert "_auth_user_id" not in client.session
+    # The form itself still shows, and another address logs in.
+    assert client.get("/admin/login/").status_code == 200
+    other = client.post("/admin/login/?next=/admin/", {"username": "ops-ben", "password": "right-horse-battery"},
+                        REMOTE_ADDR="10.7.7.7")
+    assert other.status_code == 302 and other["Location"] == "/admin/"
+
+
+def test_a_successful_admin_login_is_not_counted(client, make_user, login_failures):
+    make_user("ops-cleo", password="right-horse-battery", is_staff=True)
+    for _ in range(4):
+        assert client.post("/admin/login/", {"username": "ops-cleo", "password": "right-horse-battery"}).status_code == 302
+        client.logout()
+    assert client.post("/admin/login/", {"username": "ops-cleo", "password": "right-horse-battery"}).status_code == 302
+
+
+def test_admin_login_with_the_throttle_store_down_is_a_503_not_a_500(client, make_user, settings):
+    settings.CACHES = {**settings.CACHES, "throttle": {**settings.CACHES["throttle"],
+                                                       "LOCATION": "redis://127.0.0.1:1/0"}}
+    make_user("ops-dan", password="right-horse-battery", is_staff=True)
+    response = client.post("/admin/login/", {"username": "ops-dan", "password": "right-horse-battery"})
+    assert response.status_code == 503 and int(response["Retry-After"]) >= 1
+    assert "_auth_user_id" not in client.session
