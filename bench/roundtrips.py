@@ -15,6 +15,7 @@ from collections import Counter
 from contextlib import contextmanager
 
 import redis
+from django.conf import settings
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
@@ -92,8 +93,9 @@ def main():
     show(f"one {args.channel} delivery attempt (delivery.attempt)", queries, commands)
     for query in queries.captured_queries:
         print(f"    {query['sql'][:150]}")
-    print("  + per task, Celery's Django fixup closes and reopens the Postgres connection (no CELERY_DB_REUSE_MAX), "
-          "and the worker publishes task-received/started/succeeded events (CELERY_WORKER_SEND_TASK_EVENTS)")
+    print(f"  + per task, Celery's Django fixup keeps the Postgres connection for "
+          f"{settings.CELERY_DB_REUSE_MAX or 1} task(s) (CELERY_DB_REUSE_MAX), and the worker publishes "
+          f"task events: {'yes' if settings.CELERY_WORKER_SEND_TASK_EVENTS else 'no'} (CELERY_WORKER_SEND_TASK_EVENTS)")
     sendgrid.stop()
     h.reset_redis()
 
