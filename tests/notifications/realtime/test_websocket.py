@@ -616,3 +616,32 @@ def test_with_postgres_unreachable_a_handshake_is_turned_away_to_retry_and_logge
         assert token not in server.log() and "Exception in ASGI application" not in server.log()
     finally:
         server.stop()
+
+
+def test_routine_connection_lines_stay_out_of_the_log_and_the_rest_stays_in(
+    asgi_server, open_socket, token_for, make_user
+):
+    """uvicorn and websockets log three INFO lines per WebSocket (30,000 for a 10,000-client
+    reconnect); they are dropped unless NOTIFY_WS_LOG_CONNECTIONS is set, the rest is kept."""
+    from notifications.ops.logs import RoutineConnectionLines
+
+    make_user("ada")
+    ws = open_socket(token_for("ada"))
+    greeting(ws)
+    ws.close()
+    refused = open_socket("not-a-token")
+    with pytest.raises(ConnectionClosed):
+        receive(refused, timeout=5)
+    wait_until(lambda: "end-user token refused on WebSocket" in asgi_server.log(), message="refusal logged")
+    log = asgi_server.log()
+    assert "Uvicorn running on" in log
+    assert "[accepted]" not in log and "connection open" not in log and "connection closed" not in log
+
+    def record(msg, *args):
+        return logging.LogRecord("uvicorn.error", logging.INFO, __file__, 1, msg, args, None)
+
+    routine = RoutineConnectionLines()
+    assert not routine.filter(record('%s - "WebSocket %s" [accepted]', "127.0.0.1:5000", "/ws/notifications/"))
+    assert not routine.filter(record("connection open")) and not routine.filter(record("connection closed"))
+    assert routine.filter(record('%s - "WebSocket %s" %d', "127.0.0.1:5000", "/ws/notifications/", 403))
+    assert routine.filter(record("Uvicorn running on %s://%s:%d (Press CTRL+C to quit)", "http", "127.0.0.1", 8001))
