@@ -26,8 +26,10 @@ start run in threads, so the clients see the drop at once and retry during the d
 import argparse
 import asyncio
 import json
+import os
 import random
 import resource
+import signal
 import sys
 import time
 
@@ -200,6 +202,9 @@ async def connections(args, api_url, ws_url, key, client, usernames, realtime, i
 
     failed_before = sum(c.failures for c in clients)
     before = {id(c): c.connections for c in clients}
+    if args.restart == "rolling":
+        await rolling_restart(args, clients, before, failed_before, realtime)
+        return
     stopped = time.perf_counter()
     # In threads: the clients share this event loop, and must see the drop and retry meanwhile as
     # real clients would (run here, the stop and start blocked them until the process was back).
@@ -224,6 +229,51 @@ async def connections(args, api_url, ws_url, key, client, usernames, realtime, i
         c.task.cancel()
 
 
+async def rolling_restart(args, clients, before, failed_before, realtime):
+    """SIGHUP to uvicorn's supervisor (REALTIME_WORKERS >= 2): it replaces its processes one at a
+    time, each new one serving before the old one stops, so the port never goes dark and a
+    dropped client reconnects to a live process."""
+    workers = int(realtime.env.get("REALTIME_WORKERS") or 1)
+    if workers < 2:
+        sys.exit("--restart rolling needs uvicorn's supervisor: run with REALTIME_WORKERS=2 or more")
+    old = [pid for pid in realtime.pids if b"spawn_main" in open(f"/proc/{pid}/cmdline", "rb").read()]
+    assert len(old) == workers, f"expected {workers} uvicorn processes, found {old}"
+    started = time.perf_counter()
+    os.kill(realtime.process.pid, signal.SIGHUP)
+    deadline = started + args.reconnect_timeout
+    replaced = None
+    progress, marks = [], [0.5, 0.9, 0.99]
+    while time.perf_counter() < deadline:
+        if replaced is None and not any(alive(pid) for pid in old):
+            replaced = time.perf_counter()
+        dropped = sum(1 for c in clients if c.connections > before[id(c)] or not c.connected.is_set())
+        down = sum(1 for c in clients if not c.connected.is_set())
+        if replaced is not None:
+            while marks and len(clients) - down >= marks[0] * len(clients):
+                progress.append(f"{marks.pop(0):.0%}")
+            if down == 0:
+                break
+        await asyncio.sleep(0.2)
+    now = time.perf_counter()
+    print(f"rolling restart of {workers} processes (SIGHUP): the last old process exited "
+          f"{(replaced or now) - started:.1f}s after the signal; every client connected {now - (replaced or now):.1f}s "
+          f"after that; {dropped} of {len(clients)} clients were dropped and reconnected "
+          f"({sum(c.connections - before[id(c)] for c in clients)} reconnections), "
+          f"{sum(c.failures for c in clients) - failed_before} failed attempts; "
+          f"RSS {h.rss_mib(realtime.pids):.0f} MiB; load {h.loadavg()}")
+    for c in clients:
+        c.task.cancel()
+
+
+def alive(pid):
+    """Whether the process runs (an exited child not yet reaped by its parent does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 async def wait_for_all(clients, title, timeout, since=None):
     started = since or time.perf_counter()
     deadline = started + timeout
@@ -245,10 +295,14 @@ def main():
     parser.add_argument("--clients", type=int, default=None, help="latency: 200; connections: 10000")
     parser.add_argument("--broadcast-timeout", type=float, default=300.0, help="0 skips the API broadcast")
     parser.add_argument("--reconnect-timeout", type=float, default=120.0)
+    parser.add_argument("--restart", choices=["full", "rolling"], default="full",
+                        help="full: stop and start the realtime entry; rolling: SIGHUP to uvicorn's supervisor "
+                             "(REALTIME_WORKERS >= 2), which replaces its processes one at a time")
     args = parser.parse_args()
     args.clients = args.clients or (200 if args.mode == "latency" else 10000)
     limit = raise_file_limit()
-    h.header(f"realtime {args.mode}", clients=args.clients, rate=args.rate, seconds=args.seconds, nofile=limit)
+    h.header(f"realtime {args.mode}", clients=args.clients, rate=args.rate, seconds=args.seconds, nofile=limit, restart=args.restart,
+             realtime_workers=os.environ.get("REALTIME_WORKERS", "1"))
 
     h.ensure_database()
     h.reset_database()
