@@ -26,6 +26,7 @@ from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import DatabaseError
 from rest_framework import serializers
 
 from notifications.api.inbox import set_mark
@@ -42,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_POLICY_VIOLATION = 1008
+CLOSE_TRY_AGAIN_LATER = 1013
 
 
 class BadMessage(Exception):
@@ -125,7 +127,6 @@ class InboxConsumer(AsyncWebsocketConsumer):
             WS_HANDSHAKES.labels("refused").inc()
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        WS_HANDSHAKES.labels("accepted").inc()
         self.user_id = user.pk
         self.categories = None  # all
         self.bad_messages = Flood(settings.NOTIFY_WS_MAX_BAD_MESSAGES, settings.NOTIFY_WS_FLOOD_WINDOW)
@@ -134,7 +135,19 @@ class InboxConsumer(AsyncWebsocketConsumer):
         # Joined first, then read the inbox: a notification arriving in between comes twice at
         # worst (clients keep one per id), never not at all.
         await relay.join(self)
-        await self.send_missed({})
+        try:
+            answers = await self.missed_answers({})
+        except DatabaseError:
+            # The token was good: the client is told to try again later (1013), as when Postgres
+            # fails during the token check, and the inbox page reconnects with backoff.
+            logger.warning("the database failed while reading a connecting user's inbox, so the WebSocket "
+                           "was closed for the client to retry", exc_info=True)
+            WS_HANDSHAKES.labels("unavailable").inc()
+            await self.close(code=CLOSE_TRY_AGAIN_LATER)
+            return
+        WS_HANDSHAKES.labels("accepted").inc()
+        for answer in answers:
+            await self.send_json(answer)
 
     # Channels closes stale database connections before every message and after a disconnect, on
     # its single thread-sensitive thread: a hop to that one thread per event, a queue under a
@@ -179,6 +192,11 @@ class InboxConsumer(AsyncWebsocketConsumer):
                 await self.close(code=CLOSE_POLICY_VIOLATION)
                 return
             answers = [{"type": "error", "code": bad.code, "message": str(bad), **({"errors": bad.errors} if bad.errors else {})}]
+        except DatabaseError:
+            # As REST answers 503: nothing was changed, the connection lives on, the client retries.
+            logger.warning("the database failed while answering a WebSocket message", exc_info=True)
+            answers = [{"type": "error", "code": "unavailable",
+                        "message": "The service could not reach its database; nothing was changed. Try again shortly."}]
         for answer in answers:
             if request_id is not None and answer["type"] != "notification":
                 answer = {**answer, "requestId": request_id}
@@ -247,10 +265,6 @@ class InboxConsumer(AsyncWebsocketConsumer):
     async def on_request_missed(self, message):
         wanted = validated(MissedSerializer, message)
         return await self.missed_answers(wanted)
-
-    async def send_missed(self, wanted):
-        for answer in await self.missed_answers(wanted):
-            await self.send_json(answer)
 
     async def missed_answers(self, wanted):
         found = await (inboxes(self.user_id) if not wanted else database_work(self.load_missed)(wanted))

@@ -645,3 +645,61 @@ def test_routine_connection_lines_stay_out_of_the_log_and_the_rest_stays_in(
     assert not routine.filter(record("connection open")) and not routine.filter(record("connection closed"))
     assert routine.filter(record('%s - "WebSocket %s" %d', "127.0.0.1:5000", "/ws/notifications/", 403))
     assert routine.filter(record("Uvicorn running on %s://%s:%d (Press CTRL+C to quit)", "http", "127.0.0.1", 8001))
+
+
+class notifications_table_gone:
+    """The notifications table renamed away for a while: every query of it fails in Postgres (as
+    when the database breaks mid-request), while the token check, which reads no notification, works."""
+
+    def __enter__(self):
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '10s'")
+            cursor.execute("ALTER TABLE notifications_notification RENAME TO notifications_notification_away")
+
+    def __exit__(self, *exc):
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE notifications_notification_away RENAME TO notifications_notification")
+
+
+def test_an_inbox_read_failing_on_connect_closes_with_1013_to_retry_and_is_logged(
+    asgi_server, open_socket, token_for, make_user
+):
+    make_user("ada")
+    token = token_for("ada")
+    with notifications_table_gone():
+        ws = open_socket(token)
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                receive(ws, timeout=10)
+        assert closed.value.rcvd.code == 1013
+    wait_until(lambda: "the database failed while reading a connecting user's inbox" in asgi_server.log(),
+               message="the failure logged")
+    assert "Exception in ASGI application" not in asgi_server.log() and token not in asgi_server.log()
+    # Once the database answers again, the same token connects and gets its inbox.
+    assert greeting(open_socket(token)) == ([], 0)
+
+
+def test_a_message_meeting_a_database_failure_gets_an_error_and_the_connection_lives_on(
+    asgi_server, open_socket, token_for, make_user
+):
+    ada = make_user("ada")
+    notification = Notification.objects.create(recipient=ada, category_id="orders", title="Order shipped")
+    Delivery.objects.create(notification=notification, channel="inapp", status=DeliveryStatus.SENT)
+    ws = open_socket(token_for("ada"))
+    greeting(ws)
+    with notifications_table_gone():
+        ws.send(json.dumps({"type": "read", "id": str(notification.id), "requestId": "r1"}))
+        error = receive(ws)
+        assert error["type"] == "error" and error["code"] == "unavailable" and error["requestId"] == "r1"
+    notification.refresh_from_db()
+    assert notification.read_at is None
+    ws.send(json.dumps({"type": "read", "id": str(notification.id), "requestId": "r2"}))
+    status, _ = until(ws, "notificationStatus")
+    assert status["id"] == str(notification.id) and status["status"] == "read"
+    notification.refresh_from_db()
+    assert notification.read_at is not None
+    assert "Exception in ASGI application" not in asgi_server.log()
