@@ -13,6 +13,7 @@ of its processes, from /proc), then each server's medians and the CPU ratio gran
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import shlex
 import sys
@@ -45,9 +46,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    try:
-        import granian  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("granian") is None:
         sys.exit("granian is not installed: pip install granian==2.8.9 (only this comparison uses it)")
     h.header("servers: gunicorn (gthread) against granian (WSGI), alternated", rates=args.rates,
              seconds=args.seconds, rounds=args.rounds)
