@@ -1,5 +1,5 @@
 """ApiClient.token_secret, the HS256 secret of the end-user tokens an app signs, is a credential:
-encrypted at rest like the webhook secrets (0002). No secret is NULL now, not ''."""
+encrypted at rest like the webhook secrets (0002). A client without one now holds NULL, not ''."""
 
 import notifications.encryption
 from django.db import migrations
