@@ -77,7 +77,7 @@ class NotificationViewSet(
     )
     @idempotent()
     def create(self, request):
-        serializer = SendNotificationSerializer(data=request.data, context={"request": request})
+        serializer = SendNotificationSerializer.reused(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         fields = dict(serializer.validated_data)
         sender = api_client_of(request)

@@ -62,3 +62,32 @@ def test_one_mebibyte_of_data_for_a_thousand_recipients_is_refused_before_any_co
     assert answer.status_code == 400
     assert "data" in answer.json()["error"]["fields"]
     assert not Notification.objects.exists()
+
+
+def test_the_send_serializer_reused_by_a_thread_keeps_nothing_of_the_request_before(app_api, ada, make_user):
+    """Each thread re-arms one SendNotificationSerializer (its fields are built once): what one
+    request sent, or got wrong, never reaches the next, and threads never share one."""
+    import threading
+
+    from notifications.api.serializers import SendNotificationSerializer
+
+    make_user("bob")
+    first = send(app_api, recipients=["ada"], title="first", data={"order": 1})
+    assert first.status_code == 202
+    wrong = send(app_api, recipients=["nobody"], title="")
+    assert wrong.status_code == 400
+    assert set(wrong.json()["error"]["fields"]) == {"recipients", "title"}
+    second = send(app_api, recipients=["bob"], title="second")
+    assert second.status_code == 202
+    stored = {n.title: (n.recipient.username, n.data) for n in Notification.objects.select_related("recipient")}
+    assert stored == {"first": ("ada", {"order": 1}), "second": ("bob", {})}
+    again = send(app_api, recipients=["ada"], category="no-such-category")
+    assert again.status_code == 400 and set(again.json()["error"]["fields"]) == {"category"}
+
+    mine = SendNotificationSerializer.reused(data={}, context={})
+    assert SendNotificationSerializer.reused(data={}, context={}) is mine
+    theirs = []
+    thread = threading.Thread(target=lambda: theirs.append(SendNotificationSerializer.reused(data={}, context={})))
+    thread.start()
+    thread.join()
+    assert theirs[0] is not mine
