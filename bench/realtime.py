@@ -236,25 +236,20 @@ async def rolling_restart(args, clients, before, failed_before, realtime):
     workers = int(realtime.env.get("REALTIME_WORKERS") or 1)
     if workers < 2:
         sys.exit("--restart rolling needs uvicorn's supervisor: run with REALTIME_WORKERS=2 or more")
-    old = [pid for pid in realtime.pids if b"spawn_main" in open(f"/proc/{pid}/cmdline", "rb").read()]
+    old = [pid for pid in realtime.pids if uvicorn_worker(pid)]
     assert len(old) == workers, f"expected {workers} uvicorn processes, found {old}"
     started = time.perf_counter()
     os.kill(realtime.process.pid, signal.SIGHUP)
     deadline = started + args.reconnect_timeout
     replaced = None
-    progress, marks = [], [0.5, 0.9, 0.99]
     while time.perf_counter() < deadline:
         if replaced is None and not any(alive(pid) for pid in old):
             replaced = time.perf_counter()
-        dropped = sum(1 for c in clients if c.connections > before[id(c)] or not c.connected.is_set())
-        down = sum(1 for c in clients if not c.connected.is_set())
-        if replaced is not None:
-            while marks and len(clients) - down >= marks[0] * len(clients):
-                progress.append(f"{marks.pop(0):.0%}")
-            if down == 0:
-                break
+        if replaced is not None and all(c.connected.is_set() for c in clients):
+            break
         await asyncio.sleep(0.2)
     now = time.perf_counter()
+    dropped = sum(1 for c in clients if c.connections > before[id(c)] or not c.connected.is_set())
     print(f"rolling restart of {workers} processes (SIGHUP): the last old process exited "
           f"{(replaced or now) - started:.1f}s after the signal; every client connected {now - (replaced or now):.1f}s "
           f"after that; {dropped} of {len(clients)} clients were dropped and reconnected "
@@ -263,6 +258,12 @@ async def rolling_restart(args, clients, before, failed_before, realtime):
           f"RSS {h.rss_mib(realtime.pids):.0f} MiB; load {h.loadavg()}")
     for c in clients:
         c.task.cancel()
+
+
+def uvicorn_worker(pid):
+    """Whether this process of the realtime entry's group is one of uvicorn's (spawned) servers."""
+    with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+        return b"spawn_main" in cmdline.read()
 
 
 def alive(pid):
