@@ -89,6 +89,45 @@ def summarize(label, results, seconds):
     return h.percentile(total, 95), h.percentile(total, 99)
 
 
+OPEN_DELIVERIES = ("pending", "queued", "sending", "retrying")
+OPEN_NOTIFICATIONS = ("pending", "dispatched")
+
+
+def report_delivery_lag(since, timeout=300.0):
+    """How far the workers trail the API for the notifications accepted since `since` (Postgres'
+    clock): waits until none of them is still being planned or delivered, then prints when that
+    was and the lag from acceptance to each delivery's send."""
+    waited = time.perf_counter()
+    while time.perf_counter() - waited < timeout:
+        notifications = h.count(
+            "SELECT count(*) FROM notifications_notification WHERE created_at >= %s AND status = ANY(%s)",
+            since, list(OPEN_NOTIFICATIONS))
+        deliveries = h.count(
+            "SELECT count(*) FROM notifications_delivery d JOIN notifications_notification n"
+            " ON n.id = d.notification_id WHERE n.created_at >= %s AND d.status = ANY(%s)", since, list(OPEN_DELIVERIES))
+        if not notifications and not deliveries:
+            break
+        time.sleep(0.25)
+    drained = time.perf_counter() - waited
+    lags = [row[0] * 1000 for row in h.rows(
+        "SELECT extract(epoch FROM d.sent_at - n.created_at) FROM notifications_delivery d"
+        " JOIN notifications_notification n ON n.id = d.notification_id"
+        " WHERE n.created_at >= %s AND d.sent_at IS NOT NULL", since)]
+    if not lags:
+        print(f"  deliveries: none sent ({drained:.1f}s waited)")
+        return
+    print(
+        f"  deliveries: {len(lags)} sent; the workers caught up {drained:.1f}s after the last answer"
+        + (" (gave up waiting)" if drained >= timeout else "")
+        + f"; accepted -> sent ms: p50 {h.percentile(lags, 50):.0f}  p95 {h.percentile(lags, 95):.0f}"
+          f"  p99 {h.percentile(lags, 99):.0f}  max {max(lags):.0f}"
+    )
+
+
+def database_now():
+    return h.rows("SELECT now()")[0][0]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rate", type=float, default=100.0, help="requests per second offered")
@@ -97,6 +136,8 @@ def main():
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--sweep", default="", help="rates to run in turn, e.g. 100,200,300,400")
     parser.add_argument("--no-workers", action="store_true", help="only the web process runs")
+    parser.add_argument("--worker-niceness", default=None,
+                        help="WORKER_NICENESS of the workers (default: the Procfile's)")
     parser.add_argument("--conn-max-age", default="0", help="DATABASE_CONN_MAX_AGE of the web process")
     parser.add_argument("--server", choices=["web", "realtime"], default="web",
                         help="web: the Procfile's gunicorn (WSGI, pooled); realtime: its uvicorn (ASGI), to compare")
@@ -104,7 +145,7 @@ def main():
     h.header("api_latency: POST /api/notifications/ at a fixed offered load (open loop)",
              rate=args.rate, seconds=args.seconds, warmup=args.warmup, runs=args.runs,
              workers="no" if args.no_workers else "dispatch, inapp, email", web_conn_max_age=args.conn_max_age,
-             server=args.server)
+             server=args.server, worker_niceness=args.worker_niceness or "the Procfile's")
 
     h.ensure_database()
     h.reset_database()
@@ -119,6 +160,9 @@ def main():
     processes[0].env["NOTIFY_THROTTLE_CLIENT_RATE"] = "10000000/minute"
     if not args.no_workers:
         processes += [h.worker("dispatch"), h.worker("inapp"), h.worker("email")]
+        if args.worker_niceness is not None:
+            for process in processes[1:]:
+                process.env["WORKER_NICENESS"] = args.worker_niceness
     for process in processes:
         process.start(ready=h.WEB_READY.get(process.name, " ready."))
     print(f"processes: {h.describe(processes)}")
@@ -129,19 +173,25 @@ def main():
         asyncio.run(offered_load(url, key, users, args.rate, args.warmup))
     p95s = []
     for run in range(1, args.runs + 1):
+        since = database_now()
         results, lag = asyncio.run(offered_load(url, key, users, args.rate, args.seconds))
         p95s.append(summarize(f"run {run}", results, args.seconds)[0])
         print(f"  load generator: last request scheduled {lag:.2f}s after start; load now {h.loadavg()}")
+        if not args.no_workers:
+            report_delivery_lag(since)
         sys.stdout.flush()
     if args.runs > 1:
         print(f"median p95 over {args.runs} runs: {h.median(p95s):.1f} ms")
     if args.sweep:
         held = None
         for rate in [float(r) for r in args.sweep.split(",")]:
+            since = database_now()
             results, lag = asyncio.run(offered_load(url, key, users, rate, args.seconds))
             _, p99 = summarize(f"sweep {rate:.0f}/s", results, args.seconds)
             errors = sum(1 for r in results if r[3] != 202)
             print(f"  load generator: last request scheduled {lag:.2f}s after start; load now {h.loadavg()}")
+            if not args.no_workers:
+                report_delivery_lag(since)
             sys.stdout.flush()
             if p99 < 250 and not errors:
                 held = rate

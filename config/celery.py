@@ -42,6 +42,19 @@ app.autodiscover_tasks(["notifications", "notifications.clock", "channels_delive
 
 
 @signals.worker_init.connect
+def lower_cpu_priority(**kwargs):
+    """NOTIFY_WORKER_NICENESS (WORKER_NICENESS): set before the pool starts, so a prefork pool's
+    children inherit it."""
+    from django.conf import settings
+
+    niceness = settings.NOTIFY_WORKER_NICENESS
+    if not 0 <= niceness <= 19:
+        raise SystemExit(f"refusing to start: WORKER_NICENESS must be 0 to 19, not {niceness}")
+    if niceness:
+        os.nice(niceness)
+
+
+@signals.worker_init.connect
 @signals.beat_init.connect
 def refuse_insecure_settings(**kwargs):
     """Workers and beat start only with settings fit for production (see config/checks.py).

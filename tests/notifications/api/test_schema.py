@@ -13,6 +13,8 @@ from drf_spectacular.renderers import OpenApiJsonRenderer
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.permissions import BasePermission
 from schemathesis.core import NOT_SET
 
 from config.wsgi import application
@@ -91,7 +93,29 @@ def callers(db, django_user_model, settings, test_app_clients):
 )
 def test_every_operation_keeps_to_the_schema_for_every_caller(case, callers, in_process_requests):
     for name in CALLERS:
-        case.call_and_validate(headers=callers[name], checks=CHECKS)
+        if (case.operation.label, name) in REFUSED:
+            continue
+        response = case.call_and_validate(headers=callers[name], checks=CHECKS)
+        if response.status_code == 403 and response.json()["error"]["message"] in permission_class_messages():
+            REFUSED.add((case.operation.label, name))
+
+
+# (operation, caller) pairs a permission class has refused. Such a refusal is decided by the
+# method, the route and the caller, before the request's input is read: once shown (and checked
+# against the schema), the coverage phase's hundreds of bodies would only repeat it. A 403 that
+# depends on the input (a broadcast or critical send without the scope) is not remembered.
+REFUSED = set()
+
+
+def permission_class_messages():
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    return {str(PermissionDenied.default_detail)} | {
+        str(cls.message) for cls in subclasses(BasePermission) if isinstance(getattr(cls, "message", None), str)
+    }
 
 
 @pytest.mark.parametrize("caller", CALLERS)

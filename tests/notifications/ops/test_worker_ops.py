@@ -2,6 +2,7 @@
 the correlation id from the API request in the delivery task's log line, /health/ready, and
 the test-notification command."""
 
+import os
 import re
 import urllib.request
 
@@ -227,3 +228,35 @@ def test_unready_when_a_queue_has_no_worker(celery_worker, worker_env, client, s
     assert response.status_code == 503
     workers = response.json()["checks"]["workers"]
     assert not workers["ok"] and workers["reason"].endswith("queue(s): sms")
+
+
+def niceness_of(pid):
+    """The nice value of a process and of each of its children (a prefork pool's processes)."""
+    children = open(f"/proc/{pid}/task/{pid}/children").read().split()
+    return [os.getpriority(os.PRIO_PROCESS, int(p)) for p in [pid, *children]]
+
+
+def test_a_worker_started_with_a_niceness_runs_its_pool_at_it_and_still_delivers(worker_env, sendgrid, app_api,
+                                                                               make_user, tmp_path):
+    make_user("noor", email="noor@example.com")
+    worker = WorkerProcess({**worker_env, "WORKER_NICENESS": "7"}, log_dir=tmp_path, name="niced").start()
+    try:
+        niceness = niceness_of(worker.process.pid)
+        response = app_api.post("/api/notifications/", {"recipients": ["noor"], "category": "orders",
+                                                        "title": "Shipped", "channels": ["email"]}, format="json")
+        [notification_id] = response.json()["ids"]
+        wait_until(lambda: Delivery.objects.filter(notification_id=notification_id, status=DeliveryStatus.SENT).exists(),
+                   message="the email sent by the niced worker")
+    finally:
+        worker.stop()
+    assert len(niceness) == 3 and set(niceness) == {os.getpriority(os.PRIO_PROCESS, 0) + 7}
+
+
+@pytest.mark.parametrize("value, said", [("25", "WORKER_NICENESS must be 0 to 19, not 25"),
+                                         ("-3", "WORKER_NICENESS must be 0 to 19, not -3"),
+                                         ("low", "WORKER_NICENESS must be a whole number, not 'low'")])
+def test_a_worker_refuses_a_niceness_it_cannot_use_and_says_why(worker_env, tmp_path, value, said):
+    worker = WorkerProcess({**worker_env, "WORKER_NICENESS": value}, log_dir=tmp_path, name="refused")
+    with pytest.raises(RuntimeError, match="worker exited early"):
+        worker.start()
+    assert said in worker.log()
