@@ -3,7 +3,6 @@ clock ticks with nothing to do, one line per thing a person wants to know."""
 
 import logging
 import re
-import socket
 from datetime import timedelta
 
 import pytest
@@ -41,7 +40,7 @@ def tasks_run(nodename):
 @pytest.fixture
 def own_maintenance_worker(celery_worker, worker_env, tmp_path):
     """A maintenance worker as bin/serve runs it; the shared test worker stops taking that queue."""
-    shared = f"{celery_worker.name}-{socket.gethostname()}@test"
+    shared = celery_worker.hostname
     control("cancel_consumer", "maintenance", destination=[shared], reply=True, timeout=5)
     worker = WorkerProcess(worker_env, tmp_path, queues=["maintenance"], concurrency=1, name="maintenance")
     try:
@@ -56,7 +55,7 @@ def test_a_tick_with_nothing_to_do_logs_nothing_at_info(own_maintenance_worker, 
     beat = BeatProcess(worker_env, tmp_path).start()
     try:
         started = {"beat": len(beat.log().splitlines()), "worker": len(worker.log().splitlines())}
-        nodename = f"maintenance-{socket.gethostname()}@test"
+        nodename = worker.hostname
         # Beat sends these every 1-2 s: wait until the worker has really run a few of each.
         ran = wait_until(lambda: (lambda total: total if all(total.get(name, 0) >= 3 for name in FREQUENT)
                                   else None)(tasks_run(nodename)), timeout=60, message="idle ticks")

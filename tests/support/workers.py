@@ -45,6 +45,12 @@ class WorkerProcess:
             time.sleep(0.1)
         raise RuntimeError(f"worker not ready in {timeout}s:\n{self.log()}")
 
+    @property
+    def hostname(self):
+        """Its node name (`-n`), the destination of a remote-control command meant for it alone:
+        with a destination, a command returns as soon as that worker replies, not at its timeout."""
+        return f"{self.name}-{socket.gethostname()}@test"
+
     def log(self):
         return self.log_path.read_text() if self.log_path.exists() else ""
 

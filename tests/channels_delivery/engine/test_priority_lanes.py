@@ -24,7 +24,7 @@ def test_urgent_delivery_overtakes_a_backlog(celery_worker, worker_env, make_use
     users = [make_user(f"bulk{n}") for n in range(BACKLOG)]
     boss = make_user("boss")
     # The shared worker keeps planning (dispatch) but stops taking in-app deliveries, so a backlog builds.
-    celery_app.control.cancel_consumer("inapp", reply=True, timeout=5)
+    celery_app.control.cancel_consumer("inapp", destination=[celery_worker.hostname], reply=True, timeout=5)
     drain = None
     try:
         send(users, "low", "bulk")
@@ -41,7 +41,7 @@ def test_urgent_delivery_overtakes_a_backlog(celery_worker, worker_env, make_use
     finally:
         if drain is not None:
             drain.stop()
-        celery_app.control.add_consumer("inapp", reply=True, timeout=5)
+        celery_app.control.add_consumer("inapp", destination=[celery_worker.hostname], reply=True, timeout=5)
 
     order = list(Delivery.objects.order_by("sent_at").values_list("notification_id", flat=True))
     print(f"\nurgent delivery sent as number {order.index(urgent.id) + 1} of {len(order)}")
