@@ -1,6 +1,6 @@
 """`POST /api/notifications/` latency at a fixed offered load (open loop).
 
-    python -m bench.api_latency [--rate 100] [--seconds 30] [--warmup 3] [--no-workers]
+    python -m bench.api_latency [--rate 100] [--seconds 30] [--warmup 3] [--no-workers] [--worker-niceness N]
 
 Starts the Procfile's web process (gunicorn, config/gunicorn.py: WEB_CONCURRENCY x WEB_THREADS,
 a psycopg pool per process; --server realtime: its uvicorn instead) on a free port and, unless
@@ -13,6 +13,11 @@ earlier ones have answered, so a slow server cannot slow the offered load down (
 omission). Latency counts from the scheduled time to the full answer; the time from the actual
 send is printed too. At most MAX_IN_FLIGHT (32) requests are open at once (see below). Each request sends one notification to one of 1,000 users with the default
 channels (inapp, email). Errors are non-202 answers and failed connections.
+
+With the workers, each run then waits for them to finish what it accepted and prints how long
+after the last answer that was and the lag from acceptance to each delivery's send. They run at
+the Procfile's --niceness (10: they give the CPU to the web process); --worker-niceness 0 runs
+them at the web's priority, to compare.
 
 --sweep R1,R2,... runs each rate in turn (one run each) and prints the highest whose p99 stayed
 under 250 ms. The API key's request throttle is lifted in the web process (one key sends
@@ -109,7 +114,7 @@ def report_delivery_lag(since, timeout=300.0):
             break
         time.sleep(0.25)
     drained = time.perf_counter() - waited
-    lags = [row[0] * 1000 for row in h.rows(
+    lags = [float(row[0]) * 1000 for row in h.rows(
         "SELECT extract(epoch FROM d.sent_at - n.created_at) FROM notifications_delivery d"
         " JOIN notifications_notification n ON n.id = d.notification_id"
         " WHERE n.created_at >= %s AND d.sent_at IS NOT NULL", since)]
@@ -137,7 +142,7 @@ def main():
     parser.add_argument("--sweep", default="", help="rates to run in turn, e.g. 100,200,300,400")
     parser.add_argument("--no-workers", action="store_true", help="only the web process runs")
     parser.add_argument("--worker-niceness", default=None,
-                        help="WORKER_NICENESS of the workers (default: the Procfile's)")
+                        help="the workers' --niceness (default: the Procfile's, 10)")
     parser.add_argument("--conn-max-age", default="0", help="DATABASE_CONN_MAX_AGE of the web process")
     parser.add_argument("--server", choices=["web", "realtime"], default="web",
                         help="web: the Procfile's gunicorn (WSGI, pooled); realtime: its uvicorn (ASGI), to compare")
@@ -159,10 +164,7 @@ def main():
     # answer 429 above 100/s and measure the limit instead of the server.
     processes[0].env["NOTIFY_THROTTLE_CLIENT_RATE"] = "10000000/minute"
     if not args.no_workers:
-        processes += [h.worker("dispatch"), h.worker("inapp"), h.worker("email")]
-        if args.worker_niceness is not None:
-            for process in processes[1:]:
-                process.env["WORKER_NICENESS"] = args.worker_niceness
+        processes += [h.worker(queue, niceness=args.worker_niceness) for queue in ("dispatch", "inapp", "email")]
     for process in processes:
         process.start(ready=h.WEB_READY.get(process.name, " ready."))
     print(f"processes: {h.describe(processes)}")

@@ -288,9 +288,12 @@ class Process:
         self.log_file.close()
 
 
-def worker(queue, concurrency=None, include_noop=True):
-    """The Procfile's worker for `queue`, which also knows the bench's no-op task."""
+def worker(queue, concurrency=None, include_noop=True, niceness=None):
+    """The Procfile's worker for `queue`, which also knows the bench's no-op task; `niceness`
+    overrides the Procfile's (WORKER_NICENESS)."""
     env = {f"{queue.upper()}_CONCURRENCY": str(concurrency)} if concurrency else {}
+    if niceness is not None:
+        env["WORKER_NICENESS"] = str(niceness)
     extra = ["-I", "bench.noop"] if include_noop else []
     return Process(queue, env=env, extra_args=extra)
 

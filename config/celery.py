@@ -2,6 +2,7 @@
 
 import os
 
+import click
 from celery import Celery, signals
 from kombu import Queue
 
@@ -41,17 +42,28 @@ app.conf.update(
 app.autodiscover_tasks(["notifications", "notifications.clock", "channels_delivery.engine"])
 
 
-@signals.worker_init.connect
-def lower_cpu_priority(**kwargs):
-    """NOTIFY_WORKER_NICENESS (WORKER_NICENESS): set before the pool starts, so a prefork pool's
-    children inherit it."""
-    from django.conf import settings
+# `celery worker --niceness N`: the Procfile runs every worker at ${WORKER_NICENESS:-10}, so on a
+# machine shared with the web tier the API keeps answering under load and deliveries wait
+# (durably, in the broker) instead of requests.
+app.user_options["worker"].add(click.Option(
+    ("--niceness",), type=click.IntRange(0, 19), default=0, show_default=True,
+    help="CPU priority of the worker and its pool (nice(2) increment): 10 gives way to the web tier.",
+))
 
-    niceness = settings.NOTIFY_WORKER_NICENESS
-    if not 0 <= niceness <= 19:
-        raise SystemExit(f"refusing to start: WORKER_NICENESS must be 0 to 19, not {niceness}")
-    if niceness:
-        os.nice(niceness)
+
+@signals.worker_init.connect
+def lower_cpu_priority(sender, **kwargs):
+    """--niceness, set before the pool starts, so a prefork pool's children inherit it."""
+    niceness = sender.options.get("niceness") or 0
+    if not niceness:
+        return
+    os.nice(niceness)
+    # With the kernel's autogroups (/proc/sys/kernel/sched_autogroup_enabled), the processes of a
+    # session share one CPU share whatever their own nice: a worker that leads its own session
+    # (honcho, bin/serve's Procfile runner, starts each entry so) gives its session's share away too.
+    if os.getsid(0) == os.getpid() and os.path.exists("/proc/self/autogroup"):
+        with open("/proc/self/autogroup", "w") as autogroup:
+            autogroup.write(str(niceness))
 
 
 @signals.worker_init.connect

@@ -316,10 +316,6 @@ CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # consumer_timeout (30 min by default) closes the channel of an unacked delivery older than that:
 # retry countdowns are capped by NOTIFY_<CHANNEL>_BACKOFF_MAX (600 s) and tasks by
 # CELERY_TASK_TIME_LIMIT, both far below it; longer waits live in Postgres (scheduled_at).
-# CPU priority of a worker process (nice(2) increment, 0-19), from its own environment so each
-# Procfile line can set it: on a machine shared with the web tier, a worker at 10 gives way to
-# the API under load; deliveries wait (durably, in the broker) instead of requests.
-NOTIFY_WORKER_NICENESS = env_int("WORKER_NICENESS", 0)
 # What a task prints (the console email backend's messages) is logged at INFO, not as a WARNING.
 CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
 

@@ -14,8 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class WorkerProcess:
-    def __init__(self, env, log_dir, queues=QUEUES, concurrency=2, name="all"):
+    def __init__(self, env, log_dir, queues=QUEUES, concurrency=2, name="all", extra_args=()):
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        self.extra_args = list(extra_args)
         self.queues = queues
         self.concurrency = concurrency
         self.name = name
@@ -28,7 +29,7 @@ class WorkerProcess:
             [
                 sys.executable, "-m", "celery", "-A", "config", "worker",
                 "-Q", ",".join(self.queues), "-c", str(self.concurrency), "-n", f"{self.name}-%h@test",
-                "--without-gossip", "--without-mingle", "-l", "info",
+                "--without-gossip", "--without-mingle", "-l", "info", *self.extra_args,
             ],
             cwd=ROOT,
             env=self.env,

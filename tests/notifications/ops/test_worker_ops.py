@@ -233,17 +233,23 @@ def test_unready_when_a_queue_has_no_worker(celery_worker, worker_env, client, s
 
 
 def niceness_of(pid):
-    """The nice value of a process and of each of its children (a prefork pool's processes)."""
-    children = open(f"/proc/{pid}/task/{pid}/children").read().split()
-    return [os.getpriority(os.PRIO_PROCESS, int(p)) for p in [pid, *children]]
+    """The nice value of a process and of each of its children (a prefork pool's processes), and
+    of its session's autogroup where the kernel has them ("/autogroup-12 nice 7")."""
+    with open(f"/proc/{pid}/task/{pid}/children") as children:
+        processes = [pid, *map(int, children.read().split())]
+    autogroup = None
+    if os.path.exists(f"/proc/{pid}/autogroup"):
+        with open(f"/proc/{pid}/autogroup") as line:
+            autogroup = int(line.read().split()[-1])
+    return [os.getpriority(os.PRIO_PROCESS, p) for p in processes], autogroup
 
 
 def test_a_worker_started_with_a_niceness_runs_its_pool_at_it_and_still_delivers(worker_env, sendgrid, app_api,
                                                                                make_user, tmp_path):
     make_user("noor", email="noor@example.com")
-    worker = WorkerProcess({**worker_env, "WORKER_NICENESS": "7"}, log_dir=tmp_path, name="niced").start()
+    worker = WorkerProcess(worker_env, log_dir=tmp_path, name="niced", extra_args=["--niceness", "7"]).start()
     try:
-        niceness = niceness_of(worker.process.pid)
+        niceness, autogroup = niceness_of(worker.process.pid)
         response = app_api.post("/api/notifications/", {"recipients": ["noor"], "category": "orders",
                                                         "title": "Shipped", "channels": ["email"]}, format="json")
         [notification_id] = response.json()["ids"]
@@ -252,12 +258,14 @@ def test_a_worker_started_with_a_niceness_runs_its_pool_at_it_and_still_delivers
     finally:
         worker.stop()
     assert len(niceness) == 3 and set(niceness) == {os.getpriority(os.PRIO_PROCESS, 0) + 7}
+    # It leads its own session (as under honcho): with autogroups, the session's share gives way too.
+    assert autogroup in (None, 7)
 
 
-@pytest.mark.parametrize("value, said", [("25", "WORKER_NICENESS must be 0 to 19, not 25"),
-                                         ("low", "WORKER_NICENESS must be a whole number, not 'low'")])
+@pytest.mark.parametrize("value, said", [("25", "Invalid value for '--niceness': 25 is not in the range 0<=x<=19."),
+                                         ("low", "Invalid value for '--niceness': 'low' is not a valid integer")])
 def test_a_worker_refuses_a_niceness_it_cannot_use_and_says_why(worker_env, tmp_path, value, said):
-    worker = WorkerProcess({**worker_env, "WORKER_NICENESS": value}, log_dir=tmp_path, name="refused")
+    worker = WorkerProcess(worker_env, log_dir=tmp_path, name="refused", extra_args=["--niceness", value])
     with pytest.raises(RuntimeError, match="worker exited early"):
         worker.start()
     assert said in worker.log()
