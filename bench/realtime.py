@@ -299,11 +299,14 @@ def main():
     parser.add_argument("--restart", choices=["full", "rolling"], default="full",
                         help="full: stop and start the realtime entry; rolling: SIGHUP to uvicorn's supervisor "
                              "(REALTIME_WORKERS >= 2), which replaces its processes one at a time")
+    parser.add_argument("--worker-niceness", default=None,
+                        help="the dispatch and inapp workers' --niceness (default: the Procfile's, 10)")
     args = parser.parse_args()
     args.clients = args.clients or (200 if args.mode == "latency" else 10000)
     limit = raise_file_limit()
     h.header(f"realtime {args.mode}", clients=args.clients, rate=args.rate, seconds=args.seconds, nofile=limit, restart=args.restart,
-             realtime_workers=os.environ.get("REALTIME_WORKERS", "1"))
+             realtime_workers=os.environ.get("REALTIME_WORKERS", "1"),
+             worker_niceness=args.worker_niceness or "the Procfile's")
 
     h.ensure_database()
     h.reset_database()
@@ -313,7 +316,8 @@ def main():
     client = signing_client()
     web_port, ws_port = h.free_port(), h.free_port()
     web, realtime = h.web(web_port), h.web(ws_port, "realtime")
-    processes = [web, realtime, h.worker("dispatch"), h.worker("inapp")]
+    processes = [web, realtime, h.worker("dispatch", niceness=args.worker_niceness),
+                 h.worker("inapp", niceness=args.worker_niceness)]
     for process in processes:
         process.start(ready=h.WEB_READY.get(process.name, " ready."))
     print(f"processes: {h.describe(processes)}")
