@@ -40,3 +40,18 @@ def test_compose_runs_a_worker_for_every_queue():
     commands = [service.get("command") or [] for service in compose["services"].values()]
     served = set().union(*(queues_of(command) for command in commands if "worker" in command))
     assert served == set(QUEUES)
+
+
+def test_workers_give_way_to_the_web_tier_on_a_shared_machine():
+    """The Procfile starts every worker at --niceness ${WORKER_NICENESS:-10}; compose gives every
+    worker container less CPU weight than web and realtime (which keep Docker's 1024)."""
+    procfile = dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if ": " in line)
+    workers = {name: command for name, command in procfile.items() if " worker " in command}
+    assert workers and all("--niceness ${WORKER_NICENESS:-10}" in command for command in workers.values())
+    assert all("--niceness" not in command for name, command in procfile.items() if name not in workers)
+    services = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())["services"]
+    for name, service in services.items():
+        if "worker" in (service.get("command") or []):
+            assert service.get("cpu_shares", 1024) < 1024, name
+        elif name in ("web", "realtime"):
+            assert service.get("cpu_shares", 1024) == 1024, name
