@@ -1,5 +1,6 @@
 """The Celery app: one queue per channel (from the channel registry) so each scales on its own."""
 
+import logging
 import os
 
 import click
@@ -62,8 +63,11 @@ def lower_cpu_priority(sender, **kwargs):
     # session share one CPU share whatever their own nice: a worker that leads its own session
     # (honcho, bin/serve's Procfile runner, starts each entry so) gives its session's share away too.
     if os.getsid(0) == os.getpid() and os.path.exists("/proc/self/autogroup"):
-        with open("/proc/self/autogroup", "w") as autogroup:
-            autogroup.write(str(niceness))
+        try:
+            with open("/proc/self/autogroup", "w") as autogroup:
+                autogroup.write(str(niceness))
+        except OSError as error:  # a kernel or sandbox that refuses it: the process's nice stays
+            logging.getLogger(__name__).warning("worker niceness %s: autogroup not set (%s)", niceness, error)
 
 
 @signals.worker_init.connect

@@ -24,6 +24,10 @@ class WorkerProcess:
         self.process = None
 
     def start(self, timeout=60):
+        return self.launch().wait_ready(timeout)
+
+    def launch(self):
+        """Start the process without waiting for it (several workers then boot side by side)."""
         self.log_file = open(self.log_path, "w")
         self.process = subprocess.Popen(
             [
@@ -37,6 +41,9 @@ class WorkerProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        return self
+
+    def wait_ready(self, timeout=60):
         deadline = time.time() + timeout
         while time.time() < deadline:
             if " ready." in self.log():

@@ -40,7 +40,9 @@ def chaos_workers(celery_worker, worker_env, log_dir):
     }
     try:
         for worker in workers.values():
-            worker.start()
+            worker.launch()
+        for worker in workers.values():
+            worker.wait_ready()
         yield workers
     finally:
         for worker in workers.values():
