@@ -81,14 +81,19 @@ class BeatProcess(WorkerProcess):
         super().__init__(env, log_dir, queues=(), name=name)
 
     def start(self, timeout=60, wait_ready=True):
+        self.launch()
+        return self.wait_ready(timeout) if wait_ready else self
+
+    def launch(self):
         self.log_file = open(self.log_path, "w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "info",
              "-S", "notifications.clock.beat:SingleBeatScheduler", "--schedule", str(self.log_path) + ".db"],
             cwd=ROOT, env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT, start_new_session=True,
         )
-        if not wait_ready:
-            return self
+        return self
+
+    def wait_ready(self, timeout=60):
         deadline = time.time() + timeout
         while time.time() < deadline:
             if "beat started: holding" in self.log():

@@ -13,6 +13,7 @@ from notifications.clock import schedules
 from notifications.clock.scheduled import dispatch_due
 from notifications.models import Category, Delivery, Notification, NotificationStatus
 from notifications.planning.sending import store_and_dispatch
+from tests.support import wait_until
 from tests.support.workers import BeatProcess
 
 
@@ -165,10 +166,17 @@ def test_a_beat_restarted_after_a_crash_waits_for_the_dead_ones_lock(worker_env,
     from notifications.clock.beat import LOCK_KEY
 
     # What a SIGKILLed beat leaves behind: its lock, until the TTL runs out.
-    redis.Redis.from_url(worker_env["REDIS_URL"]).set(LOCK_KEY, "crashed-host:4242", ex=10)
-    beat = BeatProcess({**worker_env, "NOTIFY_BEAT_LOCK_WAIT": "20"}, log_dir=tmp_path, name="restarted-beat")
+    store = redis.Redis.from_url(worker_env["REDIS_URL"])
+    store.set(LOCK_KEY, "crashed-host:4242", ex=60)
+    beat = BeatProcess({**worker_env, "NOTIFY_BEAT_LOCK_WAIT": "90"}, log_dir=tmp_path, name="restarted-beat")
     try:
-        beat.start(timeout=60)
+        beat.start(wait_ready=False)
+        wait_until(lambda: "beat lock held by crashed-host:4242; waiting for it to expire" in beat.log(),
+                   timeout=60, message="the restarted beat waiting for the lock")
+        time.sleep(1.5)  # it goes on waiting
+        assert "beat started" not in beat.log() and beat.process.poll() is None
+        store.pexpire(LOCK_KEY, 200)  # the dead one's TTL runs out
+        beat.wait_ready(timeout=60)
         assert "beat lock held by crashed-host:4242; waiting for it to expire" in beat.log()
         assert beat.process.poll() is None
     finally:
