@@ -3,6 +3,7 @@ end user, as an app's API key and as an operator, and finds no 5xx and no answer
 schema. Plus the error format on Django's own error paths."""
 
 import collections
+import functools
 import itertools
 import json
 import os
@@ -121,6 +122,7 @@ TURNS = collections.defaultdict(itertools.count)
 EVERY_CALLER = os.environ.get("SCHEMA_EVERY_CALLER") == "1"
 
 
+@functools.cache  # first called after a request: every permission class is imported by then
 def permission_class_messages():
     def subclasses(cls):
         for sub in cls.__subclasses__():
