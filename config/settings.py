@@ -240,8 +240,10 @@ NOTIFY_DISPATCH_DRAIN_SECONDS = env_float("NOTIFY_DISPATCH_DRAIN_SECONDS", 10.0)
 # How long a drain that found its list empty waits for the next send before letting the lane sleep.
 NOTIFY_DISPATCH_LINGER = env_float("NOTIFY_DISPATCH_LINGER", 0.2)
 # How long a drain that took less than a full batch waits for more before planning it (seconds):
-# each batch's first send waits this long, and planning costs mostly per batch.
-NOTIFY_DISPATCH_GATHER = env_float("NOTIFY_DISPATCH_GATHER", 0.0)
+# each batch's first send waits this long, and planning costs mostly per batch. At a steady 100
+# sends/s on 2 cores, 0.02 took API -> WebSocket from p50 about 1.1 s (0: batches of one or two,
+# the workers at saturation) to 0.12-0.15 s (bench.realtime latency, README "Benchmarks").
+NOTIFY_DISPATCH_GATHER = env_float("NOTIFY_DISPATCH_GATHER", 0.02)
 # Delivery chunks (channels_delivery/engine/chunks.py): first tries of one channel per message
 # (1 sends each delivery as its own message), and the threads per worker process that make a
 # chunk's provider calls side by side.
