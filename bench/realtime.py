@@ -1,7 +1,7 @@
 """The WebSocket tier: API -> WebSocket latency, many connections on one ASGI process, a broadcast
 reaching all of them, and everyone back after a restart.
 
-    python -m bench.realtime latency [--rate 100] [--seconds 20] [--clients 200]
+    python -m bench.realtime latency [--rate 100] [--seconds 20] [--warmup 3] [--clients 200]
     python -m bench.realtime connections [--clients 10000]
 
 Starts the Procfile's `web` (gunicorn), `realtime` (uvicorn, config.asgi) and the dispatch and
@@ -11,6 +11,8 @@ this process, each authenticated with its own end-user token (HS256, as an app s
 latency: one notification per 1/rate s (open loop, `channels: ["inapp"]`) to a random connected
 user; latency runs from the moment the POST was scheduled to the moment the `notification`
 message reached that user's client. Errors are non-202 answers and notifications never seen.
+The first --warmup seconds of sends (at the same rate) are not counted, as in bench.api_latency:
+they meet a cold web process and workers still growing their pools.
 
 connections: opens --clients connections (64 at a time), prints the realtime process's RSS,
 then sends one `"to": {"all": true}` in-app broadcast through the API (after three single sends
@@ -25,6 +27,7 @@ start run in threads, so the clients see the drop at once and retry during the d
 
 import argparse
 import asyncio
+import collections
 import json
 import os
 import random
@@ -128,17 +131,19 @@ async def latency(args, api_url, ws_url, key, client, usernames):
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32)) as session:
         start = time.perf_counter()
         tasks = []
-        for i in range(int(args.rate * args.seconds)):
+        warmup = int(args.rate * args.warmup)  # sent at the same rate first, not counted
+        for i in range(warmup + int(args.rate * args.seconds)):
             scheduled = start + i / args.rate
             delay = scheduled - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
             name = random.choice(usernames)
             title = f"n{i}"
-            sent.append((by_name[name], title, scheduled))
+            if i >= warmup:
+                sent.append((by_name[name], title, scheduled))
             tasks.append(asyncio.create_task(post(session, api_url, key, {
                 "recipients": [name], "category": "orders", "title": title, "channels": ["inapp"]})))
-        statuses = await asyncio.gather(*tasks, return_exceptions=True)
+        statuses = (await asyncio.gather(*tasks, return_exceptions=True))[warmup:]
     deadline = time.perf_counter() + 30
     while time.perf_counter() < deadline and any(title not in c.arrivals for c, title, _ in sent):
         await asyncio.sleep(0.2)
@@ -148,6 +153,13 @@ async def latency(args, api_url, ws_url, key, client, usernames):
           f"API errors {errors}, never seen {len(sent) - len(values)}")
     print(f"  latency ms: p50 {h.percentile(values, 50):.1f}  p95 {h.percentile(values, 95):.1f}  "
           f"p99 {h.percentile(values, 99):.1f}  max {max(values, default=float('nan')):.1f}; load {h.loadavg()}")
+    # Whether the tail is spread over the run or comes in a few stalls.
+    slices = collections.defaultdict(list)
+    for c, title, scheduled in sent:
+        if title in c.arrivals:
+            slices[int((scheduled - start - args.warmup) // 5) * 5].append((c.arrivals[title] - scheduled) * 1000)
+    print("  p95 ms per 5 s sent: " + "  ".join(
+        f"{second}s {h.percentile(part, 95):.0f}" for second, part in sorted(slices.items())))
     return sent
 
 
@@ -293,6 +305,7 @@ def main():
     parser.add_argument("mode", choices=["latency", "connections"])
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=3.0, help="latency: seconds of load first, not counted")
     parser.add_argument("--clients", type=int, default=None, help="latency: 200; connections: 10000")
     parser.add_argument("--broadcast-timeout", type=float, default=300.0, help="0 skips the API broadcast")
     parser.add_argument("--reconnect-timeout", type=float, default=120.0)
