@@ -29,8 +29,10 @@ return -1
 
 
 @lru_cache(maxsize=4)
-def _redis(url):
-    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+def _take(url):
+    """TAKE as a registered script: EVALSHA (loaded again by redis-py if Redis lost it), so each
+    call sends the script's hash, not its text."""
+    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2).register_script(TAKE)
 
 
 class RecipientQuotaExceeded(Throttled):
@@ -46,7 +48,7 @@ def take_recipients(client, count, now=None):
         )
     window = int((now or time.time()) // WINDOW_SECONDS)
     key = f"quota:recipients:{client.owner_id}:{window}"
-    ttl_ms = _redis(settings.CACHES["throttle"]["LOCATION"]).eval(TAKE, 1, key, count, limit, WINDOW_SECONDS)
+    ttl_ms = _take(settings.CACHES["throttle"]["LOCATION"])(keys=[key], args=[count, limit, WINDOW_SECONDS])
     if ttl_ms >= 0:
         raise RecipientQuotaExceeded(
             detail=f"Over this API key's {limit} recipients a minute.", wait=max(1, round(ttl_ms / 1000))
