@@ -43,15 +43,18 @@ class WorkerProcess:
         )
         return self
 
+    # The log line that says the process is up, and what to call it in errors.
+    READY, KIND = " ready.", "worker"
+
     def wait_ready(self, timeout=60):
         deadline = time.time() + timeout
         while time.time() < deadline:
-            if " ready." in self.log():
+            if self.READY in self.log():
                 return self
             if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited early:\n{self.log()}")
+                raise RuntimeError(f"{self.KIND} exited early:\n{self.log()}")
             time.sleep(0.1)
-        raise RuntimeError(f"worker not ready in {timeout}s:\n{self.log()}")
+        raise RuntimeError(f"{self.KIND} not ready in {timeout}s:\n{self.log()}")
 
     @property
     def hostname(self):
@@ -77,6 +80,8 @@ class WorkerProcess:
 class BeatProcess(WorkerProcess):
     """A real `celery beat` with the project's scheduler, against the test database and broker."""
 
+    READY, KIND = "beat started: holding", "beat"
+
     def __init__(self, env, log_dir, name="beat"):
         super().__init__(env, log_dir, queues=(), name=name)
 
@@ -92,16 +97,6 @@ class BeatProcess(WorkerProcess):
             cwd=ROOT, env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT, start_new_session=True,
         )
         return self
-
-    def wait_ready(self, timeout=60):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if "beat started: holding" in self.log():
-                return self
-            if self.process.poll() is not None:
-                raise RuntimeError(f"beat exited early:\n{self.log()}")
-            time.sleep(0.1)
-        raise RuntimeError(f"beat not ticking in {timeout}s:\n{self.log()}")
 
 
 def free_port():
