@@ -386,6 +386,19 @@ def rss_mib(pids):
     return total / 1024
 
 
+def cpu_seconds(pids):
+    """CPU time (user + system) these processes have used so far, seconds."""
+    ticks = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # exited meanwhile
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values, p):
     """Linear interpolation between closest ranks (numpy's default)."""
     if not values:

@@ -22,7 +22,8 @@ of events pushed from this process as the in-app worker pushes them (events.send
 push path alone).
 Finally it restarts the realtime process and times until every client is connected again
 (clients retry with the inbox page's policy: full jitter, 0.5 s doubling to 30 s; the stop and
-start run in threads, so the clients see the drop at once and retry during the down time).
+start run in threads, so the clients see the drop at once and retry during the down time), and the CPU the realtime process and the clients
+used meanwhile. The clients run on uvloop, as the realtime process does.
 """
 
 import argparse
@@ -38,6 +39,7 @@ import time
 
 import aiohttp
 import jwt
+import uvloop
 from websockets.asyncio.client import connect
 
 from bench import harness as h
@@ -84,8 +86,11 @@ class Client:
         attempts = 0
         while True:
             try:
+                # proxy=None: websockets otherwise looks for a proxy in the environment on every
+                # connect (urllib's getproxies_environment), a quarter of these clients' CPU in a
+                # reconnect storm, on the cores the realtime process needs.
                 async with connect(self.url, subprotocols=["notifications", f"bearer.{self.token}"],
-                                   open_timeout=60, ping_interval=None, max_queue=None) as ws:
+                                   open_timeout=60, ping_interval=None, max_queue=None, proxy=None) as ws:
                     attempts = 0
                     self.connections += 1
                     self.connected.set()
@@ -231,6 +236,7 @@ async def connections(args, api_url, ws_url, key, client, usernames, realtime, i
     exited = time.perf_counter()
     await asyncio.to_thread(realtime.start, ready=h.WEB_READY["realtime"])
     back = time.perf_counter()
+    cpu_at_back = h.cpu_seconds(realtime.pids), time.process_time()
     deadline = back + args.reconnect_timeout
     progress, marks = [], [0.5, 0.9, 0.99]
     while time.perf_counter() < deadline:
@@ -244,6 +250,9 @@ async def connections(args, api_url, ws_url, key, client, usernames, realtime, i
           f"reconnected {time.perf_counter() - back:.1f}s "
           f"after the realtime process was back ({', '.join(progress)}); {sum(c.failures for c in clients) - failed_before} "
           f"failed attempts since the stop; RSS {h.rss_mib(realtime.pids):.0f} MiB; load {h.loadavg()}")
+    server_cpu, clients_cpu = h.cpu_seconds(realtime.pids) - cpu_at_back[0], time.process_time() - cpu_at_back[1]
+    print(f"  CPU from back to all back: realtime process {server_cpu:.1f}s ({1000 * server_cpu / len(clients):.2f} ms "
+          f"per client), these clients {clients_cpu:.1f}s ({1000 * clients_cpu / len(clients):.2f} ms per client)")
     for c in clients:
         c.task.cancel()
 
@@ -307,6 +316,12 @@ async def wait_for_all(clients, title, timeout, since=None):
     return count, last - started
 
 
+def run(coroutine):
+    """On uvloop, as uvicorn runs the realtime process: the 10,000 clients share its two cores."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coroutine)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("mode", choices=["latency", "connections"])
@@ -345,12 +360,12 @@ def main():
     api_url = f"http://127.0.0.1:{web_port}/api/notifications/"
     ws_url = f"ws://127.0.0.1:{ws_port}/ws/notifications/"
     if args.mode == "latency":
-        breakdown(asyncio.run(latency(args, api_url, ws_url, key, client, usernames)))
+        breakdown(run(latency(args, api_url, ws_url, key, client, usernames)))
     else:
         from django.contrib.auth import get_user_model
 
         ids = dict(get_user_model().objects.filter(username__in=usernames).values_list("username", "id"))
-        asyncio.run(connections(args, api_url, ws_url, key, client, usernames, realtime, ids))
+        run(connections(args, api_url, ws_url, key, client, usernames, realtime, ids))
     h.stop_all()
 
 

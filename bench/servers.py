@@ -14,22 +14,12 @@ of its processes, from /proc), then each server's medians and the CPU ratio gran
 import argparse
 import asyncio
 import importlib.util
-import os
 import shlex
 import sys
 import time
 
 from bench import harness as h
 from bench.api_latency import offered_load, summarize
-
-
-def cpu_seconds(pids):
-    ticks = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def granian(port, env):
@@ -74,10 +64,10 @@ def main():
             order = list(servers.items()) if round_ % 2 == 0 else list(reversed(servers.items()))
             for name, (port, process) in order:
                 pids = process.pids
-                before = cpu_seconds(pids)
+                before = h.cpu_seconds(pids)
                 runs, _ = asyncio.run(offered_load(f"http://127.0.0.1:{port}/api/notifications/", key, users, rate,
                                                    args.seconds))
-                per_request = 1000 * (cpu_seconds(pids) - before) / len(runs)
+                per_request = 1000 * (h.cpu_seconds(pids) - before) / len(runs)
                 p95, p99 = summarize(f"{name} at {rate:.0f}/s, round {round_ + 1}", runs, args.seconds)
                 print(f"  {name}: {per_request:.2f} ms of CPU per request; load {h.loadavg()}")
                 sys.stdout.flush()
