@@ -21,8 +21,9 @@ API's answer, fan-out, planning and in-app delivery included), and the same numb
 of events pushed from this process as the in-app worker pushes them (events.send_to_users: the
 push path alone).
 Finally it restarts the realtime process and times until every client is connected again
-(clients retry with the inbox page's policy: full jitter, 0.5 s doubling to 30 s; the stop and
-start run in threads, so the clients see the drop at once and retry during the down time), and the CPU the realtime process and the clients
+(clients retry with the inbox page's policy: full jitter, 0.5 s doubling, capped at 5 s for the
+first minute offline and 30 s after it; the stop and start run in threads, so the clients see the
+drop at once and retry during the down time), and the CPU the realtime process and the clients
 used meanwhile. The clients run on uvloop, as the realtime process does.
 """
 
@@ -70,6 +71,12 @@ def token(client, username):
                       algorithm="HS256", headers={"kid": client.key_prefix})
 
 
+def reconnect_delay(attempts, offline_for):
+    """The inbox page's (inbox.js reconnectDelay): full jitter over 0.5 s doubling, capped at 5 s
+    for the first minute offline and at 30 s after it."""
+    return random.random() * min(5.0 if offline_for < 60 else 30.0, 0.5 * 2 ** attempts)
+
+
 class Client:
     """One user's device: connects, keeps reconnecting with backoff + full jitter, records arrivals."""
 
@@ -83,7 +90,7 @@ class Client:
         self.task = None
 
     async def run(self):
-        attempts = 0
+        attempts, offline_since = 0, None
         while True:
             try:
                 # proxy=None: websockets otherwise looks for a proxy in the environment on every
@@ -91,7 +98,7 @@ class Client:
                 # reconnect storm, on the cores the realtime process needs.
                 async with connect(self.url, subprotocols=["notifications", f"bearer.{self.token}"],
                                    open_timeout=60, ping_interval=None, max_queue=None, proxy=None) as ws:
-                    attempts = 0
+                    attempts, offline_since = 0, None
                     self.connections += 1
                     self.connected.set()
                     async for raw in ws:
@@ -103,7 +110,8 @@ class Client:
                 if not self.connected.is_set():
                     self.failures += 1
             self.connected.clear()
-            await asyncio.sleep(random.random() * min(30.0, 0.5 * 2 ** attempts))
+            offline_since = offline_since or time.monotonic()
+            await asyncio.sleep(reconnect_delay(attempts, time.monotonic() - offline_since))
             attempts += 1
 
 

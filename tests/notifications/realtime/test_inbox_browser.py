@@ -106,5 +106,18 @@ def test_inbox_page_reconnects_after_the_server_restarts(worker_env, tmp_path, b
         # What arrived while it was offline is there without a reload.
         assert "while you were away" in wait(browser, visible.visibility_of_element_located((By.ID, f"n-{away.id}"))).text
         assert unread_badge(browser) == "1"
+        # Its waits between attempts: full jitter over 0.5 s doubling, at most 5 s during the first
+        # minute offline (a restart: everyone back soon after the server), at most 30 s after it.
+        longest = browser.execute_script("""
+            var delay = window.inbox.reconnectDelay, longest = {first: 0, minute: 0, later: 0};
+            for (var i = 0; i < 5000; i++) {
+              longest.first = Math.max(longest.first, delay(0, 0));
+              longest.minute = Math.max(longest.minute, delay(12, 59000));
+              longest.later = Math.max(longest.later, delay(12, 61000));
+            }
+            return longest;""")
+        assert 400 < longest["first"] <= 500
+        assert 4500 < longest["minute"] <= 5000
+        assert 27000 < longest["later"] <= 30000
     finally:
         server.stop()

@@ -3,14 +3,17 @@
 (function () {
   "use strict";
   var TOKEN_KEY = "notifications.token";
-  var MAX_BACKOFF_MS = 30000, BASE_BACKOFF_MS = 500;
+  // Reconnect waits: full jitter over 0.5 s doubling, capped at 5 s for the first minute offline
+  // (a restart or a short outage: everyone is back within seconds of the server) and at 30 s
+  // after it (a long outage: a fleet of clients must not hammer whatever answers meanwhile).
+  var BASE_BACKOFF_MS = 500, SHORT_OUTAGE_MAX_BACKOFF_MS = 5000, SHORT_OUTAGE_MS = 60000, MAX_BACKOFF_MS = 30000;
   var token = takeToken();
   var items = new Map();  // id -> notification
   var list = document.getElementById("notifications");
   var countBadge = document.getElementById("unread-count");
   var state = document.getElementById("connection");
   var problem = document.getElementById("problem");
-  var attempts = 0, newestId = null, socket = null, stopped = false;
+  var attempts = 0, offlineSince = null, newestId = null, socket = null, stopped = false;
 
   function takeToken() {
     var match = /(?:^|&)token=([^&]+)/.exec(location.hash.slice(1));
@@ -88,6 +91,11 @@
     }).catch(function (error) { console.warn(error); });
   });
 
+  function reconnectDelay(attempts, offlineMs) {
+    var cap = offlineMs < SHORT_OUTAGE_MS ? SHORT_OUTAGE_MAX_BACKOFF_MS : MAX_BACKOFF_MS;
+    return Math.random() * Math.min(cap, BASE_BACKOFF_MS * Math.pow(2, attempts));
+  }
+
   function connect() {
     if (stopped) return;
     var url = document.body.dataset.wsUrl ||
@@ -101,6 +109,7 @@
       problem.hidden = true;
       if (attempts && newestId) socket.send(JSON.stringify({type: "requestMissedNotifications", after: newestId}));
       attempts = 0;
+      offlineSince = null;
     };
     socket.onmessage = function (event) {
       var message = JSON.parse(event.data);
@@ -112,7 +121,8 @@
     socket.onclose = function (event) {
       if (event.code === 4401) { stopped = true; setState("closed", "signed out"); fail("Your session has ended: reopen the inbox from the app."); return; }
       // Full jitter: a server restart must not bring every client back in the same instant.
-      var delay = Math.random() * Math.min(MAX_BACKOFF_MS, BASE_BACKOFF_MS * Math.pow(2, attempts));
+      if (offlineSince === null) offlineSince = Date.now();
+      var delay = reconnectDelay(attempts, Date.now() - offlineSince);
       attempts += 1;
       setState("waiting", "offline, retrying in " + Math.round(delay / 100) / 10 + " s");
       setTimeout(connect, delay);
@@ -122,5 +132,5 @@
   api("GET", "/api/notifications/?archived=false").then(function (page) {
     page.results.slice().reverse().forEach(upsert);
   }).catch(function (error) { console.warn(error); }).then(connect);
-  window.inbox = {items: items, socket: function () { return socket; }};
+  window.inbox = {items: items, socket: function () { return socket; }, reconnectDelay: reconnectDelay};
 })();
