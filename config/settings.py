@@ -607,6 +607,9 @@ NOTIFY_WS_MAX_MESSAGE_BYTES = env_int("NOTIFY_WS_MAX_MESSAGE_BYTES", 64 * 1024)
 # not clear within its clients' handshake timeouts. A refusal costs the client a backoff, which
 # after a restart cost more than queueing (README, Benchmarks).
 NOTIFY_WS_MAX_PENDING_HANDSHAKES = env_int("NOTIFY_WS_MAX_PENDING_HANDSHAKES", 10000)
+# The realtime process collects its young objects every NOTIFY_WS_GC_THRESHOLD allocations (Python's
+# default is 700; config/asgi.py says why).
+NOTIFY_WS_GC_THRESHOLD = env_int("NOTIFY_WS_GC_THRESHOLD", 50000)
 
 # --- ops: health, metrics, logs, audit, Flower ---
 # "development" (bin/serve sets it) keeps human-readable logs and lets Flower run without a
