@@ -23,10 +23,11 @@ application = ProtocolTypeRouter(
 
 # The realtime process holds thousands of long-lived connections, hundreds of objects each, and
 # Python's collector rescans all of them in every full collection, one of which it considers after
-# every 100 young collections of 700 allocations: a fifth of the process's CPU while 10,000
-# clients reconnect (py-spy --native). What startup allocated is frozen out of its sight, and the
-# young generation is collected every NOTIFY_WS_GC_THRESHOLD allocations (0.82x the CPU per
-# handshake in bench.realtime connections, for about 30 MiB more at 10,000 connections).
+# every 100 young collections of 700 allocations: over a third of the process's CPU while 10,000
+# clients reconnect (py-spy --native; about a sixth with the settings below). What startup
+# allocated is frozen out of its sight, and the young generation is collected every
+# NOTIFY_WS_GC_THRESHOLD allocations (0.82x the CPU per handshake in bench.realtime connections,
+# for about 30 MiB more at 10,000 connections).
 from django.conf import settings  # noqa: E402
 
 gc.collect()
