@@ -124,6 +124,7 @@ def main():
                  60, what="warm-up planned")
     print(f"load before the broadcast: {h.loadavg()}")
     sys.stdout.flush()
+    meter = h.CpuMeter({p.name: lambda p=p: p.pids for p in [web, dispatch, *channel_workers]} | {"postgres": h.postgres_pids})
 
     answer_ms, rows_s, planned_s, broadcast_id, posted = broadcast_and_wait(
         url, key, args.recipients, channels, args.timeout
@@ -152,7 +153,7 @@ def main():
                 "ON n.id = d.notification_id WHERE n.broadcast_id = %s AND d.status NOT IN ('queued', 'sending', "
                 "'retrying', 'pending')", broadcast_id) >= deliveries
 
-        h.wait_until(settled, args.timeout, interval=0.5, what="every delivery settled")
+        h.wait_until(lambda: meter.sample() or settled(), args.timeout, interval=0.5, what="every delivery settled")
         for channel, first, last, sent in h.rows(
             "SELECT d.channel, extract(epoch FROM min(d.sent_at)), extract(epoch FROM max(d.sent_at)), count(d.sent_at) "
             "FROM notifications_delivery d JOIN notifications_notification n ON n.id = d.notification_id "
@@ -160,9 +161,11 @@ def main():
         ):
             print(f"{channel}: {sent} sent; the first {float(first) - posted:.1f}s after the POST, every one after "
                   f"{float(last) - posted:.1f}s; load {h.loadavg()}")
+        print(f"CPU from the POST to every delivery settled: {meter.line()}")
     else:
         wait_enqueued(queued, ("inapp", "email"), args.timeout)
         print(f"every queued delivery's task in its queue after {time.time() - posted:.1f}s; load {h.loadavg()}")
+        print(f"CPU from the POST to every delivery enqueued: {meter.line()}")
     sendgrid.stop()
     h.stop_all()
     h.reset_redis()

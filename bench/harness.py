@@ -399,6 +399,45 @@ def cpu_seconds(pids):
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_pids():
+    """Every process of the local Postgres server (its backends serve the processes measured)."""
+    out = subprocess.run(["pgrep", "-u", "postgres"], capture_output=True, text=True).stdout
+    return [int(pid) for pid in out.split()]
+
+
+class CpuMeter:
+    """CPU used by each named group of processes since the meter was made: `{name: pids}`, where
+    pids is a function returning the group's processes now. A process that starts later (a
+    prefork child, a Postgres backend) counts from its start; one that exits counts up to the last
+    `sample()` that saw it, so call `sample()` while waiting when processes come and go."""
+
+    def __init__(self, groups):
+        self.groups = groups
+        self.start, self.last = {}, {}
+        for name, pids in groups.items():
+            for pid in pids():
+                self.start[name, pid] = self.last[name, pid] = cpu_seconds([pid])
+
+    def sample(self):
+        for name, pids in self.groups.items():
+            for pid in pids():
+                now = cpu_seconds([pid])
+                if (name, pid) in self.last and now < self.last[name, pid]:  # the pid was reused
+                    self.start[name, pid] -= self.last[name, pid]
+                self.start.setdefault((name, pid), 0.0)
+                self.last[name, pid] = now
+
+    def used(self):
+        self.sample()
+        totals = dict.fromkeys(self.groups, 0.0)
+        for (name, pid), now in self.last.items():
+            totals[name] += now - self.start[name, pid]
+        return totals
+
+    def line(self):
+        return ", ".join(f"{name} {seconds:.1f} s" for name, seconds in self.used().items())
+
+
 def percentile(values, p):
     """Linear interpolation between closest ranks (numpy's default)."""
     if not values:

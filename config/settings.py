@@ -610,6 +610,8 @@ NOTIFY_WS_MAX_PENDING_HANDSHAKES = env_int("NOTIFY_WS_MAX_PENDING_HANDSHAKES", 1
 # The realtime process collects its young objects every NOTIFY_WS_GC_THRESHOLD allocations (Python's
 # default is 700; config/asgi.py says why).
 NOTIFY_WS_GC_THRESHOLD = env_int("NOTIFY_WS_GC_THRESHOLD", 50000)
+# The same for Celery workers (config/celery.py): 0 keeps Python's default and nothing is frozen.
+NOTIFY_WORKER_GC_THRESHOLD = env_int("NOTIFY_WORKER_GC_THRESHOLD", 50000)
 
 # --- ops: health, metrics, logs, audit, Flower ---
 # "development" (bin/serve sets it) keeps human-readable logs and lets Flower run without a
