@@ -14,7 +14,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.core.validators import URLValidator
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import connection, models, transaction
+from django.db import connection, connections, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -1016,8 +1016,11 @@ def copy_create(objs):
     quote = connection.ops.quote_name
     columns = ", ".join(quote(field.column) for field in fields)
     # Prepared before the COPY starts: preparing may query (sealing looks up categories), which the
-    # connection cannot do while it copies.
-    rows = [[field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields] for obj in objs]
+    # connection cannot do while it copies. With this thread's connection itself, not the
+    # `connection` proxy, which looks it up again (asgiref's Local) at each of the fields'
+    # several attribute reads: a third of the preparing's CPU.
+    current = connections[connection.alias]
+    rows = [[field.get_db_prep_save(field.pre_save(obj, True), current) for field in fields] for obj in objs]
     with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
