@@ -51,9 +51,25 @@ class RedactSecrets(logging.Filter):
     the whole message is redacted.
     """
 
+    # Short string arguments repeat (statuses, channels, providers: "delivered" in every line of
+    # a chunk); their redaction is remembered instead of running the patterns again.
+    REMEMBERED_LENGTH, REMEMBERED_COUNT = 40, 2048
+
     def __init__(self, name=""):
         super().__init__(name)
         self.plain_formats = {}  # format string -> whether it names nothing secret
+        self.redacted = {}  # short argument -> it redacted
+
+    def redact_argument(self, text):
+        if len(text) > self.REMEMBERED_LENGTH:
+            return redact(text)
+        cleaned = self.redacted.get(text)
+        if cleaned is None:
+            cleaned = redact(text)
+            if len(self.redacted) >= self.REMEMBERED_COUNT:
+                self.redacted.clear()
+            self.redacted[text] = cleaned
+        return cleaned
 
     def names_no_secret(self, msg):
         if not isinstance(msg, str):
@@ -70,7 +86,8 @@ class RedactSecrets(logging.Filter):
         if (isinstance(args, tuple) and args and self.names_no_secret(record.msg)
                 and all(isinstance(arg, (str, *PLAIN_TYPES)) for arg in args)):
             record.args = tuple(
-                redact(arg) if isinstance(arg, str) and len(arg) >= SHORTEST_SECRET else arg for arg in args
+                self.redact_argument(arg) if isinstance(arg, str) and len(arg) >= SHORTEST_SECRET else arg
+                for arg in args
             )
         else:
             message = record.getMessage()

@@ -57,6 +57,21 @@ def test_secrets_in_arguments_are_masked(message, args, hidden):
     assert hidden not in stream.getvalue() and "[redacted]" in json.loads(stream.getvalue())["message"]
 
 
+def test_a_short_argument_is_masked_every_time_it_comes_back_and_the_memory_of_them_stays_bounded():
+    redact = logs.RedactSecrets()
+    for _ in range(2):  # the second time from what the filter remembers
+        record = logging.LogRecord("t", logging.INFO, __file__, 1, "calling with %s", ("Bearer abcdefgh1234",), None)
+        redact.filter(record)
+        assert record.getMessage() == "calling with Bearer [redacted]"
+    for number in range(redact.REMEMBERED_COUNT + 10):
+        redact.filter(logging.LogRecord("t", logging.INFO, __file__, 1, "status %s", (f"status-{number}",), None))
+    assert 0 < len(redact.redacted) <= redact.REMEMBERED_COUNT
+    long_secret = "Bearer " + "x" * 60  # longer than what it remembers: redacted, not kept
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, "calling with %s", (long_secret,), None)
+    redact.filter(record)
+    assert record.getMessage() == "calling with Bearer [redacted]" and long_secret not in redact.redacted
+
+
 def test_plain_arguments_print_as_they_are():
     logger, stream = capture("text")
     delivery = uuid.uuid4()
