@@ -1,7 +1,7 @@
 """What a channel package provides to the engine: providers, a typed message, an address lookup
 and a default layout, bundled as one ChannelKit (channels_delivery/channels/<name>/channel.py)."""
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Callable
 
 
@@ -57,9 +57,18 @@ class Message:
     template: dict | None = None  # key, locale and version of the template that rendered it
 
     @classmethod
+    def field_names(cls):
+        """Its fields' names, in order (read once per class: planning asks for every message)."""
+        names = cls.__dict__.get("_field_names")
+        if names is None:
+            names = tuple(f.name for f in fields(cls))
+            type.__setattr__(cls, "_field_names", names)
+        return names
+
+    @classmethod
     def from_dict(cls, data):
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
+        names = cls.field_names()
+        unknown = sorted(set(data).difference(names))
         if unknown:
             raise InvalidMessage(f"{cls.__name__}: unknown field(s) {', '.join(unknown)}")
         try:
@@ -68,11 +77,14 @@ class Message:
             raise InvalidMessage(f"{cls.__name__}: {error}") from error
 
     def to_dict(self):
-        return {name: value for name, value in asdict(self).items() if value is not None}
+        """The fields that are set. The values are JSON's kinds (str, int, list, dict), not
+        dataclasses, so they are taken as they are: asdict's deep copy of each was a sixth of
+        planning's CPU per message."""
+        return {name: value for name in self.field_names() if (value := getattr(self, name)) is not None}
 
     @classmethod
     def accepts(cls, name):
-        return name in {f.name for f in fields(cls)}
+        return name in cls.field_names()
 
 
 @dataclass(frozen=True)
