@@ -112,8 +112,8 @@ def main():
     key = h.issue_api_key()
     dispatch = h.worker("dispatch", include_noop=False)
     sendgrid = FakeSendGrid().start()
-    channel_workers = [h.worker(channel, include_noop=False) for channel in (channels or ["inapp", "email"])
-                       ] if args.deliver else []
+    channel_workers = [process for channel in (channels or ["inapp", "email"])
+                       for process in h.workers(channel, include_noop=False)] if args.deliver else []
     for process in channel_workers:
         process.env.update({"SENDGRID_API_KEY": sendgrid.api_key, "SENDGRID_HOST": sendgrid.url})
     url, web = start_web([dispatch, *channel_workers])

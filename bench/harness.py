@@ -288,6 +288,20 @@ class Process:
         self.log_file.close()
 
 
+def workers(queue, concurrency=None, include_noop=True, niceness=None):
+    """worker(queue), as many times as BENCH_WORKER_PROCESSES asks for it ("inapp=2,email=3"),
+    each with a node name of its own: more processes of a queue's worker on one machine."""
+    count = dict(part.split("=") for part in os.environ.get("BENCH_WORKER_PROCESSES", "").split(",") if "=" in part)
+    processes = [worker(queue, concurrency, include_noop, niceness)]
+    for number in range(2, int(count.get(queue, 1)) + 1):
+        extra = worker(queue, concurrency, include_noop, niceness)
+        extra.name, extra.log_path = f"{queue}.{number}", LOG_DIR / f"{queue}.{number}.log"
+        extra.argv += ["-n", f"{queue}.{number}@%h"]
+        extra.shown += f" -n {queue}.{number}@%h"
+        processes.append(extra)
+    return processes
+
+
 def worker(queue, concurrency=None, include_noop=True, niceness=None):
     """The Procfile's worker for `queue`, which also knows the bench's no-op task; `niceness`
     overrides the Procfile's (WORKER_NICENESS)."""

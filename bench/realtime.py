@@ -360,7 +360,7 @@ def main():
     web_port, ws_port = h.free_port(), h.free_port()
     web, realtime = h.web(web_port), h.web(ws_port, "realtime")
     processes = [web, realtime, h.worker("dispatch", niceness=args.worker_niceness),
-                 h.worker("inapp", niceness=args.worker_niceness)]
+                 *h.workers("inapp", niceness=args.worker_niceness)]
     for process in processes:
         process.start(ready=h.WEB_READY.get(process.name, " ready."))
     print(f"processes: {h.describe(processes)}")
