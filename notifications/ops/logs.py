@@ -111,7 +111,7 @@ class ContextFilter(logging.Filter):
         try:
             from celery import current_task
 
-            task = current_task._get_current_object() if current_task else None
+            task = current_task._get_current_object()  # once: the proxy looks it up at every use
         except Exception:  # outside Celery
             task = None
         if task is not None and getattr(task, "request", None) is not None and task.request.id:
