@@ -1,5 +1,5 @@
 """Deliveries of one channel travelling and claimed in chunks: one broker message carries up to
-NOTIFY_DELIVERY_CHUNK_SIZE first tries; one conditional UPDATE ... RETURNING claims them; the
+NOTIFY_DELIVERY_CHUNK_SIZE first tries (NOTIFY_DELIVERY_CHUNK_SIZES per channel); one conditional UPDATE ... RETURNING claims them; the
 provider calls go out together (concurrently, for providers that allow it); one transaction
 records every attempt (one INSERT) and every success (one UPDATE ... FROM (VALUES ...)) with the
 notifications' status.
@@ -44,17 +44,6 @@ def pool():
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=settings.NOTIFY_CHUNK_THREADS, thread_name_prefix="chunk")
         return _pool
-
-
-def chunkable(channel):
-    """Whether a channel's first tries may travel in chunks: one provider list called in failover
-    order (a side-by-side channel, push, calls several per delivery and keeps its own path)."""
-    return settings.NOTIFY_DELIVERY_CHUNK_SIZE > 1 and not registry.kit(channel).side_by_side
-
-
-def split(ids):
-    size = settings.NOTIFY_DELIVERY_CHUNK_SIZE
-    return [ids[start:start + size] for start in range(0, len(ids), size)]
 
 
 class ChunkBreaker:

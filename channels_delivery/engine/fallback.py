@@ -110,18 +110,21 @@ def enqueue_deliveries(deliveries, *, whole_plan=False):
         chain_signature([head, *after], expires=expires, priority=priority).apply_async(retries=retries)
 
 
+def chunk_size(channel):
+    """How many first tries of `channel` one message carries (1: each its own)."""
+    return settings.NOTIFY_DELIVERY_CHUNK_SIZES.get(channel, settings.NOTIFY_DELIVERY_CHUNK_SIZE)
+
+
 def send_in_chunks(heads, timing):
-    """First tries of the same channel and lane travel together, NOTIFY_DELIVERY_CHUNK_SIZE per
+    """First tries of the same channel and lane travel together, chunk_size(channel) per
     message (engine/chunks.py); returns the heads left to send one by one (a lone delivery, a
     side-by-side channel's). A chunk's chains are not in its message: a delivery that fails in
     the chunk starts its own (chunks.end, chunks.retry)."""
-    size = settings.NOTIFY_DELIVERY_CHUNK_SIZE
-    if size < 2:
-        return heads
     groups = defaultdict(list)
     alone = []
     for head in heads:
-        if head.status == DeliveryStatus.QUEUED and not registry.kit(head.channel).side_by_side:
+        if (head.status == DeliveryStatus.QUEUED and not registry.kit(head.channel).side_by_side
+                and chunk_size(head.channel) > 1):
             groups[(head.channel, message_priority(timing.get(head.notification_id, (None, None))[1]))].append(head)
         else:
             alone.append(head)
@@ -130,6 +133,7 @@ def send_in_chunks(heads, timing):
             alone.extend(members)
             continue
         task = registry.BY_NAME[channel].chunk_task_name
+        size = chunk_size(channel)
         for start in range(0, len(members), size):
             ids = [str(member.id) for member in members[start:start + size]]
             current_app.signature(task, args=(ids,)).apply_async(priority=lane)

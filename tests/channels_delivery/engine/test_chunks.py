@@ -8,10 +8,12 @@ import time
 from collections import Counter
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
 from channels_delivery.engine import delivery as delivery_module
 from channels_delivery.engine.tasks import DELIVERY_TASKS
+from config.settings import env_sizes
 from notifications.clock.reaper import reap
 from notifications.models import Delivery, DeliveryStatus, NotificationStatus, Notification
 from tests.support import chain, send, wait_until
@@ -40,9 +42,9 @@ def outcomes(ids, channel="email"):
             for d in Delivery.objects.filter(notification_id__in=ids, channel=channel)}
 
 
-def claims(ids):
+def claims(ids, channel="email"):
     """How many deliveries each claim took: a chunk's share one claim token."""
-    tokens = Delivery.objects.filter(notification_id__in=ids, channel="email").values_list("claim_token", flat=True)
+    tokens = Delivery.objects.filter(notification_id__in=ids, channel=channel).values_list("claim_token", flat=True)
     return sorted(Counter(tokens).values(), reverse=True)
 
 
@@ -55,6 +57,44 @@ def test_a_chunk_sends_every_delivery_once(celery_worker, sendgrid, app_api, mak
     assert len(sendgrid.received) == 12
     assert set(Notification.objects.filter(id__in=ids).values_list("status", flat=True)) == {NotificationStatus.SENT}
     assert claims(ids) == [12]  # one chunk claimed them all, in one statement
+
+
+@pytest.fixture
+def sized_worker(worker_env, celery_worker, tmp_path_factory):
+    """Chunks of 4, but of 10 for in-app."""
+    celery_worker.stop()
+    worker = WorkerProcess({**worker_env, "NOTIFY_DELIVERY_CHUNK_SIZE": "4", "NOTIFY_DELIVERY_CHUNK_SIZES": "inapp=10"},
+                           tmp_path_factory.mktemp("sized"), queues=["dispatch", "email", "inapp"], name="chunk-sized")
+    try:
+        yield worker.start()
+    finally:
+        worker.stop()
+        celery_worker.start()
+
+
+def test_a_channel_may_have_a_chunk_size_of_its_own(sized_worker, sendgrid, app_api, make_user):
+    names = users(make_user, "cs", 10)
+    by_email = send(app_api, recipients=names, channels=["email"])
+    in_app = send(app_api, recipients=names, channels=["inapp"])
+
+    all_in(by_email, DeliveryStatus.SENT)
+    all_in(in_app, DeliveryStatus.DELIVERED, channel="inapp")
+    assert claims(by_email) == [4, 4, 2]
+    assert claims(in_app, channel="inapp") == [10]
+
+
+@pytest.mark.parametrize("value, sizes", [("", {}), ("inapp=500", {"inapp": 500}),
+                                          (" inapp = 500 , email=20", {"inapp": 500, "email": 20})])
+def test_chunk_sizes_per_channel_are_read_from_the_environment(monkeypatch, value, sizes):
+    monkeypatch.setenv("NOTIFY_DELIVERY_CHUNK_SIZES", value)
+    assert env_sizes("NOTIFY_DELIVERY_CHUNK_SIZES") == sizes
+
+
+@pytest.mark.parametrize("value", ["inapp", "inapp=", "inapp=0", "inapp=many", "=5", "inapp=-3"])
+def test_a_malformed_chunk_size_names_the_variable_and_the_item(monkeypatch, value):
+    monkeypatch.setenv("NOTIFY_DELIVERY_CHUNK_SIZES", value)
+    with pytest.raises(ImproperlyConfigured, match=f"NOTIFY_DELIVERY_CHUNK_SIZES must be name=size pairs .*not '{re.escape(value)}'"):
+        env_sizes("NOTIFY_DELIVERY_CHUNK_SIZES")
 
 
 def test_one_transient_failure_is_retried_alone_with_its_backoff(celery_worker, sendgrid, app_api, make_user):
