@@ -265,6 +265,10 @@ NOTIFY_DELIVERY_CHUNK_SIZE = env_int("NOTIFY_DELIVERY_CHUNK_SIZE", 100)
 # dispatch batch, used 0.82x the in-app worker's CPU of 100 in a 10,000-user broadcast.
 NOTIFY_DELIVERY_CHUNK_SIZES = env_sizes("NOTIFY_DELIVERY_CHUNK_SIZES", "inapp=500")
 NOTIFY_CHUNK_THREADS = env_int("NOTIFY_CHUNK_THREADS", 16)
+# A chunk logs a line per delivery sent up to this many at once; above, one line per status,
+# channel, provider and attempt number with the chunk's claim token (a broadcast's 10,000 in-app
+# lines cost a quarter of the in-app worker's CPU). Failures and retries always log one each.
+NOTIFY_LOG_EACH_SENT_UP_TO = env_int("NOTIFY_LOG_EACH_SENT_UP_TO", 50)
 # Every this many seconds a chunk records what has answered since (a slow call holds up only itself).
 NOTIFY_CHUNK_RECORD_WAIT = env_float("NOTIFY_CHUNK_RECORD_WAIT", 1.0)
 # Broadcast fan-out: recipients per chunk task (one bulk insert and one dispatch task each).

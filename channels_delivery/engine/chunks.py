@@ -227,17 +227,38 @@ def record(outcomes, providers):
                 DeliveryStatus.RETRYING, source=DeliveryStatus.SENDING, last_error=str(outcome.error)
             )
         settle_notifications({outcome.delivery.notification_id for outcome in sent})
+    each = len(sent) <= settings.NOTIFY_LOG_EACH_SENT_UP_TO
     for outcome in sent:
         row = outcome.delivery
-        status = DeliveryStatus.DELIVERED if outcome.result.confirmed else DeliveryStatus.SENT
-        logger.info("delivery %s %s: %s via %s, attempt %d (notification %s)", row.id, status, row.channel,
-                    outcome.provider, row.attempt_count, row.notification_id)
+        if each:
+            logger.info("delivery %s %s: %s via %s, attempt %d (notification %s)", row.id, sent_status(outcome),
+                        row.channel, outcome.provider, row.attempt_count, row.notification_id)
         latency = (timezone.now() - row.notification.created_at).total_seconds()
         signals.delivery_sent.send(Delivery, channel=row.channel, provider=outcome.provider, latency=latency)
+    if not each:
+        log_sent_together(sent)
     for provider in providers:
         mine = [(o.delivery.id, o.message) for o in sent if o.provider == provider.name]
         if mine:
             single.after_sent(provider, mine)
+
+
+def sent_status(outcome):
+    return DeliveryStatus.DELIVERED if outcome.result.confirmed else DeliveryStatus.SENT
+
+
+def log_sent_together(sent):
+    """One line for the successes of a large chunk that share a status, channel, provider and
+    attempt number, instead of one each: a line costs about 85 us of the worker's CPU, a quarter
+    of an in-app delivery's. Each delivery's attempt is in Postgres (DeliveryAttempt), and the
+    claim token on the line finds the chunk's rows (Delivery.claim_token)."""
+    groups = {}
+    for outcome in sent:
+        row = outcome.delivery
+        groups.setdefault((sent_status(outcome), row.channel, outcome.provider, row.attempt_count), []).append(row)
+    for (status, channel, provider, attempt), rows in groups.items():
+        logger.info("%d deliveries %s: %s via %s, attempt %d (claim %s)", len(rows), status, channel, provider,
+                    attempt, rows[0].claim_token)
 
 
 def mark_sent(sent):

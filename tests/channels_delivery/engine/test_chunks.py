@@ -61,9 +61,10 @@ def test_a_chunk_sends_every_delivery_once(celery_worker, sendgrid, app_api, mak
 
 @pytest.fixture
 def sized_worker(worker_env, celery_worker, tmp_path_factory):
-    """Chunks of 4, but of 10 for in-app."""
+    """Chunks of 4, but of 10 for in-app; a line for each delivery sent up to 5 at once."""
     celery_worker.stop()
-    worker = WorkerProcess({**worker_env, "NOTIFY_DELIVERY_CHUNK_SIZE": "4", "NOTIFY_DELIVERY_CHUNK_SIZES": "inapp=10"},
+    worker = WorkerProcess({**worker_env, "NOTIFY_DELIVERY_CHUNK_SIZE": "4", "NOTIFY_DELIVERY_CHUNK_SIZES": "inapp=10",
+                            "NOTIFY_LOG_EACH_SENT_UP_TO": "5"},
                            tmp_path_factory.mktemp("sized"), queues=["dispatch", "email", "inapp"], name="chunk-sized")
     try:
         yield worker.start()
@@ -81,6 +82,15 @@ def test_a_channel_may_have_a_chunk_size_of_its_own(sized_worker, sendgrid, app_
     all_in(in_app, DeliveryStatus.DELIVERED, channel="inapp")
     assert claims(by_email) == [4, 4, 2]
     assert claims(in_app, channel="inapp") == [10]
+    # Up to 5 sent at once: a line each; more: one line for them, with the claim token that finds them.
+    log = sized_worker.log()
+    for row in Delivery.objects.filter(notification_id__in=by_email):
+        assert re.search(rf"delivery {row.id} sent: email via sendgrid, attempt 1 \(notification {row.notification_id}\)",
+                         log)
+    [token] = set(Delivery.objects.filter(notification_id__in=in_app).values_list("claim_token", flat=True))
+    assert f"10 deliveries delivered: inapp via inbox, attempt 1 (claim {token})" in log
+    assert not any(str(row_id) in log for row_id in Delivery.objects.filter(notification_id__in=in_app)
+                   .values_list("id", flat=True))
 
 
 @pytest.mark.parametrize("value, sizes", [("", {}), ("inapp=500", {"inapp": 500}),
