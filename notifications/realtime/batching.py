@@ -12,9 +12,10 @@ from channels.db import database_sync_to_async
 
 def database_work(function):
     """`function` (sync, database) run off the event loop in the loop's bounded thread pool
-    (min(32, cores + 4) threads, each with its own persistent connection), so that after a
-    restart thousands of handshakes share several connections instead of queueing on the one
-    thread of Channels' default (thread-sensitive) database_sync_to_async. Each connection
+    (min(32, cores + 4) threads, each call with a connection from the process's pool, see
+    config/asgi.py), so that after a restart thousands of handshakes share several connections
+    instead of queueing on the one thread of Channels' default (thread-sensitive)
+    database_sync_to_async. Each connection
     awaits its own calls in order, so nothing of one connection runs in two threads at once."""
     return database_sync_to_async(function, thread_sensitive=False)
 
