@@ -1,34 +1,23 @@
 """Celery workers' garbage collector: what they loaded is frozen, young objects are collected every
 NOTIFY_WORKER_GC_THRESHOLD allocations (config/celery.py says why)."""
 
-import os
-import subprocess
-import sys
+from tests.support.collector import collector_after
+from tests.support.workers import WorkerProcess
 
-from tests.support.workers import ROOT, WorkerProcess
-
-PROBE = ("import gc, config.celery; from celery import signals; "
-         "signals.worker_init.send(sender=type('Worker', (), {'options': {}})()); "
-         "print(*gc.get_threshold(), gc.get_freeze_count())")
-
-
-def collector_after_worker_init(**env):
-    answer = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env={**os.environ, **env},
-                            capture_output=True, text=True, timeout=60)
-    assert answer.returncode == 0, answer.stderr
-    *threshold, frozen = map(int, answer.stdout.split())
-    return tuple(threshold), frozen
+# What a worker runs as it starts, before its pool: Celery's worker_init signal.
+WORKER_INIT = ("import config.celery; from celery import signals; "
+               "signals.worker_init.send(sender=type('Worker', (), {'options': {}})())")
 
 
 def test_a_worker_freezes_what_it_loaded_and_collects_young_objects_less_often():
-    threshold, frozen = collector_after_worker_init()
+    threshold, frozen = collector_after(WORKER_INIT)
     assert threshold == (50000, 10, 10)
     assert frozen > 10000  # Django, Celery and the app's modules
 
 
 def test_the_threshold_is_a_setting_and_zero_leaves_python_s_collector_alone():
-    assert collector_after_worker_init(NOTIFY_WORKER_GC_THRESHOLD="20000")[0] == (20000, 10, 10)
-    assert collector_after_worker_init(NOTIFY_WORKER_GC_THRESHOLD="0") == ((700, 10, 10), 0)
+    assert collector_after(WORKER_INIT, NOTIFY_WORKER_GC_THRESHOLD="20000")[0] == (20000, 10, 10)
+    assert collector_after(WORKER_INIT, NOTIFY_WORKER_GC_THRESHOLD="0") == ((700, 10, 10), 0)
 
 
 def test_a_running_worker_says_so_in_its_log(worker_env, tmp_path):

@@ -1,8 +1,8 @@
 """Deliveries of one channel travelling and claimed in chunks: one broker message carries up to
-NOTIFY_DELIVERY_CHUNK_SIZE first tries (NOTIFY_DELIVERY_CHUNK_SIZES per channel); one conditional UPDATE ... RETURNING claims them; the
-provider calls go out together (concurrently, for providers that allow it); one transaction
-records every attempt (one INSERT) and every success (one UPDATE ... FROM (VALUES ...)) with the
-notifications' status.
+NOTIFY_DELIVERY_CHUNK_SIZE first tries (NOTIFY_DELIVERY_CHUNK_SIZES per channel); one conditional
+UPDATE ... RETURNING claims them; the provider calls go out together (concurrently, for providers
+that allow it); one transaction records every attempt (one INSERT) and every success (one
+UPDATE ... FROM (VALUES ...)) with the notifications' status.
 
 Each delivery stays its own unit for whatever goes wrong: a transient failure is handed to the
 per-delivery task as its first retry (the same policy, backoff and jitter, with the rest of its
