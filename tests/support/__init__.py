@@ -19,6 +19,14 @@ def wait_until(predicate, timeout=20.0, interval=0.05, message="condition"):
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
 
 
+def in_a_fresh_window(seconds=60, room=10):
+    """Waits, if need be, until the current fixed throttle window (notifications/api/throttling.py)
+    has at least `room` seconds left, so that a test's few requests all count in one window."""
+    left = seconds - time.time() % seconds
+    if left < room:
+        time.sleep(left + 0.05)
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

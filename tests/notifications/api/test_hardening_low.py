@@ -21,6 +21,7 @@ from notifications.models import (
     WebhookEndpoint,
 )
 from notifications.tenancy import grant
+from tests.support import in_a_fresh_window
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[3]
@@ -178,6 +179,7 @@ def test_slack_fallback_text_cannot_mention_the_channel(make_user):
 def tight(settings):
     settings.NOTIFY_THROTTLE_RATES = {**settings.NOTIFY_THROTTLE_RATES, "unsubscribe": "3/minute",
                                       "callback": "3/minute", "login_failures": "3/minute"}
+    in_a_fresh_window()  # a minute ending between the requests would start the count again
     return settings
 
 
@@ -236,6 +238,7 @@ def test_the_throttle_never_admits_more_than_its_rate_under_concurrency():
 
 def test_client_throttle_answers_429_with_retry_after(app_api, settings, make_user):
     settings.NOTIFY_THROTTLE_RATES = {**settings.NOTIFY_THROTTLE_RATES, "client": "2/minute"}
+    in_a_fresh_window()
     answers = [app_api.get("/api/notifications/") for _ in range(3)]
     assert [a.status_code for a in answers] == [200, 200, 429]
     assert int(answers[2]["Retry-After"]) >= 1 and answers[2].json()["error"]["code"] == "throttled"

@@ -15,6 +15,7 @@ from notifications.models import (
     Resend,
 )
 from notifications.tenancy import grant
+from tests.support import in_a_fresh_window
 
 pytestmark = pytest.mark.django_db
 
@@ -216,6 +217,7 @@ def test_summary_window(operator, ada):
 
 def test_throttled_per_client_with_the_error_format(app_api, settings, make_user, user_api):
     settings.NOTIFY_THROTTLE_RATES = {"client": "3/minute", "user": "100/minute"}
+    in_a_fresh_window()
     answers = [app_api.get("/api/notifications/").status_code for _ in range(4)]
     assert answers == [200, 200, 200, 429]
     response = app_api.get("/api/notifications/")

@@ -5,6 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from notifications.api import throttling
+from tests.support import in_a_fresh_window
 
 pytestmark = pytest.mark.django_db
 
@@ -26,6 +27,7 @@ def test_windows_are_fixed_and_expire():
 
 def test_over_the_limit_is_a_429_with_retry_after(app_api, settings):
     settings.NOTIFY_THROTTLE_RATES = {"client": "2/hour", "user": "100/minute"}
+    in_a_fresh_window(3600)
     assert [app_api.get("/api/notifications/").status_code for _ in range(3)] == [200, 200, 429]
     response = app_api.get("/api/notifications/")
     assert 1 <= int(response["Retry-After"]) <= 3600

@@ -16,7 +16,7 @@ from notifications.models import (
     Template,
 )
 
-from tests.support import chain
+from tests.support import chain, in_a_fresh_window
 
 pytestmark = pytest.mark.django_db
 
@@ -224,6 +224,7 @@ def test_dashboard_renders_every_section(client, staff, make_user, settings):
 @pytest.fixture
 def login_failures(settings):
     settings.NOTIFY_THROTTLE_RATES = {**settings.NOTIFY_THROTTLE_RATES, "login_failures": "3/minute"}
+    in_a_fresh_window()  # a minute ending between the failures would start the count again
     return settings
 
 
