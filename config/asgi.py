@@ -1,6 +1,5 @@
 """ASGI entry point: HTTP goes to Django, `/ws/notifications/` to the realtime consumer."""
 
-import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -36,6 +35,6 @@ application = ProtocolTypeRouter(
 # for about 30 MiB more at 10,000 connections).
 from django.conf import settings  # noqa: E402
 
-gc.collect()
-gc.freeze()
-gc.set_threshold(settings.NOTIFY_WS_GC_THRESHOLD, *gc.get_threshold()[1:])
+from config.collector import freeze_startup  # noqa: E402
+
+freeze_startup(settings.NOTIFY_WS_GC_THRESHOLD)

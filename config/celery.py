@@ -1,6 +1,5 @@
 """The Celery app: one queue per channel (from the channel registry) so each scales on its own."""
 
-import gc
 import logging
 import os
 
@@ -81,12 +80,12 @@ def tune_collector(**kwargs):
     with this, dispatch used 0.9x the CPU (bench.broadcast, README)."""
     from django.conf import settings
 
+    from config.collector import freeze_startup
+
     if settings.NOTIFY_WORKER_GC_THRESHOLD:
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(settings.NOTIFY_WORKER_GC_THRESHOLD, *gc.get_threshold()[1:])
+        frozen = freeze_startup(settings.NOTIFY_WORKER_GC_THRESHOLD)
         logging.getLogger(__name__).info("collector: %d objects frozen, young ones collected every %d allocations",
-                                         gc.get_freeze_count(), settings.NOTIFY_WORKER_GC_THRESHOLD)
+                                         frozen, settings.NOTIFY_WORKER_GC_THRESHOLD)
 
 
 @signals.worker_init.connect
