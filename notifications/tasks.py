@@ -53,21 +53,31 @@ def drain_dispatch(lane):
     notification, so one bad row holds up no other (and meets the poison guard alone)."""
     deadline = time.monotonic() + settings.NOTIFY_DISPATCH_DRAIN_SECONDS
     planned = 0
+    # Since when the sends this drain takes next have waited at most: it emptied the list then.
+    emptied = time.monotonic()
     while True:
         ids, left = dispatch.take_waiting(lane)
         if not ids and settings.NOTIFY_DISPATCH_LINGER > 0:
             # Linger a moment for the next send: at a steady rate it comes before the lane sleeps,
             # and costs no wake-up task.
             ids, left = dispatch.await_waiting(lane, settings.NOTIFY_DISPATCH_LINGER)
+            emptied = time.monotonic()  # the first one came just now
         if not ids:
             if dispatch.may_sleep(lane):
                 return planned
+            emptied = time.monotonic()
             continue
         if settings.NOTIFY_DISPATCH_GATHER and len(ids) < dispatch.DISPATCH_BATCH:
-            # Planning costs mostly per batch: a few ms of gathering buy a larger one.
-            time.sleep(settings.NOTIFY_DISPATCH_GATHER)
+            # Planning costs mostly per batch: a few ms of gathering buy a larger one. The window
+            # counts from the oldest send's arrival, so the time they waited while the batch
+            # before was planned counts as gathering.
+            pause = emptied + settings.NOTIFY_DISPATCH_GATHER - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
             more, left = dispatch.take_waiting(lane, dispatch.DISPATCH_BATCH - len(ids))
             ids += more
+        # What is left now waited since before this take; otherwise the list is empty from here.
+        emptied = time.monotonic() if not left else float("-inf")
         if left >= dispatch.DISPATCH_BATCH:  # a backlog: whole batches go to other dispatch processes too
             hand_on([ids], lane)
         else:

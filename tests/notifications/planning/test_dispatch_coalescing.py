@@ -3,6 +3,7 @@
 or the planning of a batch fails."""
 
 import threading
+import time
 
 import pytest
 from celery.signals import before_task_publish
@@ -203,3 +204,29 @@ def test_an_idle_drain_lingers_for_the_next_send_before_the_lane_sleeps(publishe
     settings.NOTIFY_DISPATCH_LINGER = 1.0
     # The same drain took both, one after the other: no second wake-up.
     assert drain_with_a_late_send(monkeypatch, late_by=0.3) == [[FIRST], [SECOND]] and published == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sends_that_waited_while_the_batch_before_was_planned_are_not_held_for_another_gathering(
+        published, settings, monkeypatch):
+    settings.NOTIFY_DISPATCH_GATHER, settings.NOTIFY_DISPATCH_LINGER = 0.6, 0.05
+    planned = []
+
+    def plan(ids):
+        planned.append((list(ids), time.monotonic()))
+        if len(planned) == 1:
+            time.sleep(0.8)  # the second send arrives meanwhile, and has gathered long enough by its end
+        return 0
+
+    monkeypatch.setattr(dispatch_tasks, "plan_and_enqueue", plan)
+    shared_state.client().rpush(dispatch.waiting_key(MEDIUM), FIRST)
+    later = threading.Timer(0.9, lambda: shared_state.client().rpush(dispatch.waiting_key(MEDIUM), SECOND))
+    started = time.monotonic()
+    later.start()
+    dispatch_tasks.drain_dispatch.run(MEDIUM)
+    later.join()
+
+    (first, first_at), (second, second_at) = planned
+    assert (first, second) == ([FIRST], [SECOND])
+    assert first_at - started >= 0.6  # the first gathered its full window
+    assert second_at - first_at < 0.8 + 0.3  # the second not another 0.6 s after the first's planning
