@@ -27,6 +27,7 @@ everything here).
 import argparse
 import asyncio
 import json
+import os
 import random
 import sys
 import time
@@ -131,6 +132,21 @@ def report_delivery_lag(since, timeout=300.0):
     )
 
 
+def cpu_meter(processes):
+    """The CPU of every process a run keeps busy: the web and the workers, Postgres, Redis and this
+    load generator (they all share the machine's cores)."""
+    groups = {p.name: lambda p=p: p.pids for p in processes}
+    return h.CpuMeter(groups | {"postgres": h.postgres_pids, "redis": h.redis_pids, "load generator": lambda: [os.getpid()]})
+
+
+def report_cpu(meter, requests, seconds):
+    used = meter.used()
+    total = sum(used.values())
+    print(f"  CPU per request, from the first request to the workers caught up: "
+          + ", ".join(f"{name} {1000 * value / requests:.2f} ms" for name, value in used.items())
+          + f"; all {1000 * total / requests:.2f} ms ({total / seconds:.2f} cores over the offered {seconds:.0f} s)")
+
+
 def database_now():
     return h.rows("SELECT now()")[0][0]
 
@@ -177,25 +193,27 @@ def main():
         asyncio.run(offered_load(url, key, users, args.rate, args.warmup))
     p95s = []
     for run in range(1, args.runs + 1):
-        since = database_now()
+        since, meter = database_now(), cpu_meter(processes)
         results, lag = asyncio.run(offered_load(url, key, users, args.rate, args.seconds))
         p95s.append(summarize(f"run {run}", results, args.seconds)[0])
         print(f"  load generator: last request scheduled {lag:.2f}s after start; load now {h.loadavg()}")
         if not args.no_workers:
             report_delivery_lag(since)
+        report_cpu(meter, len(results), args.seconds)
         sys.stdout.flush()
     if args.runs > 1:
         print(f"median p95 over {args.runs} runs: {h.median(p95s):.1f} ms")
     if args.sweep:
         held = None
         for rate in [float(r) for r in args.sweep.split(",")]:
-            since = database_now()
+            since, meter = database_now(), cpu_meter(processes)
             results, lag = asyncio.run(offered_load(url, key, users, rate, args.seconds))
             _, p99 = summarize(f"sweep {rate:.0f}/s", results, args.seconds)
             errors = sum(1 for r in results if r[3] != 202)
             print(f"  load generator: last request scheduled {lag:.2f}s after start; load now {h.loadavg()}")
             if not args.no_workers:
                 report_delivery_lag(since)
+            report_cpu(meter, len(results), args.seconds)
             sys.stdout.flush()
             if p99 < 250 and not errors:
                 held = rate

@@ -419,6 +419,12 @@ def postgres_pids():
     return [int(pid) for pid in out.split()]
 
 
+def redis_pids():
+    """The local Redis server's processes."""
+    out = subprocess.run(["pgrep", "-x", "redis-server"], capture_output=True, text=True).stdout
+    return [int(pid) for pid in out.split()]
+
+
 class CpuMeter:
     """CPU used by each named group of processes since the meter was made: `{name: pids}`, where
     pids is a function returning the group's processes now. A process that starts later (a

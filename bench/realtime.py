@@ -186,15 +186,20 @@ def breakdown(sent):
         "delivery__notification__title", "started_at"))
     created = dict(DeliveryAttempt.objects.filter(delivery__channel="inapp").values_list(
         "delivery__notification__title", "delivery__notification__created_at"))
+    # Delivery.created_at: when dispatch built the row, in the batch that planned the notification.
+    planned = dict(Delivery.objects.filter(channel="inapp").values_list("notification__title", "created_at"))
     # sent_at is Postgres' now() in the transaction that records the chunk: when recording began.
     recorded = dict(Delivery.objects.filter(channel="inapp", sent_at__isnull=False).values_list(
         "notification__title", "sent_at"))
     engine = [(called[t] - created[t]).total_seconds() * 1000 for _, t, _ in sent if t in called and t in created]
+    planning = [(planned[t] - created[t]).total_seconds() * 1000 for _, t, _ in sent if t in planned and t in created]
+    queueing = [(called[t] - planned[t]).total_seconds() * 1000 for _, t, _ in sent if t in called and t in planned]
     push = [(c.wall_arrivals[t] - called[t].timestamp()) * 1000 for c, t, _ in sent if t in c.wall_arrivals and t in called]
     settling = [(recorded[t] - called[t]).total_seconds() * 1000 for _, t, _ in sent if t in called and t in recorded]
     pushing = [(c.wall_arrivals[t] - recorded[t].timestamp()) * 1000 for c, t, _ in sent
                if t in c.wall_arrivals and t in recorded]
-    for label, part in (("stored -> in-app call", engine), ("in-app call -> client", push),
+    for label, part in (("stored -> in-app call", engine), ("  stored -> planned", planning),
+                        ("  planned -> call", queueing), ("in-app call -> client", push),
                         ("  call -> recording", settling), ("  recording -> client", pushing)):
         print(f"  {label:22} ms: p50 {h.percentile(part, 50):.1f}  p95 {h.percentile(part, 95):.1f}  "
               f"p99 {h.percentile(part, 99):.1f}")
