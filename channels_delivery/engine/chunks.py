@@ -29,7 +29,7 @@ from channels_delivery.engine import delivery as single, fallback, ratelimit, si
 from channels_delivery.engine.base import InvalidMessage, SendResult
 from channels_delivery.engine.circuit import CLOSED, breaker_for
 from channels_delivery.engine.errors import PermanentDeliveryError
-from notifications.models import Delivery, DeliveryStatus, copy_create, settle_notifications
+from notifications.models import Delivery, DeliveryStatus, Notification, copy_create, settle_notifications
 
 logger = logging.getLogger(__name__)
 
@@ -92,27 +92,44 @@ class Outcome:
     attempts: list = field(default_factory=list)
 
 
+# What a chunk reads of each claimed delivery's notification (joined in by the claim's UPDATE).
+NOTIFICATION_FIELDS = ("id", "expires_at", "created_at", "category", "priority")
+
+
 def claim(ids, token, resume=None):
     """Claim the `queued` rows among ids (and, for a re-queued message, the `sending` rows its
-    earlier run holds) in one UPDATE ... RETURNING; the claimed rows with their notification's
-    expiry and creation time."""
-    table = Delivery._meta.db_table
+    earlier run holds) in one UPDATE ... RETURNING, which also brings back each one's
+    notification's expiry, creation time, category and priority: the claimed rows, their
+    notification cached on them."""
+    fields = Delivery._meta.concrete_fields
+    # In the model's field order: Model.from_db takes a subset's values in that order.
+    related = [f for f in Notification._meta.concrete_fields if f.name in NOTIFICATION_FIELDS]
+    returning = ", ".join([f"d.{connection.ops.quote_name(f.column)}" for f in fields]
+                          + [f"n.{connection.ops.quote_name(f.column)}" for f in related])
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""UPDATE {table} SET status = %s, claim_token = %s, updated_at = now(),
-                    attempt_count = attempt_count + CASE WHEN status = %s THEN 1 ELSE 0 END
-                WHERE id = ANY(%s) AND (status = %s OR (status = %s AND claim_token = %s))
-                RETURNING id""",
+            f"""UPDATE {Delivery._meta.db_table} AS d SET status = %s, claim_token = %s, updated_at = now(),
+                    attempt_count = d.attempt_count + CASE WHEN d.status = %s THEN 1 ELSE 0 END
+                FROM {Notification._meta.db_table} AS n
+                WHERE n.id = d.notification_id AND d.id = ANY(%s)
+                    AND (d.status = %s OR (d.status = %s AND d.claim_token = %s))
+                RETURNING {returning}""",
             [DeliveryStatus.SENDING, token, DeliveryStatus.QUEUED, [uuid.UUID(str(i)) for i in ids],
              DeliveryStatus.QUEUED, DeliveryStatus.SENDING, resume],
         )
-        claimed = [row[0] for row in cursor.fetchall()]
-    if not claimed:
-        return []
-    return list(Delivery.objects.select_related("notification").only(
-        *(f.name for f in Delivery._meta.concrete_fields), "notification__expires_at", "notification__created_at",
-        "notification__category_id", "notification__priority",
-    ).filter(id__any=claimed))
+        rows = cursor.fetchall()
+    return [loaded(row, fields, related) for row in rows]
+
+
+def loaded(row, fields, related):
+    """A Delivery (and its notification's few fields) from a row of the claim's RETURNING, its
+    columns converted as the ORM converts them (e.g. the sealed message opened)."""
+    values = [field.from_db_value(value, None, connection) if value is not None and hasattr(field, "from_db_value")
+              else value for field, value in zip(fields, row)]
+    delivery = Delivery.from_db(connection.alias, [f.attname for f in fields], values)
+    notification = Notification.from_db(connection.alias, [f.attname for f in related], row[len(fields):])
+    Delivery.notification.field.set_cached_value(delivery, notification)
+    return delivery
 
 
 def run(channel, ids, token, resume=None):
