@@ -87,11 +87,14 @@ class Client:
         self.connected = asyncio.Event()
         self.connections = 0
         self.failures = 0  # connection attempts that failed (refused, or dropped before the handshake ended)
+        # The connection now open: when its attempt started and when its handshake ended (perf_counter).
+        self.attempted = self.opened = None
         self.task = None
 
     async def run(self):
         attempts, offline_since = 0, None
         while True:
+            attempted = time.perf_counter()
             try:
                 # proxy=None: websockets otherwise looks for a proxy in the environment on every
                 # connect (urllib's getproxies_environment), a quarter of these clients' CPU in a
@@ -99,6 +102,7 @@ class Client:
                 async with connect(self.url, subprotocols=["notifications", f"bearer.{self.token}"],
                                    open_timeout=60, ping_interval=None, max_queue=None, proxy=None) as ws:
                     attempts, offline_since = 0, None
+                    self.attempted, self.opened = attempted, time.perf_counter()
                     self.connections += 1
                     self.connected.set()
                     async for raw in ws:
@@ -263,6 +267,13 @@ async def connections(args, api_url, ws_url, key, client, usernames, realtime, i
           f"reconnected {time.perf_counter() - back:.1f}s "
           f"after the realtime process was back ({', '.join(progress)}); {sum(c.failures for c in clients) - failed_before} "
           f"failed attempts since the stop; RSS {h.rss_mib(realtime.pids):.0f} MiB; load {h.loadavg()}")
+    # What bounds it: when the clients' own backoff let them try again, or the handshakes' wait.
+    back_again = [c for c in clients if c.connections > before[id(c)] and c.connected.is_set()]
+    tried = [c.attempted - back for c in back_again]
+    handshakes = [(c.opened - c.attempted) * 1000 for c in back_again]
+    print(f"  the attempts that got back in started after the process was back by: p50 {h.percentile(tried, 50):.1f}s, "
+          f"p99 {h.percentile(tried, 99):.1f}s, last {max(tried, default=float('nan')):.1f}s (the clients' backoff); "
+          f"their handshakes took p50 {h.percentile(handshakes, 50):.0f} ms, p99 {h.percentile(handshakes, 99):.0f} ms")
     server_cpu, clients_cpu = h.cpu_seconds(realtime.pids) - cpu_at_back[0], time.process_time() - cpu_at_back[1]
     print(f"  CPU from back to all back: realtime process {server_cpu:.1f}s ({1000 * server_cpu / len(clients):.2f} ms "
           f"per client), these clients {clients_cpu:.1f}s ({1000 * clients_cpu / len(clients):.2f} ms per client)")
