@@ -15,8 +15,8 @@ import threading
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Exists, F, OuterRef, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Count, Exists, F, OuterRef, Subquery, Window
+from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
 from notifications.models import Channel, Delivery, DeliveryGroups, Notification
@@ -169,15 +169,18 @@ def send_to_user_on_commit(user_id, *messages):
 
 def publish_inapp_deliveries(sent):
     """The in-app provider's listener: [(delivery_id, message)] just recorded `delivered` (a
-    chunk's at once): one query for their notifications and one for their users' unread counts,
-    one hand-over to the channel layer."""
+    chunk's at once): one query for their notifications with their users' unread counts, one
+    hand-over to the channel layer."""
     ids = {message.notification_id for _delivery_id, message in sent}
-    per_user = {}
-    for notification in Notification.objects.filter(id__any=ids).only(*MESSAGE_FIELDS).order_by("created_at", "id"):
+    unread = (Notification.objects.filter(recipient_id=OuterRef("recipient_id"), archived_at__isnull=True).unread()
+              .order_by().values("recipient_id").annotate(count=Count("id")).values("count"))
+    per_user, counts = {}, {}
+    for notification in (Notification.objects.filter(id__any=ids).only(*MESSAGE_FIELDS)
+                         .annotate(unread=Coalesce(Subquery(unread), 0)).order_by("created_at", "id")):
         per_user.setdefault(notification.recipient_id, []).append(notification_message(notification))
-    counts = unread_counts(per_user)
+        counts[notification.recipient_id] = notification.unread
     for user_id, messages in per_user.items():
-        messages.append(unread_count_message(counts.get(user_id, 0)))
+        messages.append(unread_count_message(counts[user_id]))
     transaction.on_commit(lambda: send_to_users(per_user))
 
 
