@@ -11,6 +11,7 @@ client, dispatch_notifications, and one delivery attempt (email against the fake
 
 import argparse
 import json
+import uuid
 from collections import Counter
 from contextlib import contextmanager
 
@@ -65,7 +66,7 @@ def main():
     key = h.issue_api_key()
     sendgrid = FakeSendGrid().start()
 
-    from channels_delivery.engine import delivery
+    from channels_delivery.engine import chunks, delivery
     from notifications.models import Delivery, Notification
     from notifications.tasks import dispatch_notifications
 
@@ -92,6 +93,19 @@ def main():
     assert Delivery.objects.get(id=row.id).status in ("sent", "delivered")
     show(f"one {args.channel} delivery attempt (delivery.attempt)", queries, commands)
     for query in queries.captured_queries:
+        print(f"    {query['sql'][:150]}")
+    # A chunk: what a delivery message of several first tries costs, in statements per chunk.
+    client.post("/api/notifications/", json.dumps({**body, "recipients": users[1:6]}), content_type="application/json",
+                HTTP_AUTHORIZATION=f"Bearer {key}")
+    dispatch_notifications.run([str(n) for n in Notification.objects.filter(status="pending").values_list("id", flat=True)])
+    ids = [str(i) for i in Delivery.objects.filter(status="queued", channel=args.channel).values_list("id", flat=True)]
+    with override_settings(SENDGRID_API_KEY=sendgrid.api_key, SENDGRID_HOST=sendgrid.url):
+        with CaptureQueriesContext(connection) as chunk_queries, count_redis() as chunk_commands:
+            counts = chunks.run(args.channel, ids, str(uuid.uuid4()))
+    assert counts["sent"] == len(ids), counts
+    show(f"one {args.channel} chunk of {len(ids)} deliveries (chunks.run)", chunk_queries, chunk_commands)
+    print("    (and one COPY of the attempts in the recording transaction, which Django's query capture does not see)")
+    for query in chunk_queries.captured_queries:
         print(f"    {query['sql'][:150]}")
     print(f"  + per task, Celery's Django fixup keeps the Postgres connection for "
           f"{settings.CELERY_DB_REUSE_MAX or 1} task(s) (CELERY_DB_REUSE_MAX), and the worker publishes "
