@@ -22,7 +22,6 @@ from notifications.models import (
 )
 from notifications.planning import audiences, dispatch, planner
 from notifications.planning.preferences import PreferenceBook
-from notifications.planning.templating import cached_templates
 
 logger = logging.getLogger(__name__)
 
@@ -113,8 +112,7 @@ def plan_and_enqueue(notification_ids):
         attachments.fetch_pending(notifications)  # channels: URL attachments, through the outbound guard
         preferences = PreferenceBook.load(n.recipient_id for n in notifications)
         planner.prefetch_contact_points(notifications)
-        with cached_templates():
-            deliveries = [d for notification in notifications for d in planner.plan(notification, preferences)]
+        deliveries = [d for notification in notifications for d in planner.plan(notification, preferences)]
         copy_create(deliveries)
         # Planning wrote each decision trace; a deferred notification (quiet hours) is `scheduled`,
         # every other one takes the status its new deliveries add up to (settle_notifications'

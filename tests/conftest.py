@@ -164,6 +164,9 @@ def worker_env(django_db_setup, django_db_blocker, fake_sendgrid, isolated_broke
         "NOTIFY_CIRCUIT_WINDOW": "30",
         "NOTIFY_CIRCUIT_OPEN_SECONDS": "3",
         "NOTIFY_CIRCUIT_PROBE_SECONDS": "10",
+        # Categories and templates a test saves reach the session's worker at once (in production a
+        # process trusts what it read for NOTIFY_REFERENCE_TTL seconds; tests/notifications/api/test_reference_cache.py)
+        "NOTIFY_REFERENCE_TTL": "0",
         "NOTIFY_RATE_LIMITS": "sendgrid=500:500",  # not binding; tests/test_engine_two_workers.py tightens it
         "NOTIFY_BROADCAST_CHUNK_SIZE": "10",
         # a drain does not linger into the next test, where it would take that test's waiting sends

@@ -13,22 +13,19 @@ import zoneinfo
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from notifications.models import Category, Digest, Notification, NotificationStatus, Priority
+from notifications.models import Digest, Notification, NotificationStatus, Priority
+from notifications.models import categories as all_categories
 from notifications.planning.dispatch import dispatch_on_commit
 
 logger = logging.getLogger(__name__)
 
 
 def digest_categories():
-    return {
-        category.key: category
-        for category in Category.objects.filter(
-            Q(digest_window_minutes__isnull=False) | Q(digest_daily_at__isnull=False)
-        )
-    }
+    """The categories that gather into digests, from the process cache."""
+    return {key: category for key, category in all_categories().items()
+            if category.digest_window_minutes is not None or category.digest_daily_at is not None}
 
 
 def user_timezone(user):

@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from channels_delivery.engine.fallback import enqueue_deliveries
 from notifications.models import (
-    Category,
     Channel,
     Delivery,
     Escalation,
@@ -20,6 +19,7 @@ from notifications.models import (
     NotificationStatus,
     settle_notifications,
 )
+from notifications.models import categories as all_categories
 from notifications.planning import planner
 from notifications.planning.preferences import PreferenceBook
 
@@ -32,12 +32,9 @@ def plan_escalations(deliveries, now=None):
     inapp = {d.notification_id: d.notification for d in deliveries if d.channel == Channel.INAPP}
     if not inapp:
         return []
-    categories = {
-        c.key: c
-        for c in Category.objects.filter(
-            key__in={n.category_id for n in inapp.values()}, escalate_after_minutes__isnull=False
-        ).exclude(escalate_to="")
-    }
+    wanted = {n.category_id for n in inapp.values()}
+    categories = {key: c for key, c in all_categories().items()
+                  if key in wanted and c.escalate_after_minutes is not None and c.escalate_to}
     if not categories:
         return []
     planned = {(d.notification_id, d.channel) for d in deliveries}

@@ -20,7 +20,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from notifications.models import Category, ChannelPreference, GroupPreference, QuietHours
+from notifications.models import ChannelPreference, GroupPreference, QuietHours
+from notifications.models import categories as all_categories
 from notifications.planning.quiet_hours import is_known_time_zone, window_end
 
 SEND, SKIP, DEFER = "send", "skip", "defer"
@@ -68,7 +69,7 @@ class PreferenceBook:
             ).values_list("group_id", "category_id", "channel", "enabled", "group__name")
         }
         quiet_hours = {q.user_id: q for q in QuietHours.objects.filter(user_id__any=user_ids, enabled=True)}
-        critical = set(Category.objects.filter(critical=True).values_list("key", flat=True))
+        critical = {key for key, category in all_categories().items() if category.critical}
         return cls(user_switches, user_groups, group_switches, quiet_hours, critical)
 
     def switch(self, user_id, category, channel):

@@ -325,27 +325,11 @@ def profile_locale(user):
         return ""
 
 
-_template_cache = ContextVar("template_cache", default=None)
-
-
-@contextmanager
-def cached_templates():
-    """Within the block, each (key, channel) is read from the database once (a dispatch batch)."""
-    token = _template_cache.set({})
-    try:
-        yield
-    finally:
-        _template_cache.reset(token)
-
-
 def active_templates(key, channel):
-    cache = _template_cache.get()
-    if cache is not None and (key, channel) in cache:
-        return cache[(key, channel)]
-    templates = {t.locale: t for t in Template.objects.filter(key=key, channel=channel, active=True)}
-    if cache is not None:
-        cache[(key, channel)] = templates
-    return templates
+    """{locale: template} of the active templates of `key` for `channel`, from the process cache
+    (NOTIFY_REFERENCE_TTL, cleared at once by a change saved in this process)."""
+    return templates_cache.get(("active", key, channel), lambda: {
+        t.locale: t for t in Template.objects.filter(key=key, channel=channel, active=True)})
 
 
 def find_template(key, channel, chain):
