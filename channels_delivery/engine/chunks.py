@@ -11,6 +11,7 @@ for which the provider's token bucket has no token now go out one by one, each b
 slot. The others of the chunk are not held up by any of them.
 """
 
+import functools
 import json
 import logging
 import threading
@@ -96,16 +97,26 @@ class Outcome:
 NOTIFICATION_FIELDS = ("id", "expires_at", "created_at", "category", "priority")
 
 
+@functools.cache
+def claim_shape():
+    """What the claim returns, worked out once per process: the Delivery columns (with the ORM's
+    converters of those that have one), then its notification's NOTIFICATION_FIELDS, and the
+    RETURNING list that reads them."""
+    fields = Delivery._meta.concrete_fields
+    # In the model's field order: Model.from_db takes a subset's values in that order.
+    related = [f for f in Notification._meta.concrete_fields if f.name in NOTIFICATION_FIELDS]
+    converters = [(i, f.from_db_value) for i, f in enumerate(fields) if hasattr(f, "from_db_value")]
+    returning = ", ".join([f"d.{connection.ops.quote_name(f.column)}" for f in fields]
+                          + [f"n.{connection.ops.quote_name(f.column)}" for f in related])
+    return ([f.attname for f in fields], converters, [f.attname for f in related], returning)
+
+
 def claim(ids, token, resume=None):
     """Claim the `queued` rows among ids (and, for a re-queued message, the `sending` rows its
     earlier run holds) in one UPDATE ... RETURNING, which also brings back each one's
     notification's expiry, creation time, category and priority: the claimed rows, their
     notification cached on them."""
-    fields = Delivery._meta.concrete_fields
-    # In the model's field order: Model.from_db takes a subset's values in that order.
-    related = [f for f in Notification._meta.concrete_fields if f.name in NOTIFICATION_FIELDS]
-    returning = ", ".join([f"d.{connection.ops.quote_name(f.column)}" for f in fields]
-                          + [f"n.{connection.ops.quote_name(f.column)}" for f in related])
+    *_, returning = claim_shape()
     with connection.cursor() as cursor:
         cursor.execute(
             f"""UPDATE {Delivery._meta.db_table} AS d SET status = %s, claim_token = %s, updated_at = now(),
@@ -118,16 +129,19 @@ def claim(ids, token, resume=None):
              DeliveryStatus.QUEUED, DeliveryStatus.SENDING, resume],
         )
         rows = cursor.fetchall()
-    return [loaded(row, fields, related) for row in rows]
+    return [loaded(row) for row in rows]
 
 
-def loaded(row, fields, related):
+def loaded(row):
     """A Delivery (and its notification's few fields) from a row of the claim's RETURNING, its
     columns converted as the ORM converts them (e.g. the sealed message opened)."""
-    values = [field.from_db_value(value, None, connection) if value is not None and hasattr(field, "from_db_value")
-              else value for field, value in zip(fields, row)]
-    delivery = Delivery.from_db(connection.alias, [f.attname for f in fields], values)
-    notification = Notification.from_db(connection.alias, [f.attname for f in related], row[len(fields):])
+    names, converters, related, _returning = claim_shape()
+    values = list(row[:len(names)])
+    for i, convert in converters:
+        if values[i] is not None:
+            values[i] = convert(values[i], None, connection)
+    delivery = Delivery.from_db(connection.alias, names, values)
+    notification = Notification.from_db(connection.alias, related, row[len(names):])
     Delivery.notification.field.set_cached_value(delivery, notification)
     return delivery
 
