@@ -119,6 +119,17 @@ class InboxConsumer(AsyncWebsocketConsumer):
     channel_layer_alias = None
     user_id = None
 
+    async def __call__(self, scope, receive, send):
+        """Channels' loop (await_many_dispatch) without its second source: the client is the one
+        thing a connection listens to, so each message is awaited straight, with no task and no
+        asyncio.wait per message (a tenth of the process's CPU while 10,000 clients reconnect)."""
+        self.scope, self.channel_layer, self.base_send = scope, None, send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
+
     async def connect(self):
         offered = self.scope.get("subprotocols", [])
         await self.accept(SUBPROTOCOL if SUBPROTOCOL in offered else None)
