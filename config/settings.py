@@ -671,11 +671,8 @@ LOGGING = {
     },
 }
 # The realtime process: uvicorn and websockets log three INFO lines per WebSocket (opened twice,
-# closed once); off unless this is set (notifications/ops/logs.py RoutineConnectionLines).
+# closed once); off unless this is set (notifications/realtime/protocol.py).
 NOTIFY_WS_LOG_CONNECTIONS = env_bool("NOTIFY_WS_LOG_CONNECTIONS", False)
-if not NOTIFY_WS_LOG_CONNECTIONS:
-    LOGGING["filters"]["routine_connections"] = {"()": "notifications.ops.logs.RoutineConnectionLines"}
-    LOGGING["loggers"]["uvicorn.error"] = {"filters": ["routine_connections"]}
 # Health: how long /health/ready waits for each queue's workers to answer a ping, and how old
 # beat's heartbeat (its Redis lock, refreshed every tick) may be.
 NOTIFY_HEALTH_WORKER_TIMEOUT = env_float("NOTIFY_HEALTH_WORKER_TIMEOUT", 1.0)

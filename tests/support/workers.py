@@ -125,7 +125,8 @@ class AsgiServerProcess(WorkerProcess):
         seen = len(self.log())  # a restart appends to the log: only what follows counts
         self.log_file = open(self.log_path, "a")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
+            [sys.executable, "-m", "uvicorn", "config.asgi:application", "--ws", "notifications.realtime.protocol:WebSocketProtocol",
+             "--host", "127.0.0.1",
              "--port", str(self.port), "--ws-ping-interval", str(self.ping_interval),
              "--ws-ping-timeout", str(self.ping_timeout), "--ws-per-message-deflate", "false", "--log-level", "info"],
             cwd=ROOT, env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT, start_new_session=True,

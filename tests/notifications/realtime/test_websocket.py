@@ -633,8 +633,6 @@ def test_routine_connection_lines_stay_out_of_the_log_and_the_rest_stays_in(
 ):
     """uvicorn and websockets log three INFO lines per WebSocket (30,000 for a 10,000-client
     reconnect); they are dropped unless NOTIFY_WS_LOG_CONNECTIONS is set, the rest is kept."""
-    from notifications.ops.logs import RoutineConnectionLines
-
     make_user("ada")
     ws = open_socket(token_for("ada"))
     greeting(ws)
@@ -647,14 +645,48 @@ def test_routine_connection_lines_stay_out_of_the_log_and_the_rest_stays_in(
     assert "Uvicorn running on" in log
     assert "[accepted]" not in log and "connection open" not in log and "connection closed" not in log
 
-    def record(msg, *args):
-        return logging.LogRecord("uvicorn.error", logging.INFO, __file__, 1, msg, args, None)
 
-    routine = RoutineConnectionLines()
-    assert not routine.filter(record('%s - "WebSocket %s" [accepted]', "127.0.0.1:5000", "/ws/notifications/"))
-    assert not routine.filter(record("connection open")) and not routine.filter(record("connection closed"))
-    assert routine.filter(record('%s - "WebSocket %s" %d', "127.0.0.1:5000", "/ws/notifications/", 403))
-    assert routine.filter(record("Uvicorn running on %s://%s:%d (Press CTRL+C to quit)", "http", "127.0.0.1", 8001))
+def test_the_routine_lines_are_dropped_before_a_record_is_made_and_the_others_pass(caplog):
+    from notifications.ops.logs import WithoutRoutineConnectionLines
+
+    made = []
+    inner = logging.getLogger("tests.uvicorn.error")
+    inner.setLevel(logging.DEBUG)
+    factory = logging.getLogRecordFactory()
+    logging.setLogRecordFactory(lambda *args, **kwargs: made.append(args[3]) or factory(*args, **kwargs))
+    try:
+        connection = WithoutRoutineConnectionLines(inner)
+        connection.info('%s - "WebSocket %s" [accepted]', "127.0.0.1:5000", "/ws/notifications/")
+        connection.info("connection open")
+        connection.info("connection closed")
+        assert made == []
+        with caplog.at_level(logging.DEBUG, logger="tests.uvicorn.error"):
+            connection.info('%s - "WebSocket %s" %d', "127.0.0.1:5000", "/ws/notifications/", 403)
+            connection.error("parser failed")
+            connection.debug("< EOF")
+    finally:
+        logging.setLogRecordFactory(factory)
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("INFO", '127.0.0.1:5000 - "WebSocket /ws/notifications/" 403'), ("ERROR", "parser failed"), ("DEBUG", "< EOF")]
+    # Attributed to whoever logged it, not to the adapter.
+    assert {r.pathname for r in caplog.records} == {__file__}
+    assert connection.level == logging.DEBUG and connection.isEnabledFor(logging.DEBUG)
+
+
+def test_with_log_connections_set_the_routine_lines_are_kept(worker_env, tmp_path, token_for, make_user):
+    from websockets.sync.client import connect as ws_connect
+
+    from tests.support.workers import AsgiServerProcess
+
+    make_user("ada")
+    server = AsgiServerProcess({**worker_env, "NOTIFY_WS_LOG_CONNECTIONS": "true"}, log_dir=tmp_path, name="asgi-loud").start()
+    try:
+        with ws_connect(server.ws_url, subprotocols=["notifications", f"bearer.{token_for('ada')}"], open_timeout=30) as ws:
+            greeting(ws)
+        wait_until(lambda: "connection open" in server.log(), message="the opening logged")
+        assert '"WebSocket /ws/notifications/" [accepted]' in server.log()
+    finally:
+        server.stop()
 
 
 class notifications_table_gone:
