@@ -31,8 +31,10 @@ application = ProtocolTypeRouter(
 # every 100 young collections of 700 allocations: over a third of the process's CPU while 10,000
 # clients reconnect (py-spy --native; about a sixth with the settings below). What startup
 # allocated is frozen out of its sight, and the young generation is collected every
-# NOTIFY_WS_GC_THRESHOLD allocations (0.82x the CPU per handshake in bench.realtime connections,
-# for about 30 MiB more at 10,000 connections).
+# NOTIFY_WS_GC_THRESHOLD allocations (at 50,000: 0.82x the CPU per handshake in bench.realtime
+# connections, for about 30 MiB more at 10,000 connections). At 200,000 (the default) a
+# 10,000-client reconnect runs 8 young collections and no middle one, where 50,000 ran 33 young and
+# 2 middle ones, the middle ones 0.4 s of CPU (probed with gc.callbacks); about 15 MiB more again.
 from django.conf import settings  # noqa: E402
 
 from config.collector import freeze_startup  # noqa: E402

@@ -629,7 +629,7 @@ NOTIFY_WS_MAX_MESSAGE_BYTES = env_int("NOTIFY_WS_MAX_MESSAGE_BYTES", 64 * 1024)
 NOTIFY_WS_MAX_PENDING_HANDSHAKES = env_int("NOTIFY_WS_MAX_PENDING_HANDSHAKES", 10000)
 # The realtime process collects its young objects every NOTIFY_WS_GC_THRESHOLD allocations (Python's
 # default is 700; config/asgi.py says why).
-NOTIFY_WS_GC_THRESHOLD = env_int("NOTIFY_WS_GC_THRESHOLD", 50000)
+NOTIFY_WS_GC_THRESHOLD = env_int("NOTIFY_WS_GC_THRESHOLD", 200000)
 # The same for Celery workers (config/celery.py): 0 keeps Python's default and nothing is frozen.
 NOTIFY_WORKER_GC_THRESHOLD = env_int("NOTIFY_WORKER_GC_THRESHOLD", 50000)
 
