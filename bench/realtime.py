@@ -98,9 +98,12 @@ class Client:
             try:
                 # proxy=None: websockets otherwise looks for a proxy in the environment on every
                 # connect (urllib's getproxies_environment), a quarter of these clients' CPU in a
-                # reconnect storm, on the cores the realtime process needs.
+                # reconnect storm, on the cores the realtime process needs. compression=None: the
+                # realtime process runs without per-message deflate, and building the offer on
+                # every connect was a sixth of these clients' CPU in one (py-spy).
                 async with connect(self.url, subprotocols=["notifications", f"bearer.{self.token}"],
-                                   open_timeout=60, ping_interval=None, max_queue=None, proxy=None) as ws:
+                                   open_timeout=60, ping_interval=None, max_queue=None, proxy=None,
+                                   compression=None) as ws:
                     attempts, offline_since = 0, None
                     self.attempted, self.opened = attempted, time.perf_counter()
                     self.connections += 1
@@ -210,8 +213,11 @@ def breakdown(sent):
 
 
 async def connections(args, api_url, ws_url, key, client, usernames, realtime, ids):
+    cpu_before = h.cpu_seconds(realtime.pids)
     clients, took = await open_clients(ws_url, client, usernames)
-    print(f"{len(clients)} connections opened in {took:.1f}s ({len(clients) / took:.0f}/s); "
+    opening_cpu = h.cpu_seconds(realtime.pids) - cpu_before
+    print(f"{len(clients)} connections opened in {took:.1f}s ({len(clients) / took:.0f}/s, {CONNECT_CONCURRENCY} at a time; "
+          f"the realtime process used {1000 * opening_cpu / len(clients):.2f} ms of CPU per handshake); "
           f"realtime process RSS {h.rss_mib(realtime.pids):.0f} MiB; load {h.loadavg()}")
     sys.stdout.flush()
 
