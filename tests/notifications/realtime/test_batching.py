@@ -37,6 +37,36 @@ def test_callers_waiting_together_share_a_batch_and_each_gets_its_own_result():
     assert calls == [[7]]
 
 
+def test_a_batch_right_after_another_waits_for_more_callers_and_one_after_a_quiet_spell_does_not():
+    calls = []
+
+    def work(items):
+        calls.append(list(items))
+        return items
+
+    batch = Batch(work, size=100, gather=0.2)
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        first = asyncio.ensure_future(batch("a"))  # starts at once
+        await asyncio.sleep(0)
+        trickle = []
+        for name in "bcd":  # while and after it runs, a few at a time
+            trickle.append(asyncio.ensure_future(batch(name)))
+            await asyncio.sleep(0.05)
+        await asyncio.gather(first, *trickle)
+        gathered = loop.time() - started
+        await asyncio.sleep(0.3)  # quiet for longer than `gather`
+        alone = loop.time()
+        await batch("e")
+        return gathered, loop.time() - alone
+
+    gathered, alone = asyncio.run(scenario())
+    assert calls == [["a"], ["b", "c", "d"], ["e"]]  # one batch for the trickle, not three
+    assert gathered >= 0.2 and alone < 0.1
+
+
 def test_an_exception_in_a_result_goes_to_its_caller_alone():
     def work(items):
         return [ValueError(f"bad {item}") if item == 3 else item for item in items]
