@@ -670,8 +670,8 @@ LOGGING = {
         for name in ("celery.app.trace", "celery.worker.strategy", "celery.beat")
     },
 }
-# The realtime process: uvicorn and websockets log three INFO lines per WebSocket (opened twice,
-# closed once); off unless this is set (notifications/realtime/protocol.py).
+# The realtime process: uvicorn and websockets log INFO lines for every WebSocket (two as it opens,
+# one when websockets reads its end); off unless this is set (notifications/realtime/protocol.py).
 NOTIFY_WS_LOG_CONNECTIONS = env_bool("NOTIFY_WS_LOG_CONNECTIONS", False)
 # Health: how long /health/ready waits for each queue's workers to answer a ping, and how old
 # beat's heartbeat (its Redis lock, refreshed every tick) may be.

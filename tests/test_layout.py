@@ -55,3 +55,19 @@ def test_workers_give_way_to_the_web_tier_on_a_shared_machine():
             assert service.get("cpu_shares", 1024) < 1024, name
         elif name in ("web", "realtime"):
             assert service.get("cpu_shares", 1024) == 1024, name
+
+
+def test_the_realtime_process_runs_the_project_websocket_protocol_everywhere():
+    """The Procfile and compose run uvicorn with notifications.realtime.protocol (its connections'
+    routine log lines dropped before a record is made), as the tests' ASGI server does."""
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+    from notifications.realtime.protocol import WebSocketProtocol
+
+    flag = ["--ws", "notifications.realtime.protocol:WebSocketProtocol"]
+    procfile = dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if ": " in line)
+    realtime = procfile["realtime"].split()
+    assert realtime[realtime.index("--ws"):realtime.index("--ws") + 2] == flag
+    command = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())["services"]["realtime"]["command"]
+    assert command[command.index("--ws"):command.index("--ws") + 2] == flag
+    assert issubclass(WebSocketProtocol, WebSocketsSansIOProtocol)

@@ -28,12 +28,11 @@ class Batch:
     The first caller starts a batch at once; callers arriving while it runs wait for the next one,
     so a quiet process answers as fast as before and a busy one asks once for many. A batch that
     starts within `gather` seconds of the last one's end waits that long for more callers first,
-    unless `size` already wait:
-    else, once a storm thins out, batches of a few items run back to back, each paying the ORM's
-    compilation and a thread hop while holding the GIL the event loop needs to bring in the next
-    handshakes, which then arrive fewer at a time (after a restart with 10,000 fast clients: half
-    back in 3 s, the rest 10-17 s later). At most `size` items per batch and `parallel` batches at
-    a time."""
+    unless `size` already wait. Without that, once a storm thins out, batches of a few items run
+    back to back, each paying the ORM's compilation and a thread hop while holding the GIL the
+    event loop needs to bring in the next handshakes, which then arrive fewer at a time (after a
+    restart with 10,000 fast clients: half back in 3 s, the rest 10-17 s later). At most `size`
+    items per batch and `parallel` batches at a time."""
 
     def __init__(self, work, size=500, parallel=1, gather=0.02):
         self.work, self.size, self.parallel, self.gather = database_work(work), size, parallel, gather

@@ -122,7 +122,8 @@ class InboxConsumer(AsyncWebsocketConsumer):
     async def __call__(self, scope, receive, send):
         """Channels' loop (await_many_dispatch) without its second source: the client is the one
         thing a connection listens to, so each message is awaited straight, with no task and no
-        asyncio.wait per message (a tenth of the process's CPU while 10,000 clients reconnect)."""
+        asyncio.wait per message (asyncio.wait was 6% of the process's busy samples while 10,000
+        clients reconnected; a connection also holds about 3 KiB less)."""
         self.scope, self.channel_layer, self.base_send = scope, None, send
         try:
             while True:

@@ -3,8 +3,8 @@ notifications.realtime.protocol:WebSocketProtocol`, as the Procfile and the comp
 
 It is websockets' sans-I/O implementation, the one `--ws auto` picks, with each connection's log
 lines going through WithoutRoutineConnectionLines unless NOTIFY_WS_LOG_CONNECTIONS=true: uvicorn
-and websockets log three INFO lines for every WebSocket. uvicorn imports this module before the
-application, so settings are read when a connection opens, not on import.
+and websockets log INFO lines for every WebSocket (notifications/ops/logs.py). uvicorn imports this
+module before the application, so settings are read when a connection opens, not on import.
 """
 
 import logging
