@@ -71,11 +71,16 @@ def unread_count(user_id):
     return unread_counts([user_id]).get(user_id, 0)
 
 
+def unread_per_recipient(**recipients):
+    """The unread, unarchived notifications of the recipients a `recipient_id` lookup names,
+    counted per recipient (`recipient_id`, `count`)."""
+    return (Notification.objects.filter(archived_at__isnull=True, **recipients).unread()
+            .order_by().values("recipient_id").annotate(count=Count("id")))
+
+
 def unread_counts(user_ids):
     """{user id: unread count} in one query (users with none are left out)."""
-    rows = (Notification.objects.filter(recipient_id__any=user_ids, archived_at__isnull=True).unread()
-            .order_by().values("recipient_id").annotate(count=Count("id")).values_list("recipient_id", "count"))
-    return dict(rows)
+    return dict(unread_per_recipient(recipient_id__any=user_ids).values_list("recipient_id", "count"))
 
 
 def missed(user_id, since=None, after_id=None):
@@ -172,8 +177,7 @@ def publish_inapp_deliveries(sent):
     chunk's at once): one query for their notifications with their users' unread counts, one
     hand-over to the channel layer."""
     ids = {message.notification_id for _delivery_id, message in sent}
-    unread = (Notification.objects.filter(recipient_id=OuterRef("recipient_id"), archived_at__isnull=True).unread()
-              .order_by().values("recipient_id").annotate(count=Count("id")).values("count"))
+    unread = unread_per_recipient(recipient_id=OuterRef("recipient_id")).values("count")
     per_user, counts = {}, {}
     for notification in (Notification.objects.filter(id__any=ids).only(*MESSAGE_FIELDS)
                          .annotate(unread=Coalesce(Subquery(unread), 0)).order_by("created_at", "id")):
