@@ -130,20 +130,27 @@ class InboxConsumer(AsyncWebsocketConsumer):
                 await self.dispatch(await receive())
         except StopConsumer:
             pass
+        finally:
+            # Also when a send found the client gone (uvicorn raises ClientDisconnected out of it,
+            # and no websocket.disconnect follows): a client hanging up while its inbox loads.
+            self.leave()
 
     async def connect(self):
-        offered = self.scope.get("subprotocols", [])
-        await self.accept(SUBPROTOCOL if SUBPROTOCOL in offered else None)
+        """Accepted (101) once its inbox is read, so that the answer and the inbox's first messages
+        leave together (HeldWrites in notifications/realtime/protocol.py). Refusals are accepted
+        first and then closed, so that browsers see the close code."""
         user = self.scope.get("user")
         if self.scope.get("auth_refused") or user is None or not user.is_authenticated:
             WS_HANDSHAKES.labels("refused").inc()
+            await self.accept_offered()
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.user_id = user.pk
         self.categories = None  # all
         self.bad_messages = Flood(settings.NOTIFY_WS_MAX_BAD_MESSAGES, settings.NOTIFY_WS_FLOOD_WINDOW)
         self.messages = Flood(settings.NOTIFY_WS_MAX_MESSAGES, settings.NOTIFY_WS_FLOOD_WINDOW)
-        self.outbox, self.writer = deque(maxlen=settings.NOTIFY_WS_BACKLOG), None
+        # Pushes arriving before the inbox is sent wait in the outbox (self.inbox_sent is False).
+        self.outbox, self.writer, self.inbox_sent = deque(maxlen=settings.NOTIFY_WS_BACKLOG), None, False
         # Joined first, then read the inbox: a notification arriving in between comes twice at
         # worst (clients keep one per id), never not at all.
         await relay.join(self)
@@ -155,11 +162,19 @@ class InboxConsumer(AsyncWebsocketConsumer):
             logger.warning("the database failed while reading a connecting user's inbox, so the WebSocket "
                            "was closed for the client to retry", exc_info=True)
             WS_HANDSHAKES.labels("unavailable").inc()
+            await self.accept_offered()
             await self.close(code=CLOSE_TRY_AGAIN_LATER)
             return
         WS_HANDSHAKES.labels("accepted").inc()
+        await self.accept_offered()
         for answer in answers:
             await self.send_json(answer)
+        self.inbox_sent = True
+        self.write_pushes()
+
+    async def accept_offered(self):
+        offered = self.scope.get("subprotocols", [])
+        await self.accept(SUBPROTOCOL if SUBPROTOCOL in offered else None)
 
     # Channels closes stale database connections before every message and after a disconnect, on
     # its single thread-sensitive thread: a hop to that one thread per event, a queue under a
@@ -176,6 +191,9 @@ class InboxConsumer(AsyncWebsocketConsumer):
         raise StopConsumer()
 
     async def disconnect(self, code):
+        self.leave()
+
+    def leave(self):
         if self.user_id is not None:
             relay.leave(self)
             if self.writer is not None:
@@ -318,9 +336,12 @@ class InboxConsumer(AsyncWebsocketConsumer):
                 dropped += len(self.outbox) == self.outbox.maxlen
                 self.outbox.append(message)
                 queued += 1
-        if self.outbox and self.writer is None:
-            self.writer = asyncio.get_running_loop().create_task(self.write_out())
+        self.write_pushes()
         return queued, dropped
+
+    def write_pushes(self):
+        if self.outbox and self.writer is None and self.inbox_sent:
+            self.writer = asyncio.get_running_loop().create_task(self.write_out())
 
     async def write_out(self):
         try:

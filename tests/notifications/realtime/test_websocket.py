@@ -378,15 +378,17 @@ def test_push_failure_never_fails_a_rest_mark(settings, make_user, token_for, ca
     assert "could not push" in caplog.text
 
 
+def handshake_request(server, token):
+    return (f"GET /ws/notifications/ HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            f"Authorization: Bearer {token}\r\n\r\n").encode()
+
+
 def raw_websocket(server, token):
     """A client that completes the handshake and then never reads: a stalled phone on a bad network."""
     raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    raw.sendall(
-        (f"GET /ws/notifications/ HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nUpgrade: websocket\r\n"
-         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-         f"Authorization: Bearer {token}\r\n\r\n").encode()
-    )
+    raw.sendall(handshake_request(server, token))
     assert raw.recv(12) == b"HTTP/1.1 101"
     return raw
 
@@ -538,30 +540,34 @@ def test_a_malformed_batch_on_the_relay_group_is_dropped_and_the_relay_listens_o
     assert "could not hand out a batch" in asgi_server.log()
 
 
-def test_metrics_count_connections_handshakes_and_pushes(asgi_server, open_socket, token_for, make_user, shop):
-    """The realtime process's /metrics: its relay's open connections (published to Redis on each
-    renewal, NOTIFY_WS_RELAY_RENEW 1 s here), handshakes by outcome, events handed out."""
+def ws_metrics(server):
+    """{(name, labels): value} of the realtime processes' notify_ws_* metrics, as `server` serves them."""
     import re
 
     import requests
+
+    text = requests.get(f"{server.url}/metrics", timeout=10).text
+    values = {}
+    for name, labels, value in re.findall(r'^(notify_ws_\w+)\{([^}]*)\} ([0-9.e+]+)$', text, re.M):
+        values[(name, labels)] = values.get((name, labels), 0.0) + float(value)
+    return values
+
+
+def connections(values):
+    return sum(v for (name, _), v in values.items() if name == "notify_ws_connections")
+
+
+def test_metrics_count_connections_handshakes_and_pushes(asgi_server, open_socket, token_for, make_user, shop):
+    """The realtime process's /metrics: its relay's open connections (published to Redis on each
+    renewal, NOTIFY_WS_RELAY_RENEW 1 s here), handshakes by outcome, events handed out."""
     from websockets.exceptions import ConnectionClosed
 
     from notifications.realtime import events
 
-    def metrics():
-        text = requests.get(f"{asgi_server.url}/metrics", timeout=10).text
-        values = {}
-        for name, labels, value in re.findall(r'^(notify_ws_\w+)\{([^}]*)\} ([0-9.e+]+)$', text, re.M):
-            values[(name, labels)] = values.get((name, labels), 0.0) + float(value)
-        return values
-
-    def connections(values):
-        return sum(v for (name, _), v in values.items() if name == "notify_ws_connections")
-
     # Earlier tests' connections are closed: every relay's count settles at 0 (a stopped server's
     # key expires after a few renewals).
-    wait_until(lambda: connections(metrics()) == 0, timeout=30, message="no connection left open")
-    before = metrics()
+    wait_until(lambda: connections(ws_metrics(asgi_server)) == 0, timeout=30, message="no connection left open")
+    before = ws_metrics(asgi_server)
     ada = make_user("ada")
     phone, laptop = open_socket(token_for("ada")), open_socket(token_for("ada"))
     greeting(phone)
@@ -571,14 +577,63 @@ def test_metrics_count_connections_handshakes_and_pushes(asgi_server, open_socke
         refused.recv(timeout=5)
     events.send_to_user(ada.pk, events.unread_count_message(9))
     assert receive(phone)["count"] == receive(laptop)["count"] == 9
-    wait_until(lambda: connections(metrics()) == 2, message="the relay published its 2 connections")
-    after = metrics()
+    wait_until(lambda: connections(ws_metrics(asgi_server)) == 2, message="the relay published its 2 connections")
+    after = ws_metrics(asgi_server)
     counter = lambda values, name, outcome: values.get((name, f'outcome="{outcome}"'), 0.0)  # noqa: E731
     assert counter(after, "notify_ws_handshakes_total", "accepted") - counter(before, "notify_ws_handshakes_total", "accepted") == 2
     assert counter(after, "notify_ws_handshakes_total", "refused") - counter(before, "notify_ws_handshakes_total", "refused") == 1
     assert counter(after, "notify_ws_pushes_total", "queued") - counter(before, "notify_ws_pushes_total", "queued") >= 2
     laptop.close()
-    wait_until(lambda: connections(metrics()) == 1, message="the closed connection left the count")
+    wait_until(lambda: connections(ws_metrics(asgi_server)) == 1, message="the closed connection left the count")
+
+
+def server_frames(data):
+    """The text of each unmasked, unfragmented frame (payloads under 64 KiB) in `data`."""
+    texts = []
+    while data:
+        length, start = data[1] & 0x7F, 2
+        if length == 126:
+            length, start = int.from_bytes(data[2:4], "big"), 4
+        texts.append(data[start:start + length].decode())
+        data = data[start + length:]
+    return texts
+
+
+def test_the_handshake_answer_and_the_inbox_leave_in_one_write(asgi_server, token_for, make_user):
+    """The 101 and the inbox's first messages are put together and sent at once (HeldWrites), so
+    the client's first read has them all."""
+    ada = make_user("ada")
+    notification = Notification.objects.create(recipient=ada, category_id="orders", title="Order shipped")
+    Delivery.objects.create(notification=notification, channel="inapp", status=DeliveryStatus.SENT)
+    raw = socket.create_connection(("127.0.0.1", asgi_server.port), timeout=10)
+    try:
+        raw.sendall(handshake_request(asgi_server, token_for("ada")))
+        first_read = raw.recv(65536)
+    finally:
+        raw.close()
+    head, _, frames = first_read.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101")
+    assert [json.loads(text)["type"] for text in server_frames(frames)] == ["notification", "missedNotifications", "unreadCount"]
+
+
+def test_a_client_hanging_up_while_its_inbox_loads_leaves_no_connection_behind(asgi_server, token_for, make_user):
+    """Its handshake is accepted after the inbox is read; a client gone by then makes that send fail
+    (uvicorn raises ClientDisconnected, and no disconnect event follows). The connection still
+    leaves its relay: none is counted, and pushes are not handed to it."""
+    make_user("ada")
+    token = token_for("ada")
+    wait_until(lambda: connections(ws_metrics(asgi_server)) == 0, timeout=30, message="no connection left open")
+    accepted = lambda: ws_metrics(asgi_server).get(("notify_ws_handshakes_total", 'outcome="accepted"'), 0.0)  # noqa: E731
+    before = accepted()
+    for _ in range(5):
+        raw = socket.create_connection(("127.0.0.1", asgi_server.port), timeout=10)
+        raw.sendall(handshake_request(asgi_server, token))
+        raw.shutdown(socket.SHUT_WR)  # gone before the inbox is read: the server sees the end at once
+        raw.close()
+    wait_until(lambda: accepted() - before == 5, message="the 5 handshakes were checked and their inboxes read")
+    time.sleep(3)  # three renewals (NOTIFY_WS_RELAY_RENEW is 1 s here), each publishing the count
+    assert connections(ws_metrics(asgi_server)) == 0
+    assert "Exception in ASGI application" not in asgi_server.log()
 
 
 def test_without_the_channel_layer_a_connection_still_gets_its_inbox(worker_env, tmp_path, shop, token_for, make_user):
