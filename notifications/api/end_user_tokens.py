@@ -11,6 +11,8 @@ The user must be one the client manages. A refusal is logged with its reason and
 never with the token.
 """
 
+import base64
+import json
 import logging
 import secrets
 import time
@@ -72,13 +74,28 @@ def verification_key(client, algorithm):
     raise RefusedToken(f"algorithm {algorithm!r} is not registered for this client")
 
 
+URLSAFE_TO_STANDARD = str.maketrans("-_", "+/")
+
+
+def unverified_header(token):
+    """A token's header, to find whose key checks it; jwt.decode then checks everything, this header
+    included. Not jwt.get_unverified_header: it decodes and checks all three parts, byte by byte in
+    Python, and jwt.decode does it all again (the two were a tenth of the realtime process's CPU
+    while 10,000 clients reconnected)."""
+    segment = token.split(".", 1)[0] if token.count(".") == 2 else ""
+    try:
+        header = json.loads(base64.b64decode(segment.translate(URLSAFE_TO_STANDARD) + "=" * (-len(segment) % 4), validate=True))
+    except (ValueError, TypeError) as error:  # binascii.Error and JSON's errors are ValueErrors
+        raise RefusedToken("malformed token") from error
+    if not isinstance(header, dict):
+        raise RefusedToken("malformed token")
+    return header
+
+
 def signed_claims(token):
     """(client, claims) of a token whose signature, audience and lifetime check out, or RefusedToken.
     Whether its user exists is users_named's question."""
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.InvalidTokenError as error:
-        raise RefusedToken("malformed token") from error
+    header = unverified_header(token)
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise RefusedToken("no kid header naming the API client")

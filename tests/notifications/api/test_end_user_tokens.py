@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
-from notifications.api.end_user_tokens import new_token_secret
+from notifications.api.end_user_tokens import RefusedToken, new_token_secret, unverified_header
 from notifications.models import ApiClient, Notification
 from notifications.tenancy import grant
 from tests.support import end_user_token
@@ -156,6 +156,25 @@ def test_bad_tokens_are_401_and_logged_without_the_token(shop, ada, make_user, r
         assert "end-user token refused" in caplog.text, name
         signature = token.split(".")[2]
         assert token not in caplog.text and (not signature or signature not in caplog.text), name
+
+
+def test_the_header_read_to_find_the_key_is_the_one_pyjwt_reads(shop, rsa_keys):
+    for token in [end_user_token(shop, "ada"), end_user_token(shop, "ada", key=rsa_keys[0], algorithm="RS256"),
+                  jwt.encode({"sub": "ada"}, None, algorithm="none", headers={"kid": "x" * 40, "typ": "JWT"})]:
+        assert unverified_header(token) == jwt.get_unverified_header(token)
+
+
+@pytest.mark.parametrize("token", [
+    "abc.def.ghi",  # not JSON
+    "W10.e30.x",  # JSON, but a list
+    "e3*9.e30.x",  # not base64url
+    "e30.e30",  # two parts
+    "..",  # nothing
+    "eyJhbGciOiJIUzI1NiJ9.e30.x.y",  # four parts
+])
+def test_a_token_whose_header_cannot_be_read_is_malformed(token):
+    with pytest.raises(RefusedToken, match="^malformed token$"):
+        unverified_header(token)
 
 
 def test_revoked_client_tokens_are_refused(shop, ada):
