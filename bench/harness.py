@@ -413,6 +413,14 @@ def cpu_seconds(pids):
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def steal_seconds():
+    """CPU time the hypervisor gave other guests while this machine's processes were ready to run
+    (all cores, seconds so far): the part of a shared machine's noise that shows."""
+    with open("/proc/stat") as stat:
+        fields = stat.readline().split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+
+
 def postgres_pids():
     """Every process of the local Postgres server (its backends serve the processes measured)."""
     out = subprocess.run(["pgrep", "-u", "postgres"], capture_output=True, text=True).stdout

@@ -275,7 +275,7 @@ async def connections(args, api_url, ws_url, key, client, usernames, realtime, i
         return time.perf_counter()
 
     back = await asyncio.to_thread(start)
-    cpu_at_back = h.cpu_seconds(realtime.pids), time.process_time()
+    cpu_at_back = h.cpu_seconds(realtime.pids), time.process_time(), h.steal_seconds()
     deadline = back + args.reconnect_timeout
     progress, marks = [], [0.5, 0.9, 0.99]
     while time.perf_counter() < deadline:
@@ -297,8 +297,10 @@ async def connections(args, api_url, ws_url, key, client, usernames, realtime, i
           f"p99 {h.percentile(tried, 99):.1f}s, last {max(tried, default=float('nan')):.1f}s (the clients' backoff); "
           f"their handshakes took p50 {h.percentile(handshakes, 50):.0f} ms, p99 {h.percentile(handshakes, 99):.0f} ms")
     server_cpu, clients_cpu = h.cpu_seconds(realtime.pids) - cpu_at_back[0], time.process_time() - cpu_at_back[1]
+    stolen, took = h.steal_seconds() - cpu_at_back[2], time.perf_counter() - back
     print(f"  CPU from back to all back: realtime process {server_cpu:.1f}s ({1000 * server_cpu / len(clients):.2f} ms "
-          f"per client), these clients {clients_cpu:.1f}s ({1000 * clients_cpu / len(clients):.2f} ms per client)")
+          f"per client), these clients {clients_cpu:.1f}s ({1000 * clients_cpu / len(clients):.2f} ms per client); "
+          f"stolen by the hypervisor: {stolen:.1f} of the {os.cpu_count() * took:.1f} core-seconds")
     for c in clients:
         c.task.cancel()
 
