@@ -118,6 +118,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
     # relay hands it its pushes.
     channel_layer_alias = None
     user_id = None
+    messages = bad_messages = None  # Floods, made on the first message
 
     async def __call__(self, scope, receive, send):
         """Channels' loop (await_many_dispatch) without its second source: the client is the one
@@ -147,8 +148,6 @@ class InboxConsumer(AsyncWebsocketConsumer):
             return
         self.user_id = user.pk
         self.categories = None  # all
-        self.bad_messages = Flood(settings.NOTIFY_WS_MAX_BAD_MESSAGES, settings.NOTIFY_WS_FLOOD_WINDOW)
-        self.messages = Flood(settings.NOTIFY_WS_MAX_MESSAGES, settings.NOTIFY_WS_FLOOD_WINDOW)
         # Pushes arriving before the inbox is sent wait in the outbox (self.inbox_sent is False).
         self.outbox, self.writer, self.inbox_sent = deque(maxlen=settings.NOTIFY_WS_BACKLOG), None, False
         # Joined first, then read the inbox: a notification arriving in between comes twice at
@@ -206,6 +205,9 @@ class InboxConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data=None, bytes_data=None):
         if self.user_id is None:
             return
+        if self.messages is None:  # made on the first message: most connections only listen
+            self.messages = Flood(settings.NOTIFY_WS_MAX_MESSAGES, settings.NOTIFY_WS_FLOOD_WINDOW)
+            self.bad_messages = Flood(settings.NOTIFY_WS_MAX_BAD_MESSAGES, settings.NOTIFY_WS_FLOOD_WINDOW)
         if self.messages.hit():
             await self.close(code=CLOSE_POLICY_VIOLATION)
             return

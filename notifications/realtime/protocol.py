@@ -1,12 +1,13 @@
 """uvicorn's WebSocket protocol for the realtime process (`uvicorn --ws
 notifications.realtime.protocol:WebSocketProtocol`, as the Procfile and the compose file run it).
 
-It is websockets' sans-I/O implementation, the one `--ws auto` picks, with two changes:
+It is websockets' sans-I/O implementation, the one `--ws auto` picks, with three changes:
 - each connection's log lines go through WithoutRoutineConnectionLines unless
   NOTIFY_WS_LOG_CONNECTIONS=true: uvicorn and websockets log INFO lines for every WebSocket
   (notifications/ops/logs.py);
 - the handshake's answer and what the application sends right after it (the inbox's first
-  messages) leave in one write, see HeldWrites.
+  messages) leave in one write, see HeldWrites;
+- a connection lets go of its handshake's request and answer once it is open.
 uvicorn imports this module before the application, so settings are read when a connection opens,
 not on import.
 """
@@ -55,10 +56,15 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             self.logger = self.conn.logger = CONNECTION_LOGGER
 
     async def send(self, message):
-        if message["type"] == "websocket.accept" and not self.handshake_complete and not isinstance(self.transport, HeldWrites):
+        accepting = message["type"] == "websocket.accept" and not self.handshake_complete
+        if accepting and not isinstance(self.transport, HeldWrites):
             self.transport = HeldWrites(self.transport)
             self.loop.call_soon(self.release_writes)
         await super().send(message)
+        if accepting:
+            # The handshake's request and answer are not read again: a connection held them (and
+            # their headers, two dozen objects for the collector to scan) for as long as it lived.
+            self.request = self.response = None
 
     def release_writes(self):
         held, self.transport = self.transport, self.transport.transport
