@@ -148,11 +148,14 @@ async def post(session, url, key, body):
         return response.status
 
 
-async def latency(args, api_url, ws_url, key, client, usernames):
+async def latency(args, api_url, ws_url, key, client, usernames, processes):
     clients, took = await open_clients(ws_url, client, usernames)
     print(f"{len(clients)} clients connected in {took:.1f}s")
     by_name = {c.username: c for c in clients}
     sent, statuses = [], []
+    # Every process the run keeps busy, on the same cores: which one runs out first.
+    meter = h.CpuMeter({p.name: lambda p=p: p.pids for p in processes}
+                       | {"postgres": h.postgres_pids, "redis": h.redis_pids, "clients and load generator": lambda: [os.getpid()]})
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32)) as session:
         start = time.perf_counter()
         tasks = []
@@ -171,7 +174,14 @@ async def latency(args, api_url, ws_url, key, client, usernames):
         statuses = (await asyncio.gather(*tasks, return_exceptions=True))[warmup:]
     deadline = time.perf_counter() + 30
     while time.perf_counter() < deadline and any(title not in c.arrivals for c, title, _ in sent):
+        meter.sample()
         await asyncio.sleep(0.2)
+    used, took = meter.used(), time.perf_counter() - start
+    count = len(sent) * (1 + args.warmup / args.seconds)  # the warm-up's sends too
+    print(f"  CPU per notification, from the first send to the last seen ({took:.1f} s, {os.cpu_count()} cores, "
+          f"{1000 * os.cpu_count() * took / count:.1f} ms of them per notification): "
+          + ", ".join(f"{name} {1000 * seconds / count:.2f} ms" for name, seconds in used.items())
+          + f"; all {1000 * sum(used.values()) / count:.2f} ms")
     values = [(c.arrivals[title] - scheduled) * 1000 for c, title, scheduled in sent if title in c.arrivals]
     errors = sum(1 for s in statuses if s != 202)
     print(f"API -> WebSocket: {len(sent)} notifications at {args.rate:.0f}/s; seen {len(values)}, "
@@ -408,7 +418,7 @@ def main():
     api_url = f"http://127.0.0.1:{web_port}/api/notifications/"
     ws_url = f"ws://127.0.0.1:{ws_port}/ws/notifications/"
     if args.mode == "latency":
-        breakdown(run(latency(args, api_url, ws_url, key, client, usernames)))
+        breakdown(run(latency(args, api_url, ws_url, key, client, usernames, processes)))
     else:
         from django.contrib.auth import get_user_model
 
