@@ -11,6 +11,7 @@ import uuid
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ImproperlyConfigured
 from django.core.validators import URLValidator
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -50,6 +51,58 @@ class AnyOf(models.Lookup):
 
 models.Field.register_lookup(AnyOf)
 models.ForeignObject.register_lookup(AnyOf)  # related fields look their lookups up on their own class
+
+
+class CompiledQuery:
+    """A query the ORM builds and compiles to SQL once per process, then runs as raw SQL with new
+    values in place of its placeholders: for the hot paths that run one query shape many times a
+    second. Building and compiling the in-app push's query (a subquery, an annotation) cost 3.9x
+    what running it raw costs (2.87 against 0.74 ms of CPU for one notification).
+
+    `build(**placeholders)` returns the QuerySet. It is called once, with `placeholders` (name -> a
+    value no caller sends, of the type the real ones have: `[PLACEHOLDER_UUID]` for an `__any` list
+    of UUIDs), each of which must come out as whole parameters of the SQL (an `__any` list or a
+    compared value does; the first call raises ImproperlyConfigured naming one that does not).
+    `instances(**values)` runs it for model instances (Model.objects.raw: the ORM's converters,
+    annotations as attributes); `rows(**values)` for tuples, as values_list() queries give. Values
+    go in as the database driver takes them (UUIDs for a UUID column, as the ORM would send)."""
+
+    def __init__(self, build, **placeholders):
+        self.build, self.placeholders, self.compiled = build, placeholders, None
+
+    def compile(self):
+        queryset = self.build(**self.placeholders)
+        sql, params = queryset.query.sql_with_params()
+        positions = {}
+        for name, placeholder in self.placeholders.items():
+            positions[name] = [i for i, param in enumerate(params) if param == placeholder]
+            if not positions[name]:
+                raise ImproperlyConfigured(f"the placeholder {name!r} is not a parameter of the compiled query: {sql}")
+        return queryset.model, sql, list(params), positions
+
+    def sql_and_params(self, values):
+        if self.compiled is None:
+            self.compiled = self.compile()
+        model, sql, params, positions = self.compiled
+        params = list(params)
+        for name, value in values.items():
+            for i in positions[name]:
+                params[i] = value
+        return model, sql, params
+
+    def instances(self, **values):
+        model, sql, params = self.sql_and_params(values)
+        return model.objects.raw(sql, params)
+
+    def rows(self, **values):
+        _model, sql, params = self.sql_and_params(values)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+
+
+PLACEHOLDER_UUID = uuid.UUID("00000000-0000-4000-8000-00000000c0de")
+PLACEHOLDER_ID = -7_310_211  # no row's integer primary key
 
 
 class Priority(models.TextChoices):

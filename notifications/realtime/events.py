@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import threading
+import uuid
 
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -19,7 +20,7 @@ from django.db.models import Count, Exists, F, OuterRef, Subquery, Window
 from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
-from notifications.models import Channel, Delivery, DeliveryGroups, Notification
+from notifications.models import PLACEHOLDER_ID, PLACEHOLDER_UUID, Channel, CompiledQuery, Delivery, DeliveryGroups, Notification
 
 logger = logging.getLogger(__name__)
 
@@ -78,9 +79,14 @@ def unread_per_recipient(**recipients):
             .order_by().values("recipient_id").annotate(count=Count("id")))
 
 
+unread_counts_query = CompiledQuery(
+    lambda user_ids: unread_per_recipient(recipient_id__any=user_ids).values_list("recipient_id", "count"),
+    user_ids=[PLACEHOLDER_ID])
+
+
 def unread_counts(user_ids):
     """{user id: unread count} in one query (users with none are left out)."""
-    return dict(unread_per_recipient(recipient_id__any=user_ids).values_list("recipient_id", "count"))
+    return dict(unread_counts_query.rows(user_ids=list(user_ids)))
 
 
 def missed(user_id, since=None, after_id=None):
@@ -172,15 +178,23 @@ def send_to_user_on_commit(user_id, *messages):
     transaction.on_commit(lambda: send_to_user(user_id, *messages))
 
 
+def pushed_notifications(ids):
+    """Notifications with their users' unread counts (`unread`), oldest first."""
+    unread = unread_per_recipient(recipient_id=OuterRef("recipient_id")).values("count")
+    return (Notification.objects.filter(id__any=ids).only(*MESSAGE_FIELDS)
+            .annotate(unread=Coalesce(Subquery(unread), 0)).order_by("created_at", "id"))
+
+
+pushed_notifications_query = CompiledQuery(pushed_notifications, ids=[PLACEHOLDER_UUID])
+
+
 def publish_inapp_deliveries(sent):
     """The in-app provider's listener: [(delivery_id, message)] just recorded `delivered` (a
     chunk's at once): one query for their notifications with their users' unread counts, one
     hand-over to the channel layer."""
-    ids = {message.notification_id for _delivery_id, message in sent}
-    unread = unread_per_recipient(recipient_id=OuterRef("recipient_id")).values("count")
+    ids = {uuid.UUID(str(message.notification_id)) for _delivery_id, message in sent}
     per_user, counts = {}, {}
-    for notification in (Notification.objects.filter(id__any=ids).only(*MESSAGE_FIELDS)
-                         .annotate(unread=Coalesce(Subquery(unread), 0)).order_by("created_at", "id")):
+    for notification in pushed_notifications_query.instances(ids=list(ids)):
         per_user.setdefault(notification.recipient_id, []).append(notification_message(notification))
         counts[notification.recipient_id] = notification.unread
     for user_id, messages in per_user.items():
