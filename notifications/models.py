@@ -1090,6 +1090,13 @@ def derived_statuses(notification_ids, deliveries):
     return {notification_id: notification_status(rows.get(notification_id, [])) for notification_id in notification_ids}
 
 
+# What settle_notifications reads, run at the end of every chunk: compiled once per process
+# (0.33 against 0.83 ms of CPU for one notification's deliveries).
+settled_deliveries_query = CompiledQuery(
+    lambda ids: Delivery.objects.filter(notification_id__any=ids).only("notification_id", "route", "position", "status"),
+    ids=[PLACEHOLDER_UUID])
+
+
 def settle_notifications(notification_ids, deliveries=None):
     """The one place a dispatched notification's status is set: derived from its deliveries, one
     query to read them (none when the caller holds them all: `deliveries`, Delivery objects) and
@@ -1099,9 +1106,7 @@ def settle_notifications(notification_ids, deliveries=None):
     if not ids:
         return {}
     if deliveries is None:
-        deliveries = Delivery.objects.filter(notification_id__any=ids).only(
-            "notification_id", "route", "position", "status"
-        )
+        deliveries = settled_deliveries_query.instances(ids=[uuid.UUID(str(i)) for i in ids])
     derived = derived_statuses(ids, deliveries)
     by_status = {}
     for notification_id, status in derived.items():
