@@ -15,6 +15,7 @@ out="${BENCH_OUT:-bench/results-$(date -u +%Y%m%dT%H%M%SZ).txt}"
     python -m bench.api_throughput --notifications 10000
     python -m bench.purge --notifications 100000
     python -m bench.roundtrips
+    python -m bench.compiled_queries
     python -m bench.footprint
 } 2>&1 | tee "$out"
 echo "figures written to $out"

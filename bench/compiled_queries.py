@@ -1,0 +1,69 @@
+"""CPU time of the hot queries compiled once per process (notifications.models.CompiledQuery)
+against the ORM building and compiling them for every call, alternated in one run.
+
+    python -m bench.compiled_queries [--rounds 6] [--queries 300]
+
+Each call asks for one notification, as the in-app worker does at 100 sends/s (a chunk of one):
+the in-app push's query (its notification with its user's unread count) and
+settle_notifications' read of its deliveries. Counts process CPU time (time.process_time), so
+Postgres' own time is left out; the figure is what the worker pays per call.
+"""
+
+import argparse
+import time
+
+from bench import harness as h
+from django.contrib.auth import get_user_model  # noqa: E402
+
+from notifications.models import Category, Delivery, DeliveryStatus, Notification, settled_deliveries_query  # noqa: E402
+from notifications.realtime import events  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--queries", type=int, default=300)
+    args = parser.parse_args()
+    h.header("compiled_queries: CPU per call, compiled once and run raw or built by the ORM each time",
+             rounds=args.rounds, queries=args.queries)
+    h.ensure_database()
+    h.reset_database()
+    h.create_users(50)
+    category, _ = Category.objects.get_or_create(key="orders", defaults={"name": "Orders"})
+    notifications = [Notification.objects.create(recipient=user, category=category, title="Order 123 shipped",
+                                                 body="On its way.", data={"order": 123})
+                     for user in get_user_model().objects.all()]
+    for notification in notifications:
+        Delivery.objects.create(notification=notification, channel="inapp", status=DeliveryStatus.DELIVERED)
+    ids = [n.id for n in notifications]
+
+    def push(query):
+        return [(events.notification_message(n), n.unread) for n in query]
+
+    def deliveries(query):
+        return [(d.notification_id, d.route, d.position, d.status) for d in query]
+
+    cases = {
+        "in-app push": (lambda i: push(events.pushed_notifications([i])),
+                        lambda i: push(events.pushed_notifications_query.instances(ids=[i]))),
+        "settled deliveries": (lambda i: deliveries(settled_deliveries_query.build([i])),
+                               lambda i: deliveries(settled_deliveries_query.instances(ids=[i]))),
+    }
+    for name, (orm, compiled) in cases.items():
+        assert orm(ids[0]) == compiled(ids[0]), name  # the same answer, converters and annotations included
+        results = {"ORM each time": [], "compiled once": []}
+        for round_ in range(args.rounds):
+            for kind in (list(results) if round_ % 2 == 0 else list(reversed(results))):
+                run = orm if kind == "ORM each time" else compiled
+                started = time.process_time()
+                for i in range(args.queries):
+                    run(ids[i % len(ids)])
+                results[kind].append(1000 * (time.process_time() - started) / args.queries)
+        print(f"{name}: " + "; ".join(f"{kind} median {h.median(values):.3f} ms ({' '.join(f'{v:.3f}' for v in values)})"
+                                      for kind, values in results.items()))
+        ratios = [c / o for c, o in zip(results["compiled once"], results["ORM each time"])]
+        print(f"  compiled / ORM: median {h.median(ratios):.2f}; load {h.loadavg()}")
+
+
+if __name__ == "__main__":
+    main()
