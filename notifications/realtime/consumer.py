@@ -132,8 +132,9 @@ class InboxConsumer(AsyncWebsocketConsumer):
         except StopConsumer:
             pass
         finally:
-            # Also when a send found the client gone (uvicorn raises ClientDisconnected out of it,
-            # and no websocket.disconnect follows): a client hanging up while its inbox loads.
+            # Where every connection leaves its relay: after websocket.disconnect, and when a send
+            # found the client gone (uvicorn raises ClientDisconnected out of it, and no
+            # websocket.disconnect follows), as for a client hanging up while its inbox loads.
             self.leave()
 
     async def connect(self):
@@ -188,9 +189,6 @@ class InboxConsumer(AsyncWebsocketConsumer):
     async def websocket_disconnect(self, message):
         await self.disconnect(message["code"])
         raise StopConsumer()
-
-    async def disconnect(self, code):
-        self.leave()
 
     def leave(self):
         if self.user_id is not None:
