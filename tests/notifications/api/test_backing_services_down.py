@@ -113,9 +113,11 @@ def test_broker_unreachable_withdraws_what_was_stored(app_api, make_user, closed
     make_user("42")
     with broker_unreachable(closed_port):
         send = app_api.post("/api/notifications/", SEND, format="json", HTTP_IDEMPOTENCY_KEY="order-9")
+        plain = app_api.post("/api/notifications/", SEND, format="json")  # stored without a transaction
         broadcast = app_api.post("/api/notifications/", {"to": {"all": True}, "category": "orders", "title": "Hi"},
                                  format="json")
     assert_unavailable(send)
+    assert_unavailable(plain)
     assert_unavailable(broadcast)
     # Nothing half-way: no notification waits undispatched, no broadcast, no recorded answer.
     assert Notification.objects.count() == 0 and Broadcast.objects.count() == 0
