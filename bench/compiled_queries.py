@@ -4,8 +4,9 @@ against the ORM building and compiling them for every call, alternated in one ru
     python -m bench.compiled_queries [--rounds 6] [--queries 300]
 
 Each call asks for one notification, as the in-app worker does at 100 sends/s (a chunk of one):
-the in-app push's query (its notification with its user's unread count) and
-settle_notifications' read of its deliveries. Counts process CPU time (time.process_time), so
+the in-app push's query (its notification with its user's unread count),
+settle_notifications' read of its deliveries, and dispatch's read of a batch (its notifications
+locked, with their users, profiles and categories: `select_related()`, so CompiledQuery.objects()). Counts process CPU time (time.process_time), so
 Postgres' own time is left out; the figure is what the worker pays per call.
 """
 
@@ -14,8 +15,17 @@ import time
 
 from bench import harness as h
 from django.contrib.auth import get_user_model  # noqa: E402
+from django.db import transaction  # noqa: E402
 
-from notifications.models import Category, Delivery, DeliveryStatus, Notification, settled_deliveries_query  # noqa: E402
+from notifications.models import (  # noqa: E402
+    Category,
+    Delivery,
+    DeliveryStatus,
+    Notification,
+    NotificationStatus,
+    settled_deliveries_query,
+)
+from notifications.tasks import pending_batch_query  # noqa: E402
 from notifications.realtime import events  # noqa: E402
 
 
@@ -31,7 +41,8 @@ def main():
     h.create_users(50)
     category, _ = Category.objects.get_or_create(key="orders", defaults={"name": "Orders"})
     notifications = [Notification.objects.create(recipient=user, category=category, title="Order 123 shipped",
-                                                 body="On its way.", data={"order": 123})
+                                                 body="On its way.", data={"order": 123},
+                                                 status=NotificationStatus.PENDING)
                      for user in get_user_model().objects.all()]
     for notification in notifications:
         Delivery.objects.create(notification=notification, channel="inapp", status=DeliveryStatus.DELIVERED)
@@ -43,11 +54,18 @@ def main():
     def deliveries(query):
         return [(d.notification_id, d.route, d.position, d.status) for d in query]
 
+    def batch(query):
+        with transaction.atomic():  # select_for_update(), as dispatch runs it
+            return [(n.id, n.recipient.username, getattr(n.recipient, "profile", None), n.category.key, n.data)
+                    for n in query()]
+
     cases = {
         "in-app push": (lambda i: push(events.pushed_notifications([i])),
                         lambda i: push(events.pushed_notifications_query.instances(ids=[i]))),
         "settled deliveries": (lambda i: deliveries(settled_deliveries_query.build([i])),
                                lambda i: deliveries(settled_deliveries_query.instances(ids=[i]))),
+        "dispatch's batch": (lambda i: batch(lambda: pending_batch_query.build([i])),
+                             lambda i: batch(lambda: pending_batch_query.objects(ids=[i]))),
     }
     for name, (orm, compiled) in cases.items():
         assert orm(ids[0]) == compiled(ids[0]), name  # the same answer, converters and annotations included

@@ -2,6 +2,7 @@
 DeliveryAttempt), and what decides it (templates, preferences, contact points)."""
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -17,6 +18,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection, connections, models, transaction
 from django.db.models import Q
+from django.db.models.query import get_related_populators
 from django.utils import timezone
 
 from channels_delivery import registry
@@ -66,25 +68,30 @@ class CompiledQuery:
     compared value does; the first call raises ImproperlyConfigured naming one that does not).
     `instances(**values)` runs it for model instances (Model.objects.raw: the ORM's converters,
     annotations as attributes); `rows(**values)` for tuples, as values_list() queries give. Values
-    go in as the database driver takes them (UUIDs for a UUID column, as the ORM would send)."""
+    go in as the database driver takes them (UUIDs for a UUID column, as the ORM would send).
+    `objects(**values)` gives what iterating the QuerySet gives, `select_related()` relations and
+    `select_for_update()` included, which raw() cannot: the rows go through the compiler kept from
+    the first call, as Django's ModelIterable takes them (prefetches are the caller's, with
+    prefetch_related_objects)."""
 
     def __init__(self, build, **placeholders):
         self.build, self.placeholders, self.compiled = build, placeholders, None
 
     def compile(self):
         queryset = self.build(**self.placeholders)
-        sql, params = queryset.query.sql_with_params()
+        compiler = queryset.query.get_compiler(using=queryset.db)
+        sql, params = compiler.as_sql()
         positions = {}
         for name, placeholder in self.placeholders.items():
             positions[name] = [i for i, param in enumerate(params) if param == placeholder]
             if not positions[name]:
                 raise ImproperlyConfigured(f"the placeholder {name!r} is not a parameter of the compiled query: {sql}")
-        return queryset.model, sql, list(params), positions
+        return queryset.model, sql, list(params), positions, compiler
 
     def sql_and_params(self, values):
         if self.compiled is None:
             self.compiled = self.compile()
-        model, sql, params, positions = self.compiled
+        model, sql, params, positions, _compiler = self.compiled
         params = list(params)
         for name, value in values.items():
             for i in positions[name]:
@@ -100,6 +107,45 @@ class CompiledQuery:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall()
+
+    def objects(self, **values):
+        _model, sql, params = self.sql_and_params(values)
+        model, init_list, (start, end), converters, populators, annotations = self.layout
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        found = []
+        for row in rows:
+            if converters:  # the ORM's, with this thread's connection (a sealed field opened...)
+                row = list(row)
+                for position, (convert_all, expression) in converters:
+                    value = row[position]
+                    for convert in convert_all:
+                        value = convert(value, expression, connection)
+                    row[position] = value
+            obj = model.from_db(connection.alias, init_list, row[start:end])
+            for populator in populators:
+                populator.populate(row, obj)
+            for name, position in annotations:
+                setattr(obj, name, row[position])
+            found.append(obj)
+        return found
+
+    @functools.cached_property
+    def layout(self):
+        """ModelIterable's set-up, once per process: which columns make the model's fields, the
+        converters of the columns that have one, and the populators of the select_related()
+        relations (they read a row by position)."""
+        compiler = self.compiled[-1]
+        if compiler.has_extra_select:
+            raise ImproperlyConfigured("objects() takes no query that selects columns to order by only")
+        select, klass_info = compiler.select, compiler.klass_info
+        fields = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+        init_list = [column[0].target.attname for column in select[fields[0]:fields[1]]]
+        converters = list(compiler.get_converters([column[0] for column in select[:compiler.col_count]]).items())
+        populators = get_related_populators(klass_info, select, compiler.using)
+        return (klass_info["model"], init_list, fields, converters, populators,
+                list((compiler.annotation_col_map or {}).items()))
 
 
 PLACEHOLDER_UUID = uuid.UUID("00000000-0000-4000-8000-00000000c0de")

@@ -1,12 +1,13 @@
 import json
 import logging
 import time
+import uuid
 
 from celery import shared_task
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.db.models import Prefetch
+from django.db.models import Prefetch, prefetch_related_objects
 
 from channels_delivery.engine import attachments
 from channels_delivery.engine.fallback import enqueue_deliveries
@@ -14,6 +15,8 @@ from channels_delivery.engine.poison import PoisonGuardedTask
 from notifications import lifecycle
 from notifications.clock import digests, escalation
 from notifications.models import (
+    PLACEHOLDER_UUID,
+    CompiledQuery,
     DeliveryStatus,
     Notification,
     NotificationStatus,
@@ -99,15 +102,21 @@ def hand_on(batches, lane):
         raise
 
 
+# Dispatch's read of a batch, compiled once per process: at 100 sends/s a batch holds two or three
+# notifications, and building this query was a sixth of dispatch's CPU (py-spy).
+pending_batch_query = CompiledQuery(
+    lambda ids: Notification.objects.select_for_update(skip_locked=True, of=("self",))
+    .select_related("recipient", "recipient__profile", "category")
+    .filter(id__any=ids, status=NotificationStatus.PENDING),
+    ids=[PLACEHOLDER_UUID],
+)
+
+
 def plan_and_enqueue(notification_ids):
     with transaction.atomic():
-        notifications = list(
-            Notification.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("recipient", "recipient__profile", "category")
-            # One Broadcast (its payload) per batch, not per row.
-            .prefetch_related("broadcast", Prefetch("attachments", to_attr=Notification.ATTACHMENTS))
-            .filter(id__any=notification_ids, status=NotificationStatus.PENDING)
-        )
+        notifications = pending_batch_query.objects(ids=[uuid.UUID(str(i)) for i in notification_ids])
+        # One Broadcast (its payload) per batch, not per row.
+        prefetch_related_objects(notifications, "broadcast", Prefetch("attachments", to_attr=Notification.ATTACHMENTS))
         notifications = digests.hold_for_digest(notifications)  # clock: digest categories wait
         attachments.fetch_pending(notifications)  # channels: URL attachments, through the outbound guard
         preferences = PreferenceBook.load(n.recipient_id for n in notifications)
