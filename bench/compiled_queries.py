@@ -3,11 +3,12 @@ against the ORM building and compiling them for every call, alternated in one ru
 
     python -m bench.compiled_queries [--rounds 6] [--queries 300]
 
-Each call asks for one notification, as the in-app worker does at 100 sends/s (a chunk of one):
-the in-app push's query (its notification with its user's unread count),
-settle_notifications' read of its deliveries, and dispatch's read of a batch (its notifications
-locked, with their users, profiles and categories: `select_related()`, so CompiledQuery.objects()). Counts process CPU time (time.process_time), so
-Postgres' own time is left out; the figure is what the worker pays per call.
+Each call asks for one notification, as the workers do at 100 sends/s (a chunk or a batch of one):
+the in-app push's query (its notification with its user's unread count), settle_notifications'
+read of its deliveries, and dispatch's read of a batch (its notifications locked, with their
+users, profiles and categories: `select_related()`, so CompiledQuery.objects()). Counts process
+CPU time (time.process_time), so Postgres' own time is left out; the figure is what the worker
+pays per call.
 """
 
 import argparse

@@ -54,7 +54,6 @@ def test_a_placeholder_that_is_no_parameter_of_the_sql_is_named():
         list(query.instances(ids=[], limit=5))
 
 
-
 def the_batch(ids):
     return (Notification.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("recipient", "recipient__profile", "category").filter(id__any=ids).order_by("title"))
