@@ -6,9 +6,10 @@ against the ORM building and compiling them for every call, alternated in one ru
 Each call asks for one notification, as the workers do at 100 sends/s (a chunk or a batch of one):
 the in-app push's query (its notification with its user's unread count), settle_notifications'
 read of its deliveries, and dispatch's read of a batch (its notifications locked, with their
-users, profiles and categories: `select_related()`, so CompiledQuery.objects()). Counts process
-CPU time (time.process_time), so Postgres' own time is left out; the figure is what the worker
-pays per call.
+users, profiles and categories: `select_related()`, so CompiledQuery.objects()), and that batch
+read again with its attachments and broadcasts (prefetch_related_objects, against
+tasks.read_attachments_and_broadcasts). Counts process CPU time (time.process_time), so Postgres'
+own time is left out; the figure is what the worker pays per call.
 """
 
 import argparse
@@ -17,6 +18,7 @@ import time
 from bench import harness as h
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import transaction  # noqa: E402
+from django.db.models import Prefetch, prefetch_related_objects  # noqa: E402
 
 from notifications.models import (  # noqa: E402
     Category,
@@ -26,7 +28,7 @@ from notifications.models import (  # noqa: E402
     NotificationStatus,
     settled_deliveries_query,
 )
-from notifications.tasks import pending_batch_query  # noqa: E402
+from notifications.tasks import pending_batch_query, read_attachments_and_broadcasts  # noqa: E402
 from notifications.realtime import events  # noqa: E402
 
 
@@ -60,6 +62,20 @@ def main():
             return [(n.id, n.recipient.username, getattr(n.recipient, "profile", None), n.category.key, n.data)
                     for n in query()]
 
+    def prefetched(i):
+        batch = pending_batch_query.objects(ids=[i])
+        prefetch_related_objects(batch, "broadcast", Prefetch("attachments", to_attr=Notification.ATTACHMENTS))
+        return batch
+
+    def read_together(i):
+        batch = pending_batch_query.objects(ids=[i])
+        read_attachments_and_broadcasts(batch)
+        return batch
+
+    def with_reads(query):
+        with transaction.atomic():
+            return [(n.id, n.attachment_rows(), n.broadcast) for n in query()]
+
     cases = {
         "in-app push": (lambda i: push(events.pushed_notifications([i])),
                         lambda i: push(events.pushed_notifications_query.instances(ids=[i]))),
@@ -67,6 +83,8 @@ def main():
                                lambda i: deliveries(settled_deliveries_query.instances(ids=[i]))),
         "dispatch's batch": (lambda i: batch(lambda: pending_batch_query.build([i])),
                              lambda i: batch(lambda: pending_batch_query.objects(ids=[i]))),
+        "dispatch's batch with its attachments and broadcasts": (lambda i: with_reads(lambda: prefetched(i)),
+                                                                 lambda i: with_reads(lambda: read_together(i))),
     }
     for name, (orm, compiled) in cases.items():
         assert orm(ids[0]) == compiled(ids[0]), name  # the same answer, converters and annotations included

@@ -71,8 +71,7 @@ class CompiledQuery:
     go in as the database driver takes them (UUIDs for a UUID column, as the ORM would send).
     `objects(**values)` gives what iterating the QuerySet gives, `select_related()` relations and
     `select_for_update()` included, which raw() cannot: the rows go through the compiler kept from
-    the first call, as Django's ModelIterable takes them (prefetches are the caller's, with
-    prefetch_related_objects)."""
+    the first call, as Django's ModelIterable takes them (prefetches are the caller's)."""
 
     def __init__(self, build, **placeholders):
         self.build, self.placeholders, self.compiled = build, placeholders, None
@@ -707,9 +706,9 @@ class Notification(models.Model):
     def __str__(self):
         return f"{self.category_id}: {self.title}"
 
-    # Where a batch prefetches the attachments (Prefetch("attachments", to_attr=ATTACHMENTS)): a
-    # plain list per row, not the related manager's queryset per row (the prefetch took 12% of
-    # dispatch's CPU that way, 5% this way).
+    # Where dispatch puts each notification's attachments, read for its whole batch at once
+    # (tasks.read_attachments_and_broadcasts): a plain list per row, not the related manager's
+    # queryset per row (a prefetch took 12% of dispatch's CPU that way, 5% this way).
     ATTACHMENTS = "attachment_list"
 
     def attachment_rows(self):

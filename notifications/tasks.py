@@ -7,7 +7,6 @@ from celery import shared_task
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.db.models import Prefetch, prefetch_related_objects
 
 from channels_delivery.engine import attachments
 from channels_delivery.engine.fallback import enqueue_deliveries
@@ -16,6 +15,8 @@ from notifications import lifecycle
 from notifications.clock import digests, escalation
 from notifications.models import (
     PLACEHOLDER_UUID,
+    Attachment,
+    Broadcast,
     CompiledQuery,
     DeliveryStatus,
     Notification,
@@ -112,11 +113,32 @@ pending_batch_query = CompiledQuery(
 )
 
 
+batch_attachments_query = CompiledQuery(
+    lambda ids: Attachment.objects.filter(notification_id__any=ids), ids=[PLACEHOLDER_UUID])
+
+
+def read_attachments_and_broadcasts(notifications):
+    """What planning reads beyond the batch's rows, one query each for the whole batch: every
+    notification's attachments (the list attachment_rows() gives) and its broadcast (the payload).
+    prefetch_related() built both queries anew for every batch: 1.1 ms of CPU for a batch of two,
+    more than the batch's own read."""
+    attachments_of = {notification.id: [] for notification in notifications}
+    if notifications:
+        for attachment in batch_attachments_query.instances(ids=list(attachments_of)):
+            attachments_of[attachment.notification_id].append(attachment)
+    broadcast_ids = {notification.broadcast_id for notification in notifications if notification.broadcast_id}
+    broadcasts = Broadcast.objects.in_bulk(broadcast_ids) if broadcast_ids else {}
+    broadcast_field = Notification._meta.get_field("broadcast")
+    for notification in notifications:
+        notification.__dict__[Notification.ATTACHMENTS] = attachments_of[notification.id]
+        if notification.broadcast_id:
+            broadcast_field.set_cached_value(notification, broadcasts.get(notification.broadcast_id))
+
+
 def plan_and_enqueue(notification_ids):
     with transaction.atomic():
         notifications = pending_batch_query.objects(ids=[uuid.UUID(str(i)) for i in notification_ids])
-        # One Broadcast (its payload) per batch, not per row.
-        prefetch_related_objects(notifications, "broadcast", Prefetch("attachments", to_attr=Notification.ATTACHMENTS))
+        read_attachments_and_broadcasts(notifications)
         notifications = digests.hold_for_digest(notifications)  # clock: digest categories wait
         attachments.fetch_pending(notifications)  # channels: URL attachments, through the outbound guard
         preferences = PreferenceBook.load(n.recipient_id for n in notifications)
