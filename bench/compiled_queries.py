@@ -8,7 +8,8 @@ the in-app push's query (its notification with its user's unread count), settle_
 read of its deliveries, and dispatch's read of a batch (its notifications locked, with their
 users, profiles and categories: `select_related()`, so CompiledQuery.objects()), and that batch
 read again with its attachments and broadcasts (prefetch_related_objects, against
-tasks.read_attachments_and_broadcasts). Counts process CPU time (time.process_time), so Postgres'
+tasks.read_attachments_and_broadcasts), and settle_notifications' UPDATE (QuerySet.update()
+against CompiledQuery.update()). Counts process CPU time (time.process_time), so Postgres'
 own time is left out; the figure is what the worker pays per call.
 """
 
@@ -26,6 +27,8 @@ from notifications.models import (  # noqa: E402
     DeliveryStatus,
     Notification,
     NotificationStatus,
+    SETTLED_BY_DELIVERIES,
+    settle_update,
     settled_deliveries_query,
 )
 from notifications.tasks import pending_batch_query, read_attachments_and_broadcasts  # noqa: E402
@@ -76,6 +79,13 @@ def main():
         with transaction.atomic():
             return [(n.id, n.attachment_rows(), n.broadcast) for n in query()]
 
+    def settle(update):  # there and back: every call changes one row
+        return [update(status) for status in (NotificationStatus.DISPATCHED, NotificationStatus.PENDING)]
+
+    def orm_settle(i):
+        return settle(lambda status: Notification.objects.filter(id__any=[i], status__in=SETTLED_BY_DELIVERIES)
+                      .exclude(status=status).update(status=status))
+
     cases = {
         "in-app push": (lambda i: push(events.pushed_notifications([i])),
                         lambda i: push(events.pushed_notifications_query.instances(ids=[i]))),
@@ -85,6 +95,8 @@ def main():
                              lambda i: batch(lambda: pending_batch_query.objects(ids=[i]))),
         "dispatch's batch with its attachments and broadcasts": (lambda i: with_reads(lambda: prefetched(i)),
                                                                  lambda i: with_reads(lambda: read_together(i))),
+        "settle's UPDATE (two per call)": (orm_settle,
+                                           lambda i: settle(lambda status: settle_update.update(ids=[i], status=status))),
     }
     for name, (orm, compiled) in cases.items():
         assert orm(ids[0]) == compiled(ids[0]), name  # the same answer, converters and annotations included

@@ -107,3 +107,27 @@ def test_objects_refuses_a_query_that_selects_columns_only_to_order_by():
                           ids=[PLACEHOLDER_UUID])
     with pytest.raises(ImproperlyConfigured, match="objects\\(\\) takes no query that selects columns to order by only"):
         query.objects(ids=[])
+
+
+@pytest.mark.django_db
+def test_an_update_changes_the_rows_the_querysets_update_would(make_user):
+    category = Category.objects.create(key="compiled", name="Compiled")
+    ada = make_user("ada")
+    statuses = ["pending", "sent", "delivered", "cancelled", "scheduled", "sent"]
+    rows = [Notification.objects.create(recipient=ada, category=category, title=status, status=status)
+            for status in statuses]
+    settle = CompiledQuery(
+        lambda ids, status: Notification.objects.filter(id__any=ids, status__in=["pending", "sent"]).exclude(
+            status=status),
+        updates={"status": "status"}, ids=[PLACEHOLDER_UUID], status="placeholder status")
+    wanted = [row.id for row in rows[:5]]
+    expected = set(Notification.objects.filter(id__any=wanted, status__in=["pending", "sent"]).exclude(status="sent")
+                   .values_list("id", flat=True))
+
+    assert settle.update(ids=wanted, status="sent") == len(expected) == 1  # the pending one; "sent" stays
+    assert [Notification.objects.get(id=row.id).status for row in rows] == [
+        "sent", "sent", "delivered", "cancelled", "scheduled", "sent"]
+    assert settle.update(ids=[rows[1].id, rows[5].id], status="delivered") == 2
+    assert settle.update(ids=[], status="failed") == 0
+    assert [Notification.objects.get(id=row.id).status for row in rows] == [
+        "sent", "delivered", "delivered", "cancelled", "scheduled", "delivered"]
