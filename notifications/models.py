@@ -164,6 +164,11 @@ PLACEHOLDER_UUID = uuid.UUID("00000000-0000-4000-8000-00000000c0de")
 PLACEHOLDER_ID = -7_310_211  # no row's integer primary key
 
 
+def uuid_values(ids):
+    """Ids (strings or UUIDs) as a compiled query's UUID parameters, as the ORM would send them."""
+    return [uuid.UUID(str(i)) for i in ids]
+
+
 class Priority(models.TextChoices):
     LOW = "low"
     MEDIUM = "medium"
@@ -1165,13 +1170,13 @@ def settle_notifications(notification_ids, deliveries=None):
     if not ids:
         return {}
     if deliveries is None:
-        deliveries = settled_deliveries_query.instances(ids=[uuid.UUID(str(i)) for i in ids])
+        deliveries = settled_deliveries_query.instances(ids=uuid_values(ids))
     derived = derived_statuses(ids, deliveries)
     by_status = {}
     for notification_id, status in derived.items():
         by_status.setdefault(status, []).append(notification_id)
     for status, members in by_status.items():
-        settle_update.update(ids=[uuid.UUID(str(i)) for i in members], status=status)
+        settle_update.update(ids=uuid_values(members), status=status)
     return derived
 
 

@@ -1,7 +1,6 @@
 import json
 import logging
 import time
-import uuid
 
 from celery import shared_task
 from django.conf import settings
@@ -23,6 +22,7 @@ from notifications.models import (
     NotificationStatus,
     copy_create,
     derived_statuses,
+    uuid_values,
 )
 from notifications.planning import audiences, dispatch, planner
 from notifications.planning.preferences import PreferenceBook
@@ -137,7 +137,7 @@ def read_attachments_and_broadcasts(notifications):
 
 def plan_and_enqueue(notification_ids):
     with transaction.atomic():
-        notifications = pending_batch_query.objects(ids=[uuid.UUID(str(i)) for i in notification_ids])
+        notifications = pending_batch_query.objects(ids=uuid_values(notification_ids))
         read_attachments_and_broadcasts(notifications)
         notifications = digests.hold_for_digest(notifications)  # clock: digest categories wait
         attachments.fetch_pending(notifications)  # channels: URL attachments, through the outbound guard

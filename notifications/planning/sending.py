@@ -1,5 +1,6 @@
 """Storing what an app asked to send, and handing it to the dispatch task after commit."""
 
+import contextlib
 import logging
 
 from django.db import transaction
@@ -29,54 +30,49 @@ def log_accepted(notifications, category, priority, sender, held_until):
     )
 
 
-def store_and_dispatch(*, recipients, attachments=(), **fields):
+def store_and_dispatch(
+    *, recipients, category, title, message="", channels=None, priority, data, sender=None,
+    template_key="", context=None, locale="", scheduled_at=None, expires_at=None, attachments=(),
+):
     """Store one notification per recipient, and hand them to dispatch once they are committed.
     One notification without attachments is one INSERT, atomic on its own, so it is stored in
     autocommit: a transaction around it only added BEGIN and COMMIT, half of such a send's SQL
     statements (bench.roundtrips)."""
-    if len(recipients) == 1 and not attachments:
-        return _store_and_dispatch(recipients=recipients, attachments=attachments, **fields)
-    with transaction.atomic():
-        return _store_and_dispatch(recipients=recipients, attachments=attachments, **fields)
-
-
-def _store_and_dispatch(
-    *, recipients, category, title, message="", channels=None, priority, data, sender=None,
-    template_key="", context=None, locale="", scheduled_at=None, expires_at=None, attachments=(),
-):
-    held = is_held(scheduled_at)
-    # Each item of `channels` is a channel (a route of its own) or a list of channels (a fallback chain).
-    routes = [[item] if isinstance(item, str) else list(item) for item in channels or []]
-    notifications = [
-        Notification(
-            recipient=user,
-            sender=sender,
-            category=category,
-            title=title,
-            body=message,
-            routes=routes,
-            priority=priority,
-            data=data,
-            template_key=template_key,
-            context=context or {},
-            locale=locale,
-            scheduled_at=scheduled_at,
-            expires_at=expires_at,
-            status=NotificationStatus.SCHEDULED if held else NotificationStatus.PENDING,
+    one_statement = len(recipients) == 1 and not attachments
+    with contextlib.nullcontext() if one_statement else transaction.atomic():
+        held = is_held(scheduled_at)
+        # Each item of `channels` is a channel (a route of its own) or a list of channels (a fallback chain).
+        routes = [[item] if isinstance(item, str) else list(item) for item in channels or []]
+        notifications = [
+            Notification(
+                recipient=user,
+                sender=sender,
+                category=category,
+                title=title,
+                body=message,
+                routes=routes,
+                priority=priority,
+                data=data,
+                template_key=template_key,
+                context=context or {},
+                locale=locale,
+                scheduled_at=scheduled_at,
+                expires_at=expires_at,
+                status=NotificationStatus.SCHEDULED if held else NotificationStatus.PENDING,
+            )
+            for user in recipients
+        ]
+        if one_statement:
+            notifications[0].save(force_insert=True)  # bulk_create() would open a transaction of its own
+        else:
+            Notification.objects.bulk_create(notifications)
+        store_attachments(notifications, attachments)  # before dispatch can run: it goes on commit
+        log_accepted(notifications, category, priority, sender, scheduled_at if held else None)
+        if held:
+            return notifications
+        ids = [n.id for n in notifications]
+        dispatch_on_commit(
+            ids, priority, coalesce=True,
+            withdraw=lambda: Notification.objects.filter(id__in=ids, status=NotificationStatus.PENDING).delete(),
         )
-        for user in recipients
-    ]
-    if len(notifications) == 1:
-        notifications[0].save(force_insert=True)  # bulk_create() would open a transaction of its own
-    else:
-        Notification.objects.bulk_create(notifications)
-    store_attachments(notifications, attachments)  # before dispatch can run: it goes on commit
-    log_accepted(notifications, category, priority, sender, scheduled_at if held else None)
-    if held:
         return notifications
-    ids = [n.id for n in notifications]
-    dispatch_on_commit(
-        ids, priority, coalesce=True,
-        withdraw=lambda: Notification.objects.filter(id__in=ids, status=NotificationStatus.PENDING).delete(),
-    )
-    return notifications

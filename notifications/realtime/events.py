@@ -11,7 +11,6 @@ import asyncio
 import logging
 import os
 import threading
-import uuid
 
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -20,7 +19,16 @@ from django.db.models import Count, Exists, F, OuterRef, Subquery, Window
 from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
-from notifications.models import PLACEHOLDER_ID, PLACEHOLDER_UUID, Channel, CompiledQuery, Delivery, DeliveryGroups, Notification
+from notifications.models import (
+    PLACEHOLDER_ID,
+    PLACEHOLDER_UUID,
+    Channel,
+    CompiledQuery,
+    Delivery,
+    DeliveryGroups,
+    Notification,
+    uuid_values,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -192,7 +200,7 @@ def publish_inapp_deliveries(sent):
     """The in-app provider's listener: [(delivery_id, message)] just recorded `delivered` (a
     chunk's at once): one query for their notifications with their users' unread counts, one
     hand-over to the channel layer."""
-    ids = {uuid.UUID(str(message.notification_id)) for _delivery_id, message in sent}
+    ids = set(uuid_values(message.notification_id for _delivery_id, message in sent))
     per_user, counts = {}, {}
     for notification in pushed_notifications_query.instances(ids=list(ids)):
         per_user.setdefault(notification.recipient_id, []).append(notification_message(notification))
