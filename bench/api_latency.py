@@ -1,9 +1,11 @@
 """`POST /api/notifications/` latency at a fixed offered load (open loop).
 
     python -m bench.api_latency [--rate 100] [--seconds 30] [--warmup 3] [--no-workers] [--worker-niceness N]
+                                [--server web|gunicorn|realtime]
 
-Starts the Procfile's web process (gunicorn, config/gunicorn.py: WEB_CONCURRENCY x WEB_THREADS,
-a psycopg pool per process; --server realtime: its uvicorn instead) on a free port and, unless
+Starts the Procfile's web process (granian serving config.wsgi: WEB_CONCURRENCY x WEB_THREADS,
+a psycopg pool per process; --server gunicorn: gunicorn's gthread workers of the same shape, to
+compare; --server realtime: the Procfile's uvicorn instead) on a free port and, unless
 --no-workers, the dispatch, inapp and email workers (so every accepted send is also planned and
 delivered on the same machine while the API is measured; email goes to the console backend as
 on a developer machine, no SendGrid key). An API key is issued here.
@@ -26,6 +28,7 @@ everything here).
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import random
@@ -162,8 +165,9 @@ def main():
     parser.add_argument("--worker-niceness", default=None,
                         help="the workers' --niceness (default: the Procfile's, 10)")
     parser.add_argument("--conn-max-age", default="0", help="DATABASE_CONN_MAX_AGE of the web process")
-    parser.add_argument("--server", choices=["web", "realtime"], default="web",
-                        help="web: the Procfile's gunicorn (WSGI, pooled); realtime: its uvicorn (ASGI), to compare")
+    parser.add_argument("--server", choices=["web", "gunicorn", "realtime"], default="web",
+                        help="web: the Procfile's granian (WSGI, pooled); to compare, gunicorn (gthread, the same "
+                             "shape and pool; pip install gunicorn==27.0.1) or realtime: its uvicorn (ASGI)")
     args = parser.parse_args()
     h.header("api_latency: POST /api/notifications/ at a fixed offered load (open loop)",
              rate=args.rate, seconds=args.seconds, warmup=args.warmup, runs=args.runs,
@@ -176,7 +180,9 @@ def main():
     users = h.create_users(1000)
     key = h.issue_api_key()
     port = h.free_port()
-    processes = [h.web(port, args.server)]
+    if args.server == "gunicorn" and importlib.util.find_spec("gunicorn") is None:
+        sys.exit(h.GUNICORN_INSTALL)
+    processes = [h.gunicorn(port) if args.server == "gunicorn" else h.web(port, args.server)]
     processes[0].env["DATABASE_CONN_MAX_AGE"] = args.conn_max_age
     # One API key sends everything here: its throttle (6,000 requests a minute by default) would
     # answer 429 above 100/s and measure the limit instead of the server.

@@ -60,7 +60,7 @@ def role(argv):
         return "shell"  # honcho's `sh -c <command>`, whose child is the command itself
     if "honcho" in text:
         return "honcho"
-    if "gunicorn" in text:
+    if "granian" in text:
         return "web"
     if "uvicorn" in text:
         return "realtime"

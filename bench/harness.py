@@ -244,6 +244,9 @@ class Process:
         self.env = {**os.environ, **BENCH_ENV, **(env or {})}
         command = expand(procfile()[name], self.env)
         argv = shlex.split(command)
+        while re.match(r"\w+=", argv[0]):  # NAME=value before the program, as a shell takes it
+            key, _, value = argv.pop(0).partition("=")
+            self.env[key] = value
         self.argv = [sys.executable, "-m", argv[0], *argv[1:], *extra_args]
         self.shown = shlex.join([*argv, *extra_args])
         self.log_path = LOG_DIR / f"{name}.log"
@@ -312,7 +315,7 @@ def worker(queue, concurrency=None, include_noop=True, niceness=None):
     return Process(queue, env=env, extra_args=extra)
 
 
-WEB_READY = {"web": "Booting worker", "realtime": "Uvicorn running on"}
+WEB_READY = {"web": "Started worker-", "realtime": "Uvicorn running on"}
 
 
 def start_procfile(procfile=None, env=None, timeout=300):
@@ -359,8 +362,25 @@ def stop_procfile(honcho):
 
 
 def web(port, entry="web"):
-    """The Procfile's HTTP tier (gunicorn) or, with entry="realtime", the ASGI server (uvicorn)."""
+    """The Procfile's HTTP tier (granian, WSGI) or, with entry="realtime", the ASGI server (uvicorn)."""
     return Process(entry, env={"WEB_PORT": str(port), "REALTIME_PORT": str(port)})
+
+
+# The WSGI server the Procfile ran before granian, with the same shape (2 processes x 8 threads,
+# the same pool and backlog), for comparisons: `pip install gunicorn==27.0.1` first.
+GUNICORN_INSTALL = "gunicorn is not installed: pip install gunicorn==27.0.1 (only the comparison uses it)"
+
+
+def gunicorn(port):
+    process = web(port)
+    process.argv = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", "2", "--threads", "8",
+                    "--bind", f"127.0.0.1:{port}", "--backlog", "512", "--keep-alive", "5", "config.wsgi:application"]
+    process.shown = shlex.join(process.argv[2:])
+    process.name = "gunicorn"
+    return process
+
+
+WEB_READY["gunicorn"] = "Booting worker"
 
 
 def stop_all():

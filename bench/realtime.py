@@ -4,7 +4,7 @@ reaching all of them, and everyone back after a restart.
     python -m bench.realtime latency [--rate 100] [--seconds 20] [--warmup 3] [--clients 200]
     python -m bench.realtime connections [--clients 10000]
 
-Starts the Procfile's `web` (gunicorn), `realtime` (uvicorn, config.asgi) and the dispatch and
+Starts the Procfile's `web` (granian), `realtime` (uvicorn, config.asgi) and the dispatch and
 inapp workers against the bench database and Redis db. Clients are `websockets` connections in
 this process, each authenticated with its own end-user token (HS256, as an app signs them).
 

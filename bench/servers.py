@@ -1,33 +1,26 @@
-"""The Procfile's WSGI server (gunicorn gthread) against granian (Rust), alternated in one run.
+"""The Procfile's WSGI server (granian) against gunicorn (gthread), alternated in one run.
 
-    pip install granian==2.8.9   # not a dependency of the service: only this comparison uses it
+    pip install gunicorn==27.0.1   # not a dependency of the service: only this comparison uses it
     python -m bench.servers [--rates 100,150,200,250,300] [--seconds 10] [--rounds 2]
 
-Both serve config.wsgi on their own ports at once, against the bench database: gunicorn as the
-Procfile runs it (config/gunicorn.py: 2 processes x 8 threads), granian with the same shape
-(2 workers x 8 blocking threads, --backlog 512). At each rate, each server gets --rounds open-loop
-runs of `POST /api/notifications/` (bench.api_latency's load generator), alternating which goes
-first; no Celery worker runs. Printed per run: latency and the server's CPU time per request (all
-of its processes, from /proc), then each server's medians and the CPU ratio granian/gunicorn.
+Both serve config.wsgi on their own ports at once, against the bench database: granian as the
+Procfile runs it (2 workers x 8 blocking threads, --backlog 512), gunicorn with the same shape
+(2 gthread processes x 8 threads, --backlog 512), each process with a pool of 4 Postgres
+connections. At each rate, each server gets --rounds open-loop runs of `POST /api/notifications/`
+(bench.api_latency's load generator), alternating which goes first; no Celery worker runs (for
+that, `python -m bench.api_latency --server gunicorn` against `--server web`). Printed per run:
+latency and the server's CPU time per request (all of its processes, from /proc), then each
+server's medians and the CPU ratio granian/gunicorn.
 """
 
 import argparse
 import asyncio
 import importlib.util
-import shlex
 import sys
 import time
 
 from bench import harness as h
 from bench.api_latency import offered_load, summarize
-
-
-def granian(port, env):
-    process = h.Process("web", env=env)
-    process.argv = [sys.executable, "-m", "granian", "--interface", "wsgi", "--workers", "2", "--blocking-threads", "8",
-                    "--host", "127.0.0.1", "--port", str(port), "--backlog", "512", "config.wsgi:application"]
-    process.shown = shlex.join(process.argv[2:])
-    return process
 
 
 def main():
@@ -36,8 +29,8 @@ def main():
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    if importlib.util.find_spec("granian") is None:
-        sys.exit("granian is not installed: pip install granian==2.8.9 (only this comparison uses it)")
+    if importlib.util.find_spec("gunicorn") is None:
+        sys.exit(h.GUNICORN_INSTALL)
     h.header("servers: gunicorn (gthread) against granian (WSGI), alternated", rates=args.rates,
              seconds=args.seconds, rounds=args.rounds)
     h.ensure_database()
@@ -47,12 +40,11 @@ def main():
     # One API key sends everything: its throttle would answer 429 and measure the limit instead.
     env = {"NOTIFY_THROTTLE_CLIENT_RATE": "10000000/minute", "DATABASE_POOL_MAX_SIZE": "4"}
     servers = {}
-    port = h.free_port()
-    web = h.web(port)
-    web.env.update(env)
-    servers["gunicorn"] = (port, web.start(ready=h.WEB_READY["web"]))
-    port = h.free_port()
-    servers["granian"] = (port, granian(port, env).start(ready="Started worker-2"))
+    for name, make in (("gunicorn", h.gunicorn), ("granian", h.web)):
+        port = h.free_port()
+        process = make(port)
+        process.env.update(env)
+        servers[name] = (port, process.start(ready=h.WEB_READY[process.name]))
     time.sleep(2)
     print(f"processes: {h.describe([process for _, process in servers.values()])}")
     rates = [float(rate) for rate in args.rates.split(",")]

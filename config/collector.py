@@ -1,6 +1,6 @@
 """Garbage-collector settings for long-running processes, applied once where each starts (the
-realtime process in config/asgi.py, Celery workers in config/celery.py, gunicorn's workers in
-config/gunicorn.py)."""
+realtime process in config/asgi.py, Celery workers in config/celery.py, the web's processes in
+config/wsgi.py)."""
 
 import gc
 

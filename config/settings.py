@@ -138,9 +138,9 @@ DATABASES = {
     )
 }
 DATABASES["default"]["TEST"] = {"NAME": env_str("DATABASE_TEST_NAME", "test_notify")}
-# The web tier (config/gunicorn.py) pools its connections with psycopg_pool: at most this many
-# per process, and a request waits at most DATABASE_POOL_TIMEOUT seconds for one before it is shed
-# with a 503. 0 (Celery workers, tests): one persistent connection per thread instead.
+# The web tier (config/wsgi.py; the Procfile sets 4) pools its connections with psycopg_pool: at
+# most this many per process, and a request waits at most DATABASE_POOL_TIMEOUT seconds for one
+# before it is shed with a 503. 0 (Celery workers, tests): one persistent connection per thread instead.
 DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 0)
 if DATABASE_POOL_MAX_SIZE:
     DATABASES["default"]["CONN_MAX_AGE"] = 0

@@ -1,6 +1,8 @@
 """Real Celery worker processes for integration tests."""
 
+import itertools
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -105,6 +107,15 @@ def free_port():
         return probe.getsockname()[1]
 
 
+def procfile_exec(name):
+    """The Procfile's `name` line for `bash -c`, as honcho runs it but with the shell replaced by
+    the program (`exec` after the line's leading NAME=value assignments), so a signal reaches it."""
+    line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith(f"{name}:"))
+    words = line.split(":", 1)[1].split()
+    assignments = list(itertools.takewhile(lambda word: re.match(r"\w+=", word), words))
+    return " ".join([*assignments, "exec", *words[len(assignments):]])
+
+
 class AsgiServerProcess(WorkerProcess):
     """A real uvicorn serving config.asgi (HTTP and WebSocket) on a free port."""
 
@@ -142,19 +153,23 @@ class AsgiServerProcess(WorkerProcess):
 
 
 class WebServerProcess(AsgiServerProcess):
-    """The Procfile's HTTP tier: gunicorn with config/gunicorn.py (gthread, pooled Postgres)."""
+    """The Procfile's HTTP tier, run by its own `web` line: granian serving config.wsgi
+    (WEB_CONCURRENCY processes x WEB_THREADS threads, pooled Postgres)."""
 
     def start(self, timeout=60):
         seen = len(self.log())
         self.log_file = open(self.log_path, "a")
+        env = {**self.env, "WEB_PORT": str(self.port),
+               "PATH": f"{Path(sys.executable).parent}{os.pathsep}{self.env.get('PATH', os.environ['PATH'])}"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi:application"],
-            cwd=ROOT, env={**self.env, "WEB_PORT": str(self.port)}, stdout=self.log_file,
+            ["bash", "-c", procfile_exec("web")], cwd=ROOT, env=env, stdout=self.log_file,
             stderr=subprocess.STDOUT, start_new_session=True,
         )
+        processes = int(env.get("WEB_CONCURRENCY", "2"))
         deadline = time.time() + timeout
         while time.time() < deadline:
-            if "Booting worker" in self.log()[seen:]:
+            # granian logs it once a worker process has loaded the app
+            if self.log()[seen:].count("Started worker-") >= processes:
                 return self
             if self.process.poll() is not None:
                 raise RuntimeError(f"web server exited early:\n{self.log()}")

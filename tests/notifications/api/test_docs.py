@@ -12,14 +12,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.support.workers import procfile_exec
+
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def procfile_command(name):
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.startswith(f"{name}:"):
-            return line.split(":", 1)[1].strip()
-    raise LookupError(name)
 
 
 def free_port():
@@ -61,7 +56,7 @@ def web(tmp_path_factory):
     log_path = log_dir / "web.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            ["bash", "-c", f"exec {procfile_command('web')}"],
+            ["bash", "-c", procfile_exec("web")],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     base = f"http://127.0.0.1:{port}"
@@ -70,7 +65,7 @@ def web(tmp_path_factory):
         try:
             requests.get(f"{base}/api/docs/", timeout=2)
             break
-        except (requests.ConnectionError, requests.Timeout):  # gunicorn listens before its workers boot
+        except (requests.ConnectionError, requests.Timeout):  # granian listens before its workers load the app
             if process.poll() is not None or time.time() > deadline:
                 raise RuntimeError(f"web did not start:\n{log_path.read_text()}")
             time.sleep(0.2)
@@ -126,5 +121,5 @@ def test_redoc_loads_only_assets_the_service_serves(web):
 def test_web_starts_without_static_files_warnings(web):
     _base, log_path = web
     output = log_path.read_text()
-    assert "Booting worker" in output  # gunicorn, as the Procfile runs web
+    assert "Started worker-" in output  # granian, as the Procfile runs web
     assert "No directory at" not in output

@@ -1,4 +1,4 @@
-"""The HTTP tier as the Procfile runs it (gunicorn, gthread, psycopg pool): under more concurrent
+"""The HTTP tier as the Procfile runs it (granian, WSGI, psycopg pool): under more concurrent
 requests than it has Postgres connections it sheds load with 503 + Retry-After, never a 500, and
 never holds more connections than its pools allow."""
 
@@ -17,7 +17,7 @@ def test_overload_is_shed_with_503_and_retry_after_never_500(worker_env, tmp_pat
     # One process, many threads, one pooled connection that a request waits for at most 0.05 s.
     env = {**worker_env, "WEB_CONCURRENCY": "1", "WEB_THREADS": "16", "DATABASE_POOL_MAX_SIZE": "1",
            "DATABASE_POOL_TIMEOUT": "0.05", "NOTIFY_THROTTLE_CLIENT_RATE": "100000/minute"}
-    server = WebServerProcess(env, log_dir=tmp_path, name="gunicorn").start()
+    server = WebServerProcess(env, log_dir=tmp_path, name="web").start()
     try:
         headers = {"Authorization": f"Bearer {sender_key}"}
         body = {"recipients": ["ada"], "category": "orders", "title": "hi", "channels": ["inapp"]}

@@ -57,6 +57,29 @@ def test_the_realtime_service_runs_uvicorn_as_the_procfile_does():
     assert from_compose["--ws-per-message-deflate"] == "false"
 
 
+def test_the_web_service_runs_granian_as_the_procfile_does():
+    """The same server and options in both, and the same pool of Postgres connections per process."""
+    procfile = dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
+    words = procfile["web"].split()
+    assert words[0] == "DATABASE_POOL_MAX_SIZE=${DATABASE_POOL_MAX_SIZE:-4}"
+    from_procfile, from_compose = words[1:], SERVICES["web"]["command"]
+    assert from_compose[:4] == from_procfile[:4] == ["granian", "--interface", "wsgi", "config.wsgi:application"]
+
+    def options(argv):
+        flags = [n for n, word in enumerate(argv) if word.startswith("--")]
+        return {argv[n]: argv[n + 1] if n + 1 < len(argv) and not argv[n + 1].startswith("--") else True for n in flags}
+
+    # the Procfile reads them from the environment (with the defaults compose also uses), compose
+    # binds every interface of the container on the port it publishes
+    local = {"--host": "${WEB_HOST:-127.0.0.1}", "--port": "${WEB_PORT:-8000}", "--backlog": "${WEB_BACKLOG:-512}",
+             "--workers-kill-timeout": "${WEB_GRACEFUL_TIMEOUT:-20}"}
+    assert options(from_procfile) == {**options(from_compose), **local}
+    assert options(from_compose)["--host"] == "0.0.0.0" and options(from_compose)["--port"] == "8000"
+    assert SERVICES["web"]["environment"]["DATABASE_POOL_MAX_SIZE"] == "${DATABASE_POOL_MAX_SIZE:-4}"
+    assert SERVICES["web"]["environment"]["DJANGO_SECRET_KEY"] == COMPOSE["x-app"]["environment"]["DJANGO_SECRET_KEY"]
+    assert re.search(r'^CMD \["granian", "--interface", "wsgi", "config.wsgi:application"', DOCKERFILE, re.M)
+
+
 def test_secrets_come_from_the_environment():
     env = SERVICES["web"]["environment"]
     assert env["DJANGO_SECRET_KEY"].startswith("${DJANGO_SECRET_KEY:?")
