@@ -35,7 +35,16 @@ PROCESS_ENVIRONMENT = frozenset(name for name in os.environ if name not in CGI_N
 def application(environ, start_response):
     for name in PROCESS_ENVIRONMENT.intersection(environ):
         del environ[name]
-    return django_application(environ, start_response)
+    response = django_application(environ, start_response)
+    if getattr(response, "streaming", True):  # static files, exports: written as they come
+        return response
+    # granian writes a list in one call; any other iterable takes its streaming path, a Rust task
+    # that comes back for each chunk. The body is complete, so the response is closed here (the
+    # request_finished signal, which returns the pooled Postgres connection).
+    try:
+        return [response.content]
+    finally:
+        response.close()
 
 
 # Django and the app are loaded: move what they allocated out of the collector's sight, so a full

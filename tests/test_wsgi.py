@@ -1,5 +1,6 @@
 """config/wsgi.py, the web processes' entry point: what it loaded is frozen out of the collector's
-sight, and a request's environ carries none of the process environment's secrets."""
+sight, a request's environ carries none of the process environment's secrets, and a complete
+response is handed to the server as one list."""
 
 import json
 import os
@@ -30,9 +31,13 @@ environ = dict(os.environ) | {
     "wsgi.url_scheme": "https", "wsgi.input": io.BytesIO(b""), "wsgi.errors": sys.stderr,
     "wsgi.version": (1, 0), "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False,
 }
+from django.core.signals import request_finished
+finished = []
+request_finished.connect(lambda **kwargs: finished.append(True), weak=False)
 answers = []
-b"".join(application(environ, lambda status, headers, exc_info=None: answers.append(status)))
-print(json.dumps({"answers": answers, "environ": sorted(name for name in environ if isinstance(environ[name], str))}))
+body = application(environ, lambda status, headers, exc_info=None: answers.append(status))
+print(json.dumps({"answers": answers, "environ": sorted(name for name in environ if isinstance(environ[name], str)),
+                  "body": type(body).__name__, "finished": len(finished), "content": b"".join(body).decode()}))
 """
 
 
@@ -45,6 +50,9 @@ def test_a_request_sees_its_own_variables_not_the_process_environment():
     seen = json.loads(answer.stdout.splitlines()[-1])
 
     assert seen["answers"] == ["200 OK"]
+    # the body in one list, which granian writes in one call, and the request already finished
+    # (its pooled connection returned)
+    assert seen["body"] == "list" and seen["finished"] == 1 and json.loads(seen["content"])
     # what Django was given: the process's variables are gone, the request's are all there
     assert not {"DJANGO_SECRET_KEY", "DATABASE_URL", "PATH", "http_proxy"} & set(seen["environ"])
     assert set(seen["environ"]) == {
