@@ -142,6 +142,10 @@ DATABASES["default"]["TEST"] = {"NAME": env_str("DATABASE_TEST_NAME", "test_noti
 # most this many per process, and a request waits at most DATABASE_POOL_TIMEOUT seconds for one
 # before it is shed with a 503. 0 (Celery workers, tests): one persistent connection per thread instead.
 DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 0)
+# Those pooled processes serve short requests: a statement running longer than
+# DATABASE_STATEMENT_TIMEOUT seconds is cancelled by Postgres (the request answers 503), so a stuck
+# query cannot keep one of the pool's few connections. 0: no limit.
+DATABASE_STATEMENT_TIMEOUT = env_float("DATABASE_STATEMENT_TIMEOUT", 30.0)
 if DATABASE_POOL_MAX_SIZE:
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
@@ -149,6 +153,11 @@ if DATABASE_POOL_MAX_SIZE:
         "pool": {"min_size": 1, "max_size": DATABASE_POOL_MAX_SIZE,
                  "timeout": env_float("DATABASE_POOL_TIMEOUT", 2.0)},
     }
+    if DATABASE_STATEMENT_TIMEOUT:
+        DATABASES["default"]["OPTIONS"]["options"] = " ".join(filter(None, [
+            DATABASES["default"]["OPTIONS"].get("options"),
+            f"-c statement_timeout={round(DATABASE_STATEMENT_TIMEOUT * 1000)}",
+        ]))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
