@@ -4,7 +4,7 @@ A fixed pool: WEB_CONCURRENCY processes x WEB_THREADS threads, each process with
 connection pool of at most DATABASE_POOL_MAX_SIZE connections (the Procfile sets 4), so the web
 tier never holds more than WEB_CONCURRENCY x DATABASE_POOL_MAX_SIZE Postgres connections whatever
 the load. Threads beyond the pool wait for a connection at most DATABASE_POOL_TIMEOUT seconds,
-then the request is shed with 503 + Retry-After (notifications/ops/overload.py). Why WSGI here:
+then the request is shed with 503 + Retry-After (notifications/api/errors.py). Why WSGI here:
 the API is sync Django/DRF, and under ASGI Django runs every sync view of a process on one thread.
 """
 
