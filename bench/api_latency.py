@@ -145,7 +145,7 @@ def cpu_meter(processes):
 def report_cpu(meter, requests, seconds):
     used = meter.used()
     total = sum(used.values())
-    print(f"  CPU per request, from the first request to the workers caught up: "
+    print("  CPU per request, from the first request to the workers caught up: "
           + ", ".join(f"{name} {1000 * value / requests:.2f} ms" for name, value in used.items())
           + f"; all {1000 * total / requests:.2f} ms ({total / seconds:.2f} cores over the offered {seconds:.0f} s)")
 
