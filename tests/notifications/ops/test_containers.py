@@ -14,6 +14,13 @@ ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
 DOCKERFILE = (ROOT / "docker" / "Dockerfile").read_text()
 SERVICES = COMPOSE["services"]
+PROCFILE = dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
+
+
+def options(argv, ignored=()):
+    """{--flag: its value, or True for a flag without one} of a command line, but `ignored`."""
+    flags = [n for n, word in enumerate(argv) if word.startswith("--") and word not in ignored]
+    return {argv[n]: argv[n + 1] if n + 1 < len(argv) and not argv[n + 1].startswith("--") else True for n in flags}
 
 
 def test_every_queue_has_a_worker_service_with_a_health_check():
@@ -44,13 +51,9 @@ def test_flower_needs_credentials_and_is_published_on_loopback_only():
 def test_the_realtime_service_runs_uvicorn_as_the_procfile_does():
     """Same WebSocket options in both: pings, the message size bound, no permessage-deflate (its
     zlib contexts doubled a connection's memory), the accept backlog for a reconnect storm."""
-    def options(argv):
-        flags = [n for n, word in enumerate(argv) if word.startswith("--") and word not in ("--workers", "--host", "--port")]
-        return {argv[n]: argv[n + 1] if n + 1 < len(argv) and not argv[n + 1].startswith("--") else True for n in flags}
-
-    procfile = dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
-    from_procfile = options(procfile["realtime"].split())
-    from_compose = options(SERVICES["realtime"]["command"])
+    ignored = ("--workers", "--host", "--port")
+    from_procfile = options(PROCFILE["realtime"].split(), ignored)
+    from_compose = options(SERVICES["realtime"]["command"], ignored)
     for flag in ("--ws-ping-interval", "--ws-ping-timeout"):  # the Procfile reads them from the environment
         assert from_procfile.pop(flag).startswith("${") and from_compose.pop(flag) == "20"
     assert from_procfile == from_compose
@@ -59,15 +62,10 @@ def test_the_realtime_service_runs_uvicorn_as_the_procfile_does():
 
 def test_the_web_service_runs_granian_as_the_procfile_does():
     """The same server and options in both, and the same pool of Postgres connections per process."""
-    procfile = dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
-    words = procfile["web"].split()
+    words = PROCFILE["web"].split()
     assert words[0] == "DATABASE_POOL_MAX_SIZE=${DATABASE_POOL_MAX_SIZE:-4}"
     from_procfile, from_compose = words[1:], SERVICES["web"]["command"]
     assert from_compose[:4] == from_procfile[:4] == ["granian", "--interface", "wsgi", "config.wsgi:application"]
-
-    def options(argv):
-        flags = [n for n, word in enumerate(argv) if word.startswith("--")]
-        return {argv[n]: argv[n + 1] if n + 1 < len(argv) and not argv[n + 1].startswith("--") else True for n in flags}
 
     # the Procfile reads them from the environment (with the defaults compose also uses), compose
     # binds every interface of the container on the port it publishes
