@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
-from notifications.api.end_user_tokens import RefusedToken, new_token_secret, unverified_header
+from notifications.api.end_user_tokens import HMACWithCheckedKeys, RefusedToken, new_token_secret, unverified_header
 from notifications.models import ApiClient, Notification
 from notifications.tenancy import grant
 from tests.support import end_user_token
@@ -162,6 +162,22 @@ def test_the_header_read_to_find_the_key_is_the_one_pyjwt_reads(shop, rsa_keys):
     for token in [end_user_token(shop, "ada"), end_user_token(shop, "ada", key=rsa_keys[0], algorithm="RS256"),
                   jwt.encode({"sub": "ada"}, None, algorithm="none", headers={"kid": "x" * 40, "typ": "JWT"})]:
         assert unverified_header(token) == jwt.get_unverified_header(token)
+
+
+def test_hs256_checks_a_key_once_and_refuses_a_public_key_as_its_secret_every_time(rsa_keys):
+    assert isinstance(jwt.get_algorithm_by_name("HS256"), HMACWithCheckedKeys)
+    for _ in range(2):  # a refused key is not remembered as checked
+        with pytest.raises(jwt.InvalidKeyError, match="asymmetric key"):
+            jwt.encode({"sub": "ada"}, rsa_keys[1], algorithm="HS256")
+    secret, other = new_token_secret(), new_token_secret()
+    token = jwt.encode({"sub": "ada"}, secret, algorithm="HS256")
+    checked = HMACWithCheckedKeys.prepare_key.cache_info()
+    for _ in range(3):
+        assert jwt.decode(token, secret, algorithms=["HS256"]) == {"sub": "ada"}
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(token, other, algorithms=["HS256"])
+    after = HMACWithCheckedKeys.prepare_key.cache_info()
+    assert (after.hits - checked.hits, after.misses - checked.misses) == (3, 1)
 
 
 @pytest.mark.parametrize("token", [
