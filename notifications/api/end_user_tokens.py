@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import jwt
-from jwt.algorithms import HMACAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from django.conf import settings
+from jwt.algorithms import HMACAlgorithm
 from rest_framework import authentication, exceptions
 
 from notifications.models import ApiClient
