@@ -107,11 +107,15 @@ def free_port():
         return probe.getsockname()[1]
 
 
+def procfile():
+    """{entry name: its command line} of the Procfile."""
+    return dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
+
+
 def procfile_exec(name):
     """The Procfile's `name` line for `bash -c`, as honcho runs it but with the shell replaced by
     the program (`exec` after the line's leading NAME=value assignments), so a signal reaches it."""
-    line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith(f"{name}:"))
-    words = line.split(":", 1)[1].split()
+    words = procfile()[name].split()
     assignments = list(itertools.takewhile(lambda word: re.match(r"\w+=", word), words))
     return " ".join([*assignments, "exec", *words[len(assignments):]])
 

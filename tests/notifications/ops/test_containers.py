@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.workers import procfile
+
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
 DOCKERFILE = (ROOT / "docker" / "Dockerfile").read_text()
 SERVICES = COMPOSE["services"]
-PROCFILE = dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
+PROCFILE = procfile()
 
 
 def options(argv, ignored=()):
